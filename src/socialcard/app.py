@@ -1,0 +1,37 @@
+"""The FastAPI application factory: composes the domains' routers, nothing else."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from socialcard import __version__
+from socialcard.core.config import get_settings
+from socialcard.core.http import RequestIdMiddleware, install_error_handlers
+from socialcard.core.logging import configure_logging
+from socialcard.registry.ingestion.router import router as ingestion_router
+from socialcard.registry.router import router as registry_router
+from socialcard.security.router import router as security_router
+
+
+def create_app() -> FastAPI:
+    """Build the application (docs served offline at /docs, OpenAPI at /openapi.json)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    app = FastAPIOffline(
+        title="socialcard",
+        version=__version__,
+        description="Proactive social benefits: registry, rules, campaigns, wallet, card.",
+    )
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok"}
+
+    app.include_router(registry_router)
+    app.include_router(ingestion_router)
+    app.include_router(security_router)
+    return app

@@ -1,0 +1,1 @@
+"""The `socialcard` command line: composes the domains' typer apps."""

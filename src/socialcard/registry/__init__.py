@@ -1,0 +1,1 @@
+"""The national registry: persons, families, facts from agencies, life events."""

@@ -1,0 +1,1 @@
+"""Ingestion of agency data: declared source schemas, row validation, quarantine, batches."""

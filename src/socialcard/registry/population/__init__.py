@@ -1,0 +1,1 @@
+"""Synthetic Kazakhstan-like population for demos, tests and benchmarks."""

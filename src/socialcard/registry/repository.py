@@ -1,0 +1,138 @@
+"""Registry queries. Every select() of the registry lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from socialcard.core.clock import utcnow
+from socialcard.registry.models import Event, EventCursor, Fact, Family, FamilyMember, Person
+
+_ID_CHUNK = 900  # below SQLite's default limit of bound parameters per statement
+
+
+def person_by_id(session: Session, person_id: int) -> Person | None:
+    return session.get(Person, person_id)
+
+
+def person_by_national_id(session: Session, national_id: str) -> Person | None:
+    return session.scalars(select(Person).where(Person.national_id == national_id)).first()
+
+
+def person_ids_by_national_id(session: Session, national_ids: Iterable[str]) -> dict[str, int]:
+    """Map national ids to person ids for those that exist (chunked for large batches)."""
+    wanted = list(dict.fromkeys(national_ids))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        rows = session.execute(
+            select(Person.national_id, Person.id).where(Person.national_id.in_(chunk))
+        )
+        found.update({nid: pid for nid, pid in rows})
+    return found
+
+
+def search_persons(
+    session: Session,
+    *,
+    national_id: str | None,
+    name: str | None,
+    region_prefix: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Person], int]:
+    """Persons matching all given criteria; name matches a prefix of the last or first name."""
+    query = select(Person)
+    if national_id:
+        query = query.where(Person.national_id == national_id)
+    if name:
+        pattern = name.strip().lower() + "%"
+        query = query.where(
+            or_(func.lower(Person.last_name).like(pattern), func.lower(Person.first_name).like(pattern))
+        )
+    if region_prefix:
+        query = query.where(Person.region_kato.like(region_prefix + "%"))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Person.id).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+def family_by_id(session: Session, family_id: int) -> Family | None:
+    return session.get(Family, family_id)
+
+
+def family_by_ref(session: Session, ref: str) -> Family | None:
+    return session.scalars(select(Family).where(Family.ref == ref)).first()
+
+
+def current_membership(session: Session, person_id: int) -> FamilyMember | None:
+    return session.scalars(
+        select(FamilyMember).where(
+            FamilyMember.person_id == person_id, FamilyMember.until_on.is_(None)
+        )
+    ).first()
+
+
+def family_members(
+    session: Session, family_id: int, *, include_past: bool
+) -> Sequence[tuple[FamilyMember, Person]]:
+    """Members of a family with their persons, current only unless include_past."""
+    query = (
+        select(FamilyMember, Person)
+        .join(Person, Person.id == FamilyMember.person_id)
+        .where(FamilyMember.family_id == family_id)
+    )
+    if not include_past:
+        query = query.where(FamilyMember.until_on.is_(None))
+    return [(m, p) for m, p in session.execute(query.order_by(FamilyMember.id))]
+
+
+def live_facts(session: Session, person_ids: Sequence[int], *, on: date) -> Sequence[Fact]:
+    """Facts in force on a date for these persons (not superseded, validity covering the date)."""
+    if not person_ids:
+        return []
+    query = (
+        select(Fact)
+        .where(
+            Fact.person_id.in_(person_ids),
+            Fact.superseded_at.is_(None),
+            Fact.valid_from <= on,
+            or_(Fact.valid_until.is_(None), Fact.valid_until >= on),
+        )
+        .order_by(Fact.person_id, Fact.kind, Fact.valid_from)
+    )
+    return session.scalars(query).all()
+
+
+def fact_history(session: Session, person_id: int) -> Sequence[Fact]:
+    """Every fact row of a person, superseded ones included, oldest first."""
+    return session.scalars(
+        select(Fact).where(Fact.person_id == person_id).order_by(Fact.id)
+    ).all()
+
+
+def cursor_position(session: Session, consumer: str) -> int:
+    cursor = session.get(EventCursor, consumer)
+    return 0 if cursor is None else cursor.position
+
+
+def set_cursor_position(session: Session, consumer: str, position: int) -> None:
+    cursor = session.get(EventCursor, consumer)
+    if cursor is None:
+        session.add(EventCursor(consumer=consumer, position=position))
+    else:
+        session.execute(
+            update(EventCursor)
+            .where(EventCursor.consumer == consumer)
+            .values(position=position, updated_at=utcnow())
+        )
+    session.flush()
+
+
+def events_after(session: Session, *, position: int, limit: int) -> Sequence[Event]:
+    return session.scalars(
+        select(Event).where(Event.id > position).order_by(Event.id).limit(limit)
+    ).all()

@@ -1,0 +1,197 @@
+"""Registry reads for operators: persons, families with members and current facts, search.
+
+Every read of a person's data is written to the audit log with the actor and the purpose.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from socialcard.core.clock import today
+from socialcard.registry import repository
+from socialcard.registry.enums import FactKind
+from socialcard.registry.errors import FamilyNotFound, InvalidSearch, PersonNotFound
+from socialcard.registry.identifiers import IdentifierError, scheme_for
+from socialcard.registry.models import Fact
+from socialcard.registry.regions import REGIONS
+from socialcard.registry.schemas import (
+    FactRead,
+    FamilyRead,
+    MemberRead,
+    PersonDetail,
+    PersonPage,
+    PersonRead,
+    RegionRead,
+)
+from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
+
+# A person is in one state of these at a time, whatever the detail: the record with the latest
+# start wins (a disability re-assessed from group II to group I supersedes the group II record).
+STATE_KINDS = frozenset(
+    {FactKind.DISABILITY, FactKind.UNEMPLOYMENT, FactKind.STUDY, FactKind.PENSION, FactKind.DEATH}
+)
+
+
+def current_facts(facts: Sequence[Fact]) -> list[Fact]:
+    """Resolve live facts to the state in force: per agency, a later start supersedes an earlier
+    one (per kind for state kinds, per kind and detail for amounts like incomes and loans).
+    Facts of two agencies are both kept, each with its provenance."""
+    latest: dict[tuple[int, str, str, str], Fact] = {}
+    for fact in facts:
+        detail_key = "" if fact.kind in STATE_KINDS else fact.detail
+        key = (fact.person_id, fact.kind, detail_key, fact.source)
+        held = latest.get(key)
+        if held is None or (fact.valid_from, fact.id) > (held.valid_from, held.id):
+            latest[key] = fact
+    return sorted(latest.values(), key=lambda f: (f.person_id, f.kind, f.detail, f.source))
+
+
+def _facts_by_person(session: Session, person_ids: Sequence[int], on: date) -> dict[int, list[Fact]]:
+    grouped: dict[int, list[Fact]] = defaultdict(list)
+    for fact in current_facts(repository.live_facts(session, person_ids, on=on)):
+        grouped[fact.person_id].append(fact)
+    return grouped
+
+
+def get_person(
+    session: Session, *, person_id: int, actor: Actor, purpose: Purpose, on: date | None = None
+) -> PersonDetail:
+    """One person with their current family and facts in force on a date (audited)."""
+    person = repository.person_by_id(session, person_id)
+    if person is None:
+        raise PersonNotFound(f"no person with id {person_id}")
+    as_of = on or today()
+    membership = repository.current_membership(session, person_id)
+    facts = _facts_by_person(session, [person_id], as_of).get(person_id, [])
+    security_service.record_access(
+        session, actor=actor, action="person.read", subject_type="person",
+        subject_ids=[person_id], purpose=purpose,
+    )
+    return PersonDetail(
+        **PersonRead.model_validate(person).model_dump(),
+        family_id=membership.family_id if membership else None,
+        role=membership.role if membership else None,
+        as_of=as_of,
+        facts=[FactRead.model_validate(f) for f in facts],
+    )
+
+
+def person_fact_history(
+    session: Session, *, person_id: int, actor: Actor, purpose: Purpose
+) -> list[FactRead]:
+    """Every fact ever recorded for a person, superseded ones included (audited)."""
+    if repository.person_by_id(session, person_id) is None:
+        raise PersonNotFound(f"no person with id {person_id}")
+    security_service.record_access(
+        session, actor=actor, action="person.facts.read", subject_type="person",
+        subject_ids=[person_id], purpose=purpose,
+    )
+    return [FactRead.model_validate(f) for f in repository.fact_history(session, person_id)]
+
+
+def get_family(
+    session: Session,
+    *,
+    family_id: int,
+    actor: Actor,
+    purpose: Purpose,
+    on: date | None = None,
+    include_past: bool = False,
+) -> FamilyRead:
+    """A family with its members and each member's facts in force (audited per member)."""
+    family = repository.family_by_id(session, family_id)
+    if family is None:
+        raise FamilyNotFound(f"no family with id {family_id}")
+    as_of = on or today()
+    members = repository.family_members(session, family_id, include_past=include_past)
+    person_ids = [person.id for _, person in members]
+    facts = _facts_by_person(session, person_ids, as_of)
+    security_service.record_access(
+        session, actor=actor, action="family.read", subject_type="person",
+        subject_ids=person_ids, purpose=purpose,
+    )
+    return FamilyRead(
+        id=family.id,
+        ref=family.ref,
+        region_kato=family.region_kato,
+        as_of=as_of,
+        members=[
+            MemberRead(
+                role=membership.role,
+                from_on=membership.from_on,
+                until_on=membership.until_on,
+                person=PersonRead.model_validate(person),
+                facts=[FactRead.model_validate(f) for f in facts.get(person.id, [])],
+            )
+            for membership, person in members
+        ],
+    )
+
+
+def search_persons(
+    session: Session,
+    *,
+    actor: Actor,
+    purpose: Purpose,
+    national_id: str | None,
+    name: str | None,
+    region: str | None,
+    page: int,
+    size: int,
+) -> PersonPage:
+    """Persons by national id, name prefix and region (KATO prefix), paginated (audited)."""
+    if not (national_id or name or region):
+        raise InvalidSearch(
+            "give at least one of national_id, name or region",
+            details=[{"field": "national_id", "reason": "at least one criterion is required"}],
+        )
+    if national_id:
+        try:
+            scheme_for("KZ").validate(national_id)
+        except IdentifierError as exc:
+            raise InvalidSearch(
+                f"national_id: {exc}", details=[{"field": "national_id", "reason": str(exc)}]
+            ) from None
+    region_prefix = None
+    if region:
+        if not (region.isascii() and region.isdigit() and 2 <= len(region) <= 9):
+            raise InvalidSearch(
+                "region: must be 2 to 9 digits of a KATO code",
+                details=[{"field": "region", "reason": "must be 2 to 9 digits of a KATO code"}],
+            )
+        if region[:2] not in REGIONS:
+            raise InvalidSearch(
+                f"region: unknown region {region[:2]!r}",
+                details=[{"field": "region", "reason": "unknown region"}],
+            )
+        region_prefix = region.rstrip("0") if len(region) == 9 else region
+        region_prefix = region_prefix if len(region_prefix) >= 2 else region[:2]
+    rows, total = repository.search_persons(
+        session,
+        national_id=national_id,
+        name=name,
+        region_prefix=region_prefix,
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    security_service.record_access(
+        session, actor=actor, action="person.search", subject_type="person",
+        subject_ids=[p.id for p in rows], purpose=purpose,
+    )
+    return PersonPage(
+        items=[PersonRead.model_validate(p) for p in rows], page=page, size=size, total=total
+    )
+
+
+def list_regions() -> list[RegionRead]:
+    """The regions of the country with their names."""
+    return [
+        RegionRead(kato=code + "0000000", name_kk=n["kk"], name_ru=n["ru"], name_en=n["en"])
+        for code, n in sorted(REGIONS.items())
+    ]

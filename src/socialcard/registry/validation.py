@@ -1,0 +1,307 @@
+"""Row-level validation shared by every way data enters the registry.
+
+The importers (CLI files and the agency API) and the synthetic population generator call the
+same functions, so the same rules hold whatever the path. Each function takes one raw row (a
+mapping of strings or native values) and returns a typed row, or raises RowError naming the
+field and the reason. They are plain functions, not pydantic models, because they run millions
+of times per import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, NamedTuple
+
+from socialcard.registry.enums import (
+    DISABILITY_CAUSES,
+    FACT_DETAILS,
+    STUDY_MODES,
+    FactKind,
+    Language,
+    MemberRole,
+)
+from socialcard.registry.identifiers import IdentifierError, scheme_for
+from socialcard.registry.regions import is_known_kato
+
+EARLIEST_BIRTH = date(1900, 1, 1)
+_LANGUAGES = frozenset(lang.value for lang in Language)
+_ROLES = frozenset(role.value for role in MemberRole)
+_NAME_PUNCTUATION = frozenset(" -'’.")
+MAX_AMOUNT_MINOR = 10**13  # 100 billion tenge: anything larger is a unit mistake
+
+
+class RowError(ValueError):
+    """A row is rejected: `field` names the column, `reason` says what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class PersonRow(NamedTuple):
+    national_id: str
+    country: str
+    last_name: str
+    first_name: str
+    patronymic: str | None
+    birth_on: date
+    sex: str
+    phone: str | None
+    language: str
+    region_kato: str
+    address: str | None
+    death_on: date | None
+
+
+class MemberRow(NamedTuple):
+    family_ref: str
+    region_kato: str
+    national_id: str
+    role: str
+    from_on: date
+    until_on: date | None
+
+
+class FactRow(NamedTuple):
+    national_id: str
+    kind: str
+    detail: str
+    qualifier: str | None
+    amount_minor: int | None
+    quantity: int | None
+    valid_from: date
+    valid_until: date | None
+
+
+def _text(row: Mapping[str, Any], field: str, *, required: bool, max_len: int) -> str | None:
+    value = row.get(field)
+    if value is None:
+        if required:
+            raise RowError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    value = value.strip()
+    if not value:
+        if required:
+            raise RowError(field, "is required")
+        return None
+    if len(value) > max_len:
+        raise RowError(field, f"is longer than {max_len} characters")
+    return value
+
+
+def _name(row: Mapping[str, Any], field: str, *, required: bool) -> str | None:
+    value = _text(row, field, required=required, max_len=100)
+    if value is not None:
+        for char in value:
+            if not (char.isalpha() or char in _NAME_PUNCTUATION):
+                raise RowError(field, f"contains a character not allowed in a name: {char!r}")
+    return value
+
+
+def parse_date(row: Mapping[str, Any], field: str, *, required: bool) -> date | None:
+    """An ISO date (YYYY-MM-DD) or a date object; RowError otherwise."""
+    value = row.get(field)
+    if value is None or value == "":
+        if required:
+            raise RowError(field, "is required")
+        return None
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise RowError(field, f"must be a date YYYY-MM-DD, got {type(value).__name__}")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise RowError(field, f"must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def parse_int(
+    row: Mapping[str, Any], field: str, *, required: bool, minimum: int = 0, maximum: int
+) -> int | None:
+    """A whole number within bounds; floats and decimals are refused (money is integer tiyn)."""
+    value = row.get(field)
+    if value is None or value == "":
+        if required:
+            raise RowError(field, "is required")
+        return None
+    if isinstance(value, bool):
+        raise RowError(field, "must be a whole number, got a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit()))):
+            raise RowError(field, f"must be a whole number, got {value!r}")
+        number = int(text)
+    else:
+        raise RowError(field, f"must be a whole number, got {type(value).__name__}")
+    if number < minimum or number > maximum:
+        raise RowError(field, f"must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def normalize_phone(value: str) -> str:
+    """A Kazakhstan mobile number in E.164 (+7 and 10 digits); accepts 8-prefixed and spaced."""
+    digits = "".join(c for c in value if c.isdigit())
+    if len(digits) == 11 and digits[0] in "78":
+        return "+7" + digits[1:]
+    if len(digits) == 10 and digits[0] == "7":
+        return "+7" + digits
+    raise ValueError("must be a Kazakhstan phone number: +7 and 10 digits")
+
+
+def validate_national_id(row: Mapping[str, Any], country: str = "KZ") -> str:
+    """The row's national_id, checked with its country's check digit."""
+    value = _text(row, "national_id", required=True, max_len=20)
+    assert value is not None  # noqa: S101 - required=True never returns None
+    try:
+        return scheme_for(country).validate(value).value
+    except IdentifierError as exc:
+        raise RowError("national_id", str(exc)) from None
+
+
+def validate_region(row: Mapping[str, Any], field: str = "region_kato") -> str:
+    value = _text(row, field, required=True, max_len=9)
+    assert value is not None  # noqa: S101
+    if not is_known_kato(value):
+        raise RowError(field, f"unknown region: {value!r} is not a 9-digit KATO code of a region")
+    return value
+
+
+def validate_person(row: Mapping[str, Any], *, today: date, country: str = "KZ") -> PersonRow:
+    """Validate one person row against the registry's rules."""
+    value = _text(row, "national_id", required=True, max_len=20)
+    assert value is not None  # noqa: S101
+    try:
+        decoded = scheme_for(country).validate(value)
+    except IdentifierError as exc:
+        raise RowError("national_id", str(exc)) from None
+    last_name = _name(row, "last_name", required=True)
+    first_name = _name(row, "first_name", required=True)
+    patronymic = _name(row, "patronymic", required=False)
+    birth_on = parse_date(row, "birth_on", required=True)
+    assert birth_on is not None  # noqa: S101
+    if birth_on > today:
+        raise RowError("birth_on", f"is in the future ({birth_on.isoformat()})")
+    if birth_on < EARLIEST_BIRTH:
+        raise RowError("birth_on", f"is before {EARLIEST_BIRTH.isoformat()}")
+    if decoded.birth_on is not None and decoded.birth_on != birth_on:
+        raise RowError("birth_on", "does not match the birth date encoded in national_id")
+    sex = _text(row, "sex", required=True, max_len=1)
+    if sex not in ("M", "F"):
+        raise RowError("sex", f"must be M or F, got {sex!r}")
+    if decoded.sex is not None and decoded.sex != sex:
+        raise RowError("sex", "does not match the sex encoded in national_id")
+    phone = _text(row, "phone", required=False, max_len=20)
+    if phone is not None:
+        try:
+            phone = normalize_phone(phone)
+        except ValueError as exc:
+            raise RowError("phone", str(exc)) from None
+    language = _text(row, "language", required=False, max_len=2) or "kk"
+    if language not in _LANGUAGES:
+        raise RowError("language", f"must be one of kk, ru, en, got {language!r}")
+    region_kato = validate_region(row)
+    address = _text(row, "address", required=False, max_len=300)
+    death_on = parse_date(row, "death_on", required=False)
+    if death_on is not None:
+        if death_on > today:
+            raise RowError("death_on", f"is in the future ({death_on.isoformat()})")
+        if death_on < birth_on:
+            raise RowError("death_on", "is before birth_on")
+    assert last_name is not None and first_name is not None  # noqa: S101
+    return PersonRow(
+        decoded.value,
+        country,
+        last_name,
+        first_name,
+        patronymic,
+        birth_on,
+        sex,
+        phone,
+        language,
+        region_kato,
+        address,
+        death_on,
+    )
+
+
+def validate_member(row: Mapping[str, Any], *, today: date, country: str = "KZ") -> MemberRow:
+    """Validate one family-membership row (cross-row checks happen when it is loaded)."""
+    family_ref = _text(row, "family_ref", required=True, max_len=40)
+    region_kato = validate_region(row)
+    national_id = validate_national_id(row, country)
+    role = _text(row, "role", required=True, max_len=10)
+    if role not in _ROLES:
+        raise RowError("role", f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}")
+    from_on = parse_date(row, "from_on", required=True)
+    assert from_on is not None and family_ref is not None  # noqa: S101
+    if from_on > today:
+        raise RowError("from_on", f"is in the future ({from_on.isoformat()})")
+    until_on = parse_date(row, "until_on", required=False)
+    if until_on is not None and until_on < from_on:
+        raise RowError("until_on", "is before from_on")
+    return MemberRow(family_ref, region_kato, national_id, role, from_on, until_on)
+
+
+# Which of amount_minor / quantity / qualifier each kind needs.
+_FACT_SHAPE: dict[str, tuple[bool, bool, frozenset[str] | None]] = {
+    FactKind.INCOME: (True, False, None),
+    FactKind.UNEMPLOYMENT: (False, False, None),
+    FactKind.DISABILITY: (False, False, DISABILITY_CAUSES),
+    FactKind.STUDY: (False, False, STUDY_MODES),
+    FactKind.AWARD: (False, False, None),
+    FactKind.PENSION: (False, True, None),
+    FactKind.PROPERTY: (False, True, None),
+    FactKind.LOAN: (True, False, None),
+    FactKind.BIRTH: (False, False, None),
+    FactKind.DEATH: (False, False, None),
+}
+
+
+def validate_fact(
+    row: Mapping[str, Any], *, kind: str, today: date, country: str = "KZ"
+) -> FactRow:
+    """Validate one fact row of a given kind (the source decides the kind)."""
+    national_id = validate_national_id(row, country)
+    try:
+        allowed_details = FACT_DETAILS[FactKind(kind)]
+    except ValueError:
+        raise RowError("kind", f"unknown fact kind {kind!r}") from None
+    if len(allowed_details) == 1 and not row.get("detail"):
+        detail: str | None = next(iter(allowed_details))
+    else:
+        detail = _text(row, "detail", required=True, max_len=40)
+    if detail not in allowed_details:
+        raise RowError("detail", f"must be one of {', '.join(sorted(allowed_details))}, got {detail!r}")
+    needs_amount, needs_quantity, qualifiers = _FACT_SHAPE[kind]
+    qualifier = _text(row, "qualifier", required=False, max_len=40)
+    if qualifier is not None and (qualifiers is None or qualifier not in qualifiers):
+        allowed = ", ".join(sorted(qualifiers)) if qualifiers else "nothing"
+        raise RowError("qualifier", f"must be one of {allowed}, got {qualifier!r}")
+    amount_minor = parse_int(row, "amount_minor", required=needs_amount, maximum=MAX_AMOUNT_MINOR)
+    quantity = parse_int(row, "quantity", required=needs_quantity, maximum=100)
+    valid_from = parse_date(row, "valid_from", required=True)
+    assert valid_from is not None and detail is not None  # noqa: S101
+    if valid_from > today:
+        raise RowError("valid_from", f"is in the future ({valid_from.isoformat()})")
+    if valid_from < EARLIEST_BIRTH:
+        raise RowError("valid_from", f"is before {EARLIEST_BIRTH.isoformat()}")
+    valid_until = parse_date(row, "valid_until", required=False)
+    if valid_until is not None and valid_until < valid_from:
+        raise RowError("valid_until", "is before valid_from")
+    return FactRow(
+        national_id, kind, detail, qualifier, amount_minor, quantity, valid_from, valid_until
+    )
+
+
+def check_child_younger(
+    *, child_birth_on: date, parent_birth_on: date, field: str = "national_id"
+) -> None:
+    """A child must be born after its parent (role child vs head/spouse, head vs role parent)."""
+    if child_birth_on <= parent_birth_on:
+        raise RowError(field, "child is older than (or as old as) its parent in this family")

@@ -1,0 +1,22 @@
+"""Root test configuration: the store switch (--db=sqlite|postgres) and shared fixtures."""
+
+from __future__ import annotations
+
+import os
+
+# The test environment is chosen before the application is imported.
+os.environ.setdefault("SOCIALCARD_LOG_JSON", "false")
+os.environ.setdefault("SOCIALCARD_LOG_LEVEL", "WARNING")
+os.environ.setdefault("SOCIALCARD_SECRET_KEY", "test-secret")
+
+pytest_plugins = ["tests.fixtures.db", "tests.fixtures.api"]
+
+
+def pytest_addoption(parser):  # type: ignore[no-untyped-def]
+    parser.addoption(
+        "--db",
+        action="store",
+        default=os.environ.get("SOCIALCARD_TEST_DB", "sqlite"),
+        choices=("sqlite", "postgres"),
+        help="which store the store-touching tests run on",
+    )

@@ -1,0 +1,30 @@
+"""Errors are problem+json with field names; request ids are echoed; docs work offline."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_unknown_route_is_problem_json(client: TestClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_wrong_method_is_405_problem(client: TestClient) -> None:
+    response = client.delete("/health")
+    assert response.status_code == 405
+    assert response.json()["status"] == 405
+
+
+def test_request_id_is_echoed(client: TestClient) -> None:
+    response = client.get("/health", headers={"X-Request-ID": "abc123"})
+    assert response.headers["x-request-id"] == "abc123"
+    assert len(client.get("/health").headers["x-request-id"]) == 32
+
+
+def test_docs_are_served_without_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "cdn.jsdelivr" not in page
+    assert client.get("/openapi.json").json()["info"]["title"] == "socialcard"
