@@ -44,9 +44,7 @@ def make_person(session: Session, **overrides: Any) -> Person:
     return person
 
 
-def make_family(
-    session: Session, members: list[tuple[Person, str]], **overrides: Any
-) -> Family:
+def make_family(session: Session, members: list[tuple[Person, str]], **overrides: Any) -> Family:
     family = Family(
         ref=overrides.pop("ref", f"F-{next(_serial)}"),
         region_kato=overrides.pop("region_kato", "751110000"),
@@ -56,7 +54,9 @@ def make_family(
     for person, role in members:
         session.add(
             FamilyMember(
-                family_id=family.id, person_id=person.id, role=role,
+                family_id=family.id,
+                person_id=person.id,
+                role=role,
                 from_on=overrides.get("from_on", date(2020, 1, 1)),
             )
         )

@@ -21,8 +21,16 @@ def _family(session: Session) -> tuple[int, list[int]]:
     # a correction from the same agency later in time supersedes by validity
     make_fact(session, father, amount_minor=320_000_00, valid_from=date(2025, 7, 1))
     make_fact(session, father, amount_minor=310_000_00, source="enpf")  # second agency kept
-    make_fact(session, child, kind="disability", detail="child", qualifier="from_childhood",
-              amount_minor=None, source="msek", valid_from=date(2022, 1, 1))
+    make_fact(
+        session,
+        child,
+        kind="disability",
+        detail="child",
+        qualifier="from_childhood",
+        amount_minor=None,
+        source="msek",
+        valid_from=date(2022, 1, 1),
+    )
     return family.id, [mother.id, father.id, child.id]
 
 
@@ -30,7 +38,7 @@ class TestGetFamily:
     def test_returns_members_with_current_facts(
         self, client: TestClient, session: Session, operator_headers: dict[str, str]
     ) -> None:
-        family_id, person_ids = _family(session)
+        family_id, _person_ids = _family(session)
         response = client.get(
             f"/api/v1/families/{family_id}",
             params={"purpose": "case_review", "on": "2025-08-01"},
@@ -137,12 +145,18 @@ class TestSearch:
     def test_by_national_id_name_and_region(
         self, client: TestClient, session: Session, operator_headers: dict[str, str]
     ) -> None:
-        person = make_person(session, last_name="Жумабаев", region_kato="711110000",
-                             birth_on=date(1970, 1, 1), sex="M")
+        person = make_person(
+            session,
+            last_name="Жумабаев",
+            region_kato="711110000",
+            birth_on=date(1970, 1, 1),
+            sex="M",
+        )
         make_person(session, last_name="Жумабаева", region_kato="751110000")
         params = {"purpose": "case_review"}
         by_id = client.get(
-            "/api/v1/persons", params={**params, "national_id": person.national_id},
+            "/api/v1/persons",
+            params={**params, "national_id": person.national_id},
             headers=operator_headers,
         ).json()
         assert [p["id"] for p in by_id["items"]] == [person.id]
@@ -151,7 +165,8 @@ class TestSearch:
         ).json()
         assert by_name["total"] == 2
         by_region = client.get(
-            "/api/v1/persons", params={**params, "name": "жумаба", "region": "71"},
+            "/api/v1/persons",
+            params={**params, "name": "жумаба", "region": "71"},
             headers=operator_headers,
         ).json()
         assert [p["id"] for p in by_region["items"]] == [person.id]
@@ -190,4 +205,9 @@ class TestSearch:
 def test_regions_are_listed(client: TestClient) -> None:
     regions = client.get("/api/v1/regions").json()
     assert len(regions) == 20
-    assert {"kato": "710000000", "name_kk": "Астана", "name_ru": "Астана", "name_en": "Astana"} in regions
+    assert {
+        "kato": "710000000",
+        "name_kk": "Астана",
+        "name_ru": "Астана",
+        "name_en": "Astana",
+    } in regions

@@ -81,8 +81,13 @@ class TestValidatePerson:
 class TestValidateMember:
     def test_accepts_a_membership(self) -> None:
         member = validate_member(
-            {"family_ref": "F1", "region_kato": "710000000", "national_id": "900215300027",
-             "role": "head", "from_on": "2020-01-01"},
+            {
+                "family_ref": "F1",
+                "region_kato": "710000000",
+                "national_id": "900215300027",
+                "role": "head",
+                "from_on": "2020-01-01",
+            },
             today=TODAY,
         )
         assert member.role == "head"
@@ -91,16 +96,27 @@ class TestValidateMember:
     def test_rejects_until_before_from(self) -> None:
         with pytest.raises(RowError, match="until_on"):
             validate_member(
-                {"family_ref": "F1", "region_kato": "710000000", "national_id": "900215300027",
-                 "role": "head", "from_on": "2020-01-01", "until_on": "2019-01-01"},
+                {
+                    "family_ref": "F1",
+                    "region_kato": "710000000",
+                    "national_id": "900215300027",
+                    "role": "head",
+                    "from_on": "2020-01-01",
+                    "until_on": "2019-01-01",
+                },
                 today=TODAY,
             )
 
     def test_rejects_unknown_role(self) -> None:
         with pytest.raises(RowError, match="role"):
             validate_member(
-                {"family_ref": "F1", "region_kato": "710000000", "national_id": "900215300027",
-                 "role": "cousin", "from_on": "2020-01-01"},
+                {
+                    "family_ref": "F1",
+                    "region_kato": "710000000",
+                    "national_id": "900215300027",
+                    "role": "cousin",
+                    "from_on": "2020-01-01",
+                },
                 today=TODAY,
             )
 
@@ -119,21 +135,29 @@ class TestValidateFact:
 
     def test_single_detail_kinds_default_their_detail(self) -> None:
         fact = validate_fact(
-            {"national_id": "900215300027", "valid_from": "2025-03-01"}, kind="unemployment",
+            {"national_id": "900215300027", "valid_from": "2025-03-01"},
+            kind="unemployment",
             today=TODAY,
         )
         assert fact.detail == "registered"
 
     def test_disability_cause_is_checked(self) -> None:
-        row = {"national_id": "900215300027", "detail": "group_2", "qualifier": "bad_luck",
-               "valid_from": "2025-01-01"}
+        row = {
+            "national_id": "900215300027",
+            "detail": "group_2",
+            "qualifier": "bad_luck",
+            "valid_from": "2025-01-01",
+        }
         with pytest.raises(RowError, match="qualifier"):
             validate_fact(row, kind="disability", today=TODAY)
 
     def test_pension_needs_years(self) -> None:
         with pytest.raises(RowError, match="quantity"):
-            validate_fact({"national_id": "900215300027", "valid_from": "2025-01-01"},
-                          kind="pension", today=TODAY)
+            validate_fact(
+                {"national_id": "900215300027", "valid_from": "2025-01-01"},
+                kind="pension",
+                today=TODAY,
+            )
 
 
 def test_child_older_than_parent_is_rejected() -> None:
@@ -144,8 +168,11 @@ def test_child_older_than_parent_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("+7 701 123 45 67", "+77011234567"), ("87011234567", "+77011234567"),
-     ("7011234567", "+77011234567")],
+    [
+        ("+7 701 123 45 67", "+77011234567"),
+        ("87011234567", "+77011234567"),
+        ("7011234567", "+77011234567"),
+    ],
 )
 def test_normalize_phone(raw: str, expected: str) -> None:
     assert normalize_phone(raw) == expected

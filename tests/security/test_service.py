@@ -77,7 +77,9 @@ class TestAuditApi:
         assert page["total"] == 1
         event = page["items"][0]
         assert (event["action"], event["purpose"], event["actor_role"]) == (
-            "person.read", "case_review", "operator",
+            "person.read",
+            "case_review",
+            "operator",
         )
 
     def test_operator_cannot_read_the_audit_log(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from socialcard.cli import ops
+from socialcard.cli import demo, ops
+from socialcard.core.config import get_settings
+from socialcard.core.logging import configure_logging
 from socialcard.registry import cli as registry_cli
+from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
 
 app = typer.Typer(
@@ -14,9 +17,21 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main() -> None:
+    """Proactive social benefits: registry, rules, campaigns, wallet and card."""
+    settings = get_settings()
+    # Logs go to stderr so that stdout carries only a command's result (a key, a summary).
+    configure_logging(settings.log_level, json=settings.log_json)
+
+
 ops.register(app)
+demo.register(app)
 registry_cli.register(app)
 security_cli.register(app)
+rules_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,7 +33,10 @@ def copy_rows(
     raw = dbapi_connection(session_or_connection)
     column_list = ", ".join(columns)
     if _is_postgres(raw):
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
         return

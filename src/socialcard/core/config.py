@@ -27,7 +27,7 @@ class RegistrySettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Root settings. `SOCIALCARD_DATABASE_URL` picks the store; SQLite under ./var is the default."""
+    """Root settings: `SOCIALCARD_DATABASE_URL` picks the store (default: SQLite under ./var)."""
 
     model_config = SettingsConfigDict(
         env_prefix="SOCIALCARD_",
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     # Keys API-key hashes and other HMACs. Override in production; the default is for a laptop.
     secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
+    # Connections per process to a SQLite store; the server uses 1 so that request
+    # transactions queue in order instead of meeting SQLite's lock and its sleeping retries.
+    sqlite_pool_size: int | None = Field(default=None, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
     server: ServerSettings = ServerSettings()

@@ -68,7 +68,6 @@ STUDY_MODES = frozenset({"full_time", "part_time"})
 class EventKind(StrEnum):
     """Life events written to the registry outbox."""
 
-    PERSON_REGISTERED = "person_registered"
     BIRTH = "birth"
     DEATH = "death"
     DISABILITY_ASSIGNED = "disability_assigned"
@@ -85,5 +84,6 @@ FACT_EVENTS: dict[FactKind, EventKind] = {
 
 
 class BatchStatus(StrEnum):
+    LOADING = "loading"
     LOADED = "loaded"
     FAILED = "failed"

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-_WEIGHTS_1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
-_WEIGHTS_2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
 _CENTURY = {"1": 1800, "2": 1800, "3": 1900, "4": 1900, "5": 2000, "6": 2000}
 
 
@@ -47,10 +45,17 @@ class IdentifierScheme(Protocol):
 
 def iin_check_digit(first_eleven: str) -> int | None:
     """The ИИН check digit for 11 digits, or None when no valid number can be formed."""
-    digits = [ord(c) - 48 for c in first_eleven]
-    total = sum(d * w for d, w in zip(digits, _WEIGHTS_1, strict=True)) % 11
+    # Unrolled on the ASCII codes: this runs for every row of every import.
+    d = first_eleven.encode("ascii")
+    total = (
+        d[0] + 2 * d[1] + 3 * d[2] + 4 * d[3] + 5 * d[4] + 6 * d[5]
+        + 7 * d[6] + 8 * d[7] + 9 * d[8] + 10 * d[9] + 11 * d[10] - 66 * 48
+    ) % 11  # fmt: skip
     if total == 10:
-        total = sum(d * w for d, w in zip(digits, _WEIGHTS_2, strict=True)) % 11
+        total = (
+            3 * d[0] + 4 * d[1] + 5 * d[2] + 6 * d[3] + 7 * d[4] + 8 * d[5]
+            + 9 * d[6] + 10 * d[7] + 11 * d[8] + d[9] + 2 * d[10] - 66 * 48
+        ) % 11  # fmt: skip
         if total == 10:
             return None
     return total
@@ -70,8 +75,7 @@ def validate_iin(value: str) -> DecodedIdentifier:
     expected = iin_check_digit(value[:11])
     if expected is None or expected != ord(value[11]) - 48:
         raise IdentifierError("check digit does not match")
-    sex = "M" if value[6] in "135" else "F"
-    return DecodedIdentifier(value=value, birth_on=birth_on, sex=sex)
+    return DecodedIdentifier(value, birth_on, "M" if value[6] in "135" else "F")
 
 
 def make_iin(birth_on: date, sex: str, serial: int) -> str | None:

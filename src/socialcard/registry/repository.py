@@ -31,7 +31,7 @@ def person_ids_by_national_id(session: Session, national_ids: Iterable[str]) -> 
         rows = session.execute(
             select(Person.national_id, Person.id).where(Person.national_id.in_(chunk))
         )
-        found.update({nid: pid for nid, pid in rows})
+        found.update(dict(rows))
     return found
 
 
@@ -51,7 +51,10 @@ def search_persons(
     if name:
         pattern = name.strip().lower() + "%"
         query = query.where(
-            or_(func.lower(Person.last_name).like(pattern), func.lower(Person.first_name).like(pattern))
+            or_(
+                func.lower(Person.last_name).like(pattern),
+                func.lower(Person.first_name).like(pattern),
+            )
         )
     if region_prefix:
         query = query.where(Person.region_kato.like(region_prefix + "%"))
@@ -109,9 +112,7 @@ def live_facts(session: Session, person_ids: Sequence[int], *, on: date) -> Sequ
 
 def fact_history(session: Session, person_id: int) -> Sequence[Fact]:
     """Every fact row of a person, superseded ones included, oldest first."""
-    return session.scalars(
-        select(Fact).where(Fact.person_id == person_id).order_by(Fact.id)
-    ).all()
+    return session.scalars(select(Fact).where(Fact.person_id == person_id).order_by(Fact.id)).all()
 
 
 def cursor_position(session: Session, consumer: str) -> int:
@@ -136,3 +137,71 @@ def events_after(session: Session, *, position: int, limit: int) -> Sequence[Eve
     return session.scalars(
         select(Event).where(Event.id > position).order_by(Event.id).limit(limit)
     ).all()
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    """Row counts of the main registry tables."""
+    return {
+        "persons": session.scalar(select(func.count()).select_from(Person)) or 0,
+        "families": session.scalar(select(func.count()).select_from(Family)) or 0,
+        "facts": session.scalar(select(func.count()).select_from(Fact)) or 0,
+        "events": session.scalar(select(func.count()).select_from(Event)) or 0,
+    }
+
+
+def sample_family_ids(session: Session, limit: int) -> list[int]:
+    """A few family ids (the lowest), for demos and smoke checks."""
+    return list(session.scalars(select(Family.id).order_by(Family.id).limit(limit)))
+
+
+# --- Columnar snapshots for the rules engine -------------------------------------------------
+# The batch path reads whole tables into Arrow over ADBC (COPY on PostgreSQL, the C API on
+# SQLite): an order of magnitude faster than fetching Python tuples for millions of rows.
+
+SNAPSHOT_PERSON_SQL = """
+SELECT p.id AS person_id, m.family_id AS family_id, m.role AS role, p.sex AS sex,
+       p.birth_on AS birth_on, p.death_on AS death_on, p.region_kato AS region_kato
+FROM registry_person p
+LEFT JOIN registry_family_member m ON m.person_id = p.id AND m.until_on IS NULL
+"""
+
+SNAPSHOT_FACT_SQL = """
+SELECT person_id, kind, detail, qualifier, amount_minor, quantity, valid_from, valid_until, source
+FROM registry_fact
+WHERE superseded_at IS NULL
+"""
+
+
+def snapshot_rows_for_family(
+    session: Session, family_id: int
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The snapshot rows (persons, facts) of one family's current members, through the session."""
+    persons = session.execute(
+        select(
+            Person.id,
+            FamilyMember.family_id,
+            FamilyMember.role,
+            Person.sex,
+            Person.birth_on,
+            Person.death_on,
+            Person.region_kato,
+        )
+        .join(FamilyMember, FamilyMember.person_id == Person.id)
+        .where(FamilyMember.family_id == family_id, FamilyMember.until_on.is_(None))
+        .order_by(Person.id)
+    ).all()
+    person_ids = [row[0] for row in persons]
+    facts = session.execute(
+        select(
+            Fact.person_id,
+            Fact.kind,
+            Fact.detail,
+            Fact.qualifier,
+            Fact.amount_minor,
+            Fact.quantity,
+            Fact.valid_from,
+            Fact.valid_until,
+            Fact.source,
+        ).where(Fact.person_id.in_(person_ids), Fact.superseded_at.is_(None))
+    ).all()
+    return [tuple(r) for r in persons], [tuple(r) for r in facts]

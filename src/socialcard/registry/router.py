@@ -33,14 +33,23 @@ def search_persons(
 ) -> PersonPage:
     """Search persons by national identifier, name prefix and region."""
     return service.search_persons(
-        session, actor=actor, purpose=purpose, national_id=national_id, name=name,
-        region=region, page=page, size=size,
+        session,
+        actor=actor,
+        purpose=purpose,
+        national_id=national_id,
+        name=name,
+        region=region,
+        page=page,
+        size=size,
     )
 
 
 @router.get("/persons/{person_id}", response_model=PersonDetail)
 def get_person(
-    person_id: int, session: DbSession, actor: Operator, purpose: PurposeQuery,
+    person_id: int,
+    session: DbSession,
+    actor: Operator,
+    purpose: PurposeQuery,
     on: date | None = None,
 ) -> PersonDetail:
     """A person with their current family and the facts in force on a date (default today)."""
@@ -66,7 +75,11 @@ def get_family(
 ) -> FamilyRead:
     """A family with its members and each member's facts in force on a date."""
     return service.get_family(
-        session, family_id=family_id, actor=actor, purpose=purpose, on=on,
+        session,
+        family_id=family_id,
+        actor=actor,
+        purpose=purpose,
+        on=on,
         include_past=include_past,
     )
 

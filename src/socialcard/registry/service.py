@@ -52,7 +52,9 @@ def current_facts(facts: Sequence[Fact]) -> list[Fact]:
     return sorted(latest.values(), key=lambda f: (f.person_id, f.kind, f.detail, f.source))
 
 
-def _facts_by_person(session: Session, person_ids: Sequence[int], on: date) -> dict[int, list[Fact]]:
+def _facts_by_person(
+    session: Session, person_ids: Sequence[int], on: date
+) -> dict[int, list[Fact]]:
     grouped: dict[int, list[Fact]] = defaultdict(list)
     for fact in current_facts(repository.live_facts(session, person_ids, on=on)):
         grouped[fact.person_id].append(fact)
@@ -70,8 +72,12 @@ def get_person(
     membership = repository.current_membership(session, person_id)
     facts = _facts_by_person(session, [person_id], as_of).get(person_id, [])
     security_service.record_access(
-        session, actor=actor, action="person.read", subject_type="person",
-        subject_ids=[person_id], purpose=purpose,
+        session,
+        actor=actor,
+        action="person.read",
+        subject_type="person",
+        subject_ids=[person_id],
+        purpose=purpose,
     )
     return PersonDetail(
         **PersonRead.model_validate(person).model_dump(),
@@ -89,8 +95,12 @@ def person_fact_history(
     if repository.person_by_id(session, person_id) is None:
         raise PersonNotFound(f"no person with id {person_id}")
     security_service.record_access(
-        session, actor=actor, action="person.facts.read", subject_type="person",
-        subject_ids=[person_id], purpose=purpose,
+        session,
+        actor=actor,
+        action="person.facts.read",
+        subject_type="person",
+        subject_ids=[person_id],
+        purpose=purpose,
     )
     return [FactRead.model_validate(f) for f in repository.fact_history(session, person_id)]
 
@@ -113,8 +123,12 @@ def get_family(
     person_ids = [person.id for _, person in members]
     facts = _facts_by_person(session, person_ids, as_of)
     security_service.record_access(
-        session, actor=actor, action="family.read", subject_type="person",
-        subject_ids=person_ids, purpose=purpose,
+        session,
+        actor=actor,
+        action="family.read",
+        subject_type="person",
+        subject_ids=person_ids,
+        purpose=purpose,
     )
     return FamilyRead(
         id=family.id,
@@ -181,8 +195,12 @@ def search_persons(
         limit=size,
     )
     security_service.record_access(
-        session, actor=actor, action="person.search", subject_type="person",
-        subject_ids=[p.id for p in rows], purpose=purpose,
+        session,
+        actor=actor,
+        action="person.search",
+        subject_type="person",
+        subject_ids=[p.id for p in rows],
+        purpose=purpose,
     )
     return PersonPage(
         items=[PersonRead.model_validate(p) for p in rows], page=page, size=size, total=total
@@ -195,3 +213,13 @@ def list_regions() -> list[RegionRead]:
         RegionRead(kato=code + "0000000", name_kk=n["kk"], name_ru=n["ru"], name_en=n["en"])
         for code, n in sorted(REGIONS.items())
     ]
+
+
+def registry_counts(session: Session) -> dict[str, int]:
+    """How many persons, families, facts and events the registry holds."""
+    return repository.table_counts(session)
+
+
+def sample_family_ids(session: Session, limit: int = 3) -> list[int]:
+    """A few family ids to show in demos."""
+    return repository.sample_family_ids(session, limit)

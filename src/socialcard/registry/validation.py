@@ -77,6 +77,10 @@ class FactRow(NamedTuple):
 
 def _text(row: Mapping[str, Any], field: str, *, required: bool, max_len: int) -> str | None:
     value = row.get(field)
+    if type(value) is str:  # the common case, kept short: this runs millions of times
+        value = value.strip()
+        if value and len(value) <= max_len:
+            return value
     if value is None:
         if required:
             raise RowError(field, "is required")
@@ -93,9 +97,30 @@ def _text(row: Mapping[str, Any], field: str, *, required: bool, max_len: int) -
     return value
 
 
+def _required_text(row: Mapping[str, Any], field: str, *, max_len: int) -> str:
+    value = _text(row, field, required=True, max_len=max_len)
+    if value is None:  # unreachable: _text raises for a missing required field
+        raise RowError(field, "is required")
+    return value
+
+
+def _required_date(row: Mapping[str, Any], field: str) -> date:
+    value = parse_date(row, field, required=True)
+    if value is None:  # unreachable: parse_date raises for a missing required field
+        raise RowError(field, "is required")
+    return value
+
+
+def _required_name(row: Mapping[str, Any], field: str) -> str:
+    value = _name(row, field, required=True)
+    if value is None:  # unreachable: _name raises for a missing required field
+        raise RowError(field, "is required")
+    return value
+
+
 def _name(row: Mapping[str, Any], field: str, *, required: bool) -> str | None:
     value = _text(row, field, required=required, max_len=100)
-    if value is not None:
+    if value is not None and not value.isalpha():
         for char in value:
             if not (char.isalpha() or char in _NAME_PUNCTUATION):
                 raise RowError(field, f"contains a character not allowed in a name: {char!r}")
@@ -146,6 +171,8 @@ def parse_int(
 
 def normalize_phone(value: str) -> str:
     """A Kazakhstan mobile number in E.164 (+7 and 10 digits); accepts 8-prefixed and spaced."""
+    if len(value) == 12 and value[:2] == "+7" and value[2:].isdigit():
+        return value
     digits = "".join(c for c in value if c.isdigit())
     if len(digits) == 11 and digits[0] in "78":
         return "+7" + digits[1:]
@@ -156,8 +183,7 @@ def normalize_phone(value: str) -> str:
 
 def validate_national_id(row: Mapping[str, Any], country: str = "KZ") -> str:
     """The row's national_id, checked with its country's check digit."""
-    value = _text(row, "national_id", required=True, max_len=20)
-    assert value is not None  # noqa: S101 - required=True never returns None
+    value = _required_text(row, "national_id", max_len=20)
     try:
         return scheme_for(country).validate(value).value
     except IdentifierError as exc:
@@ -165,8 +191,7 @@ def validate_national_id(row: Mapping[str, Any], country: str = "KZ") -> str:
 
 
 def validate_region(row: Mapping[str, Any], field: str = "region_kato") -> str:
-    value = _text(row, field, required=True, max_len=9)
-    assert value is not None  # noqa: S101
+    value = _required_text(row, field, max_len=9)
     if not is_known_kato(value):
         raise RowError(field, f"unknown region: {value!r} is not a 9-digit KATO code of a region")
     return value
@@ -174,17 +199,15 @@ def validate_region(row: Mapping[str, Any], field: str = "region_kato") -> str:
 
 def validate_person(row: Mapping[str, Any], *, today: date, country: str = "KZ") -> PersonRow:
     """Validate one person row against the registry's rules."""
-    value = _text(row, "national_id", required=True, max_len=20)
-    assert value is not None  # noqa: S101
+    value = _required_text(row, "national_id", max_len=20)
     try:
         decoded = scheme_for(country).validate(value)
     except IdentifierError as exc:
         raise RowError("national_id", str(exc)) from None
-    last_name = _name(row, "last_name", required=True)
-    first_name = _name(row, "first_name", required=True)
+    last_name = _required_name(row, "last_name")
+    first_name = _required_name(row, "first_name")
     patronymic = _name(row, "patronymic", required=False)
-    birth_on = parse_date(row, "birth_on", required=True)
-    assert birth_on is not None  # noqa: S101
+    birth_on = _required_date(row, "birth_on")
     if birth_on > today:
         raise RowError("birth_on", f"is in the future ({birth_on.isoformat()})")
     if birth_on < EARLIEST_BIRTH:
@@ -213,7 +236,6 @@ def validate_person(row: Mapping[str, Any], *, today: date, country: str = "KZ")
             raise RowError("death_on", f"is in the future ({death_on.isoformat()})")
         if death_on < birth_on:
             raise RowError("death_on", "is before birth_on")
-    assert last_name is not None and first_name is not None  # noqa: S101
     return PersonRow(
         decoded.value,
         country,
@@ -232,14 +254,13 @@ def validate_person(row: Mapping[str, Any], *, today: date, country: str = "KZ")
 
 def validate_member(row: Mapping[str, Any], *, today: date, country: str = "KZ") -> MemberRow:
     """Validate one family-membership row (cross-row checks happen when it is loaded)."""
-    family_ref = _text(row, "family_ref", required=True, max_len=40)
+    family_ref = _required_text(row, "family_ref", max_len=40)
     region_kato = validate_region(row)
     national_id = validate_national_id(row, country)
     role = _text(row, "role", required=True, max_len=10)
     if role not in _ROLES:
         raise RowError("role", f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}")
-    from_on = parse_date(row, "from_on", required=True)
-    assert from_on is not None and family_ref is not None  # noqa: S101
+    from_on = _required_date(row, "from_on")
     if from_on > today:
         raise RowError("from_on", f"is in the future ({from_on.isoformat()})")
     until_on = parse_date(row, "until_on", required=False)
@@ -273,11 +294,13 @@ def validate_fact(
     except ValueError:
         raise RowError("kind", f"unknown fact kind {kind!r}") from None
     if len(allowed_details) == 1 and not row.get("detail"):
-        detail: str | None = next(iter(allowed_details))
+        detail = next(iter(allowed_details))
     else:
-        detail = _text(row, "detail", required=True, max_len=40)
+        detail = _required_text(row, "detail", max_len=40)
     if detail not in allowed_details:
-        raise RowError("detail", f"must be one of {', '.join(sorted(allowed_details))}, got {detail!r}")
+        raise RowError(
+            "detail", f"must be one of {', '.join(sorted(allowed_details))}, got {detail!r}"
+        )
     needs_amount, needs_quantity, qualifiers = _FACT_SHAPE[kind]
     qualifier = _text(row, "qualifier", required=False, max_len=40)
     if qualifier is not None and (qualifiers is None or qualifier not in qualifiers):
@@ -285,8 +308,7 @@ def validate_fact(
         raise RowError("qualifier", f"must be one of {allowed}, got {qualifier!r}")
     amount_minor = parse_int(row, "amount_minor", required=needs_amount, maximum=MAX_AMOUNT_MINOR)
     quantity = parse_int(row, "quantity", required=needs_quantity, maximum=100)
-    valid_from = parse_date(row, "valid_from", required=True)
-    assert valid_from is not None and detail is not None  # noqa: S101
+    valid_from = _required_date(row, "valid_from")
     if valid_from > today:
         raise RowError("valid_from", f"is in the future ({valid_from.isoformat()})")
     if valid_from < EARLIEST_BIRTH:

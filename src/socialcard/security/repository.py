@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from socialcard.security.models import ApiKey, AuditEvent
@@ -30,3 +31,7 @@ def audit_events(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)).all()
     return rows, total
+
+
+def insert_audit_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.execute(insert(AuditEvent), rows)

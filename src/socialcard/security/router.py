@@ -44,8 +44,11 @@ def list_audit_events(
 ) -> Page[AuditEventRead]:
     """Who read whose data, when and why; newest first."""
     rows, total = service.list_audit_events(
-        session, subject_type=subject_type, subject_id=subject_id,
-        offset=(page - 1) * size, limit=size,
+        session,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        offset=(page - 1) * size,
+        limit=size,
     )
     return Page[AuditEventRead](
         items=[AuditEventRead.model_validate(r) for r in rows], page=page, size=size, total=total

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.security import repository
 from socialcard.security.enums import Purpose, Role
@@ -81,19 +82,27 @@ def record_access(
     purpose: Purpose,
 ) -> None:
     """Write one audit row per person whose data the actor read or changed."""
-    for subject_id in subject_ids:
-        session.add(
-            AuditEvent(
-                actor_key_id=actor.key_id,
-                actor_name=actor.name,
-                actor_role=actor.role,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                purpose=purpose.value,
-                request_id=actor.request_id,
-            )
-        )
+    if not subject_ids:
+        return
+    # One multi-row insert, not ORM objects: this runs on every operator read (the hot path).
+    at = utcnow()
+    repository.insert_audit_events(
+        session,
+        [
+            {
+                "at": at,
+                "actor_key_id": actor.key_id,
+                "actor_name": actor.name,
+                "actor_role": actor.role,
+                "action": action,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "purpose": purpose.value,
+                "request_id": actor.request_id,
+            }
+            for subject_id in subject_ids
+        ],
+    )
 
 
 def list_audit_events(

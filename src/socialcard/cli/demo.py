@@ -1,0 +1,92 @@
+"""`socialcard demo`: the README's main job on the embedded default store.
+
+Migrates the store, generates a synthetic region if the registry is empty, issues an operator
+key, prints what to try, and serves the API. Later domains add their steps here (rules run,
+campaign funnel, wallet statistics).
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from socialcard.cli.ops import serialize_sqlite_for_serving
+from socialcard.core.config import get_settings
+from socialcard.core.db import get_engine, session_scope
+from socialcard.core.migrate import upgrade
+from socialcard.registry import service as registry_service
+from socialcard.registry.population.loader import generate_population
+from socialcard.security import service as security_service
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` to the root app."""
+
+    @app.command("demo")
+    def demo(
+        families: int = typer.Option(20_000, min=1, help="Families to generate if empty."),
+        seed: int = typer.Option(1, min=0, help="Seed of the synthetic region."),
+        region: str = typer.Option("750000000", help="KATO code of the region to generate."),
+        host: str = typer.Option(None, help="Interface to listen on."),
+        port: int = typer.Option(None, help="Port to listen on."),
+        serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the HTTP server."),
+    ) -> None:
+        """Set up a synthetic region in the store and serve the API."""
+        settings = get_settings()
+        engine = get_engine()
+        upgrade(engine)
+        with session_scope() as session:
+            counts = registry_service.registry_counts(session)
+        if counts["families"] == 0:
+            console.print(f"Generating a synthetic region: {families:,} families (seed {seed})")
+            with Progress(
+                TextColumn("[bold]generate"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("families", total=families)
+                generate_population(
+                    engine,
+                    families=families,
+                    seed=seed,
+                    region=region,
+                    progress=lambda done: bar.update(task, completed=done),
+                )
+        with session_scope() as session:
+            counts = registry_service.registry_counts(session)
+            family_ids = registry_service.sample_family_ids(session, 3)
+            key = security_service.create_api_key(session, name="demo-operator", role="operator")
+            auditor = security_service.create_api_key(session, name="demo-auditor", role="auditor")
+        host = host or settings.server.host
+        port = port or settings.server.port
+        base = f"http://{host}:{port}"
+        console.print(
+            f"Registry: {counts['persons']:,} persons in {counts['families']:,} families, "
+            f"{counts['facts']:,} facts, {counts['events']:,} life events."
+        )
+        console.print(f"Operator API key: {key.key}")
+        console.print(f"Auditor API key:  {auditor.key}")
+        if family_ids:
+            console.print("Try:")
+            # Plain echo: a terminal-width wrap would break the commands for copy and paste.
+            typer.echo(
+                f"  curl -H 'X-API-Key: {key.key}' "
+                f"'{base}/api/v1/families/{family_ids[0]}?purpose=case_review'"
+            )
+            typer.echo(f"  curl -H 'X-API-Key: {auditor.key}' '{base}/api/v1/audit/events'")
+        console.print(f"API docs: {base}/docs")
+        if not serve:
+            return
+        import uvicorn
+
+        if engine.dialect.name == "sqlite":
+            serialize_sqlite_for_serving()
+        console.print(f"socialcard is serving on {base}  (Ctrl+C to stop)")
+        uvicorn.run(
+            "socialcard.app:create_app", factory=True, host=host, port=port, log_level="warning"
+        )

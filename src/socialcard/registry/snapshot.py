@@ -1,0 +1,90 @@
+"""Columnar snapshots of the registry (Arrow tables) for the rules engine and analytics.
+
+Two shapes, as the rules engine's input contract: `person` (one row per person with their
+current family and role) and `fact` (live, non-superseded facts). The whole-registry path reads
+over ADBC straight into Arrow; the one-family path reads through the caller's session, so it sees
+the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from socialcard.registry import repository
+
+PERSON_SCHEMA = pa.schema(
+    [
+        ("person_id", pa.int64()),
+        ("family_id", pa.int64()),
+        ("role", pa.string()),
+        ("sex", pa.string()),
+        ("birth_on", pa.date32()),
+        ("death_on", pa.date32()),
+        ("region_kato", pa.string()),
+    ]
+)
+FACT_SCHEMA = pa.schema(
+    [
+        ("person_id", pa.int64()),
+        ("kind", pa.string()),
+        ("detail", pa.string()),
+        ("qualifier", pa.string()),
+        ("amount_minor", pa.int64()),
+        ("quantity", pa.int32()),
+        ("valid_from", pa.date32()),
+        ("valid_until", pa.date32()),
+        ("source", pa.string()),
+    ]
+)
+
+
+def _conform(table: Any, schema: pa.Schema) -> pa.Table:
+    """Cast to the contract's schema (SQLite hands dates back as text)."""
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if column.type != field.type:
+            if pa.types.is_date32(field.type) and pa.types.is_string(column.type):
+                column = column.cast(pa.timestamp("s")).cast(pa.date32())
+            else:
+                column = column.cast(field.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _adbc_connect(database_url: str) -> Any:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        import adbc_driver_sqlite.dbapi
+
+        return adbc_driver_sqlite.dbapi.connect(url.database or ":memory:")
+    import adbc_driver_postgresql.dbapi
+
+    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return adbc_driver_postgresql.dbapi.connect(uri)
+
+
+def registry_snapshot(database_url: str) -> tuple[pa.Table, pa.Table]:
+    """The whole registry as (person, fact) Arrow tables, read over ADBC (committed data)."""
+    with _adbc_connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(repository.SNAPSHOT_PERSON_SQL)
+        persons = cursor.fetch_arrow_table()
+        cursor.execute(repository.SNAPSHOT_FACT_SQL)
+        facts = cursor.fetch_arrow_table()
+    return _conform(persons, PERSON_SCHEMA), _conform(facts, FACT_SCHEMA)
+
+
+def family_snapshot(session: Session, family_id: int) -> tuple[pa.Table, pa.Table]:
+    """One family's current members and their live facts as (person, fact) Arrow tables."""
+    persons, facts = repository.snapshot_rows_for_family(session, family_id)
+    person_table = pa.Table.from_pylist(
+        [dict(zip(PERSON_SCHEMA.names, row, strict=True)) for row in persons], schema=PERSON_SCHEMA
+    )
+    fact_table = pa.Table.from_pylist(
+        [dict(zip(FACT_SCHEMA.names, row, strict=True)) for row in facts], schema=FACT_SCHEMA
+    )
+    return person_table, fact_table

@@ -1,0 +1,1 @@
+"""Rules: benefit programs as data, the engine that evaluates them, and their CLI."""

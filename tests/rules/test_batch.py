@@ -1,0 +1,89 @@
+"""Batch evaluation over a synthetic registry: results, filters and what-if."""
+
+from __future__ import annotations
+
+import pytest
+
+from socialcard.rules.engine import CompiledPack, Engine, EvaluationError, Period, simulate
+from socialcard.rules.engine.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def engine(kz: CompiledPack):  # type: ignore[no-untyped-def]
+    population = generate(2_000, seed=11, as_of=Period.parse("2026-03").end)
+    made = Engine(kz, threads=1)
+    made.load(population.person, population.fact)
+    yield made
+    made.close()
+
+
+class TestEvaluate:
+    def test_every_program_has_a_summary(self, engine: Engine) -> None:
+        result = engine.evaluate("2026-03")
+        summary = {s.program_id: s for s in result.summary()}
+        assert len(summary) == 10
+        assert summary["kz.large_family"].eligible > 0
+        assert summary["kz.base_pension"].eligible > 0
+        assert summary["kz.asp"].version == "2025-09-01"
+        for s in summary.values():
+            assert 0 <= s.eligible <= s.evaluated
+        result.drop()
+
+    def test_family_filter_gives_the_same_decisions(self, engine: Engine) -> None:
+        full = engine.evaluate("2026-03")
+        part = engine.evaluate("2026-03", family_ids=[5, 17, 42])
+        for pid in ("kz.large_family", "kz.base_pension"):
+            wanted = list(part.decisions(pid, eligible_only=False))
+            assert wanted
+            for d in wanted:
+                assert full.decision(pid, d.entity_id).as_dict() == d.as_dict()
+
+    def test_to_arrow_has_conditions_and_variables(self, engine: Engine) -> None:
+        table = engine.evaluate("2026-03").to_arrow("kz.asp")
+        assert table.num_rows > 0
+        assert {"entity_id", "eligible", "amount_minor", "conditions", "variables"} <= set(
+            table.column_names
+        )
+        assert all(table["eligible"].to_pylist())
+
+    def test_unknown_program(self, engine: Engine) -> None:
+        with pytest.raises(EvaluationError, match="unknown program"):
+            engine.evaluate("2026-03").decision("kz.nothing", 1)
+
+
+class TestSimulate:
+    def test_raising_the_poverty_line_adds_families(self, kz: CompiledPack) -> None:
+        population = generate(1_000, seed=5, as_of=Period.parse("2026-03").end)
+        result = simulate(
+            kz,
+            population.person,
+            population.fact,
+            "2026-03",
+            {"kz.asp.poverty_line_share": 0.9},
+            sample=3,
+        )
+        asp = next(d for d in result.totals if d.program_id == "kz.asp")
+        assert asp.reform_count > asp.baseline_count
+        assert asp.cost_change_minor > 0
+        others = [d for d in result.totals if d.program_id != "kz.asp"]
+        assert all(d.count_change == 0 for d in others)
+        assert sum(d.reform_count for d in result.by_region if d.program_id == "kz.asp") == (
+            asp.reform_count
+        )
+        assert result.gainers
+        assert all(g.program_id == "kz.asp" for g in result.gainers)
+        assert any("income_within_poverty_line" in g.flipped for g in result.gainers)
+
+    def test_table_parameter_and_pack_parameter_overrides(self, engine: Engine) -> None:
+        base = engine.evaluate("2026-03")
+        reform = engine.evaluate(
+            "2026-03", overrides={"kz.large_family.coef.4": 20, "kz.mrp": 5000_00}
+        )
+        before = {s.program_id: s for s in base.summary()}
+        after = {s.program_id: s for s in reform.summary()}
+        assert after["kz.large_family"].amount_minor > before["kz.large_family"].amount_minor
+        assert after["kz.awarded_mothers"].amount_minor > before["kz.awarded_mothers"].amount_minor
+
+    def test_unknown_parameter(self, engine: Engine) -> None:
+        with pytest.raises(EvaluationError, match="unknown parameter"):
+            engine.evaluate("2026-03", overrides={"kz.asp.nope": 1})
