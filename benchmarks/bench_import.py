@@ -4,8 +4,10 @@
 
 Generates var/bench/persons_<rows>.csv once (valid ИИН from identifiers.make_iin; ~1% bad rows
 of varied kinds), imports it into a fresh SQLite file or a fresh PostgreSQL database
-(`socialcard_bench_import`), and prints rows/s, the read/validate/write split, peak RSS and the
-count checks (accepted + quarantined = total, and as many persons as accepted rows).
+(`socialcard_bench_import`), and prints rows/s, the read/validate/prepare/write split, the CPU
+per row (importer and PostgreSQL backend), peak RSS, the machine's load and the count checks
+(accepted + quarantined = total, and as many persons as accepted rows). `--profile` profiles the
+importing thread only; the writer thread mostly waits for the store (see the backend CPU).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def run(store: str, path: Path, rows: int, bad: int, args: argparse.Namespace) -
     engine = build_engine(url)
     upgrade(engine)
     profiler = cProfile.Profile() if args.profile else None
+    load_before = os.getloadavg()[0]
     cpu_before = _own_cpu()
     started = time.perf_counter()
     with Session(engine) as session:
@@ -174,12 +177,15 @@ def run(store: str, path: Path, rows: int, bad: int, args: argparse.Namespace) -
     result, stats = outcome.result, outcome.stats
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"--- {store}: {rows:,} rows, workers={stats.workers}, chunks={stats.chunks}")
+    print(
+        f"--- {store}: {rows:,} rows, workers={stats.workers}, chunks={stats.chunks}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print(f"time {elapsed:.1f} s  ->  {rows / elapsed:,.0f} rows/s")
     print(
         f"split: read {stats.read_seconds:.1f} s, validate {stats.validate_seconds:.1f} s "
         f"({'in workers, overlapped' if stats.workers else 'in process'}), "
-        f"write {stats.write_seconds:.1f} s"
+        f"prepare {stats.prepare_seconds:.1f} s, write {stats.write_seconds:.1f} s"
     )
     cpu = own_cpu + workers_cpu + backend_cpu
     print(
@@ -187,6 +193,8 @@ def run(store: str, path: Path, rows: int, bad: int, args: argparse.Namespace) -
         f"postgres backend {backend_cpu:.1f} s; total {cpu:.1f} s = {cpu / rows * 1e6:.0f} us/row"
     )
     print(f"peak RSS: importer {rss_self:.0f} MiB, largest worker {rss_children:.0f} MiB")
+    # Other work on the machine shows in the wall time; the cpu line above does not depend on it.
+    print(f"load (1-minute average): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(
         f"rows total {result.rows_total:,}, accepted {result.rows_accepted:,}, "
         f"quarantined {result.rows_rejected:,} (generated bad {bad:,}); "

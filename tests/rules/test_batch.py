@@ -46,6 +46,16 @@ class TestEvaluate:
         )
         assert all(table["eligible"].to_pylist())
 
+    def test_before_the_first_version_nothing_is_in_force(self, engine: Engine, kz) -> None:  # type: ignore[no-untyped-def]
+        result = engine.evaluate("2023-05")
+        assert all(s.version is None and s.eligible == 0 for s in result.summary())
+        decision = next(result.decisions("kz.asp", eligible_only=False, limit=1))
+        text = decision.explain("en", kz.pack).text()
+        assert "the program is not in force in this period" in text
+
+    def test_a_year_has_no_monthly_programs(self, engine: Engine) -> None:
+        assert engine.evaluate("2026").summary() == []
+
     def test_unknown_program(self, engine: Engine) -> None:
         with pytest.raises(EvaluationError, match="unknown program"):
             engine.evaluate("2026-03").decision("kz.nothing", 1)

@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from socialcard.cli.ops import serialize_sqlite_for_serving
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
@@ -84,8 +83,6 @@ def register(app: typer.Typer) -> None:
             return
         import uvicorn
 
-        if engine.dialect.name == "sqlite":
-            serialize_sqlite_for_serving()
         console.print(f"socialcard is serving on {base}  (Ctrl+C to stop)")
         uvicorn.run(
             "socialcard.app:create_app", factory=True, host=host, port=port, log_level="warning"

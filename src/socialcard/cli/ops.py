@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 from rich.console import Console
 
 from socialcard.core.config import get_settings
-from socialcard.core.db import get_engine, reset_engine_cache
+from socialcard.core.db import get_engine
 from socialcard.core.migrate import upgrade
 
 console = Console(stderr=True)
-
-
-def serialize_sqlite_for_serving() -> None:
-    """Serve SQLite through one connection per process (see Settings.sqlite_pool_size)."""
-    if get_settings().sqlite_pool_size is None:
-        os.environ["SOCIALCARD_SQLITE_POOL_SIZE"] = "1"
-        get_settings.cache_clear()
-        reset_engine_cache()
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +35,6 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         upgrade(get_engine())
         if get_engine().dialect.name == "sqlite":
-            serialize_sqlite_for_serving()
             workers = 1  # one writer process: SQLite takes one write transaction at a time
         host = host or settings.server.host
         port = port or settings.server.port

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -101,6 +101,23 @@ def new_session() -> Session:
     return _session_factory()()
 
 
+def add_before_commit(session: Session, key: str, hook: Callable[[Session], None]) -> None:
+    """Run `hook` once, just before this session's unit of work commits (keyed, so idempotent).
+
+    Writes that every request makes (the audit log) are deferred to the commit so that the
+    store's write lock is taken and released in one step: on SQLite, a write lock held while a
+    request waits for a worker thread would stall every other request.
+    """
+    session.info.setdefault("before_commit", {})[key] = hook
+
+
+def run_before_commit(session: Session) -> None:
+    """Run and clear the hooks registered with add_before_commit."""
+    hooks = session.info.pop("before_commit", {})
+    for hook in hooks.values():
+        hook(session)
+
+
 @contextmanager
 def session_scope(session: Session | None = None) -> Iterator[Session]:
     """Commit on success, roll back on any exception. Services never commit; jobs use this."""
@@ -108,6 +125,7 @@ def session_scope(session: Session | None = None) -> Iterator[Session]:
     current = new_session() if session is None else session
     try:
         yield current
+        run_before_commit(current)
         current.commit()
     except BaseException:
         current.rollback()

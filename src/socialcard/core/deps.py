@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from socialcard.core.db import new_session
+from socialcard.core.db import new_session, run_before_commit
 
 
 def get_session() -> Iterator[Session]:
@@ -16,6 +16,7 @@ def get_session() -> Iterator[Session]:
     session = new_session()
     try:
         yield session
+        run_before_commit(session)
         session.commit()
     except BaseException:
         session.rollback()

@@ -207,6 +207,20 @@ class _Text:
         return at(self.starts, 1), at(self.ends - 1, 1), at(self.ends - 2, 2)
 
 
+def holds_byte(array: Any, byte: int) -> bool:
+    """Whether the bytes of a string array's values (nulls included) contain `byte`; a fast
+    scan of the raw data buffer, which is exact for a byte below 0x80 (no UTF-8 sequence
+    holds one inside a longer character)."""
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)
+    data = array.buffers()[2]
+    if data is None or not len(array):
+        return False
+    start, end = int(offsets[array.offset]), int(offsets[array.offset + len(array)])
+    values = np.frombuffer(data, dtype=np.uint8)[start:end]
+    return bool((values == byte).any())
+
+
 def _digits_ok(matrix: npt.NDArray[np.int64], positions: Sequence[int] | None = None) -> BoolArray:
     part = matrix if positions is None else matrix[:, list(positions)]
     ok: BoolArray = np.asarray(((part >= 0) & (part <= 9)).all(axis=1))
@@ -278,7 +292,7 @@ def _plain_edges(text: _Text) -> BoolArray:
     first, last, before = text.edge_bytes()
 
     def printable(byte: IntArray) -> BoolArray:
-        result: BoolArray = (byte >= 0x20) & (byte <= 0x7E)
+        result: BoolArray = (byte >= 0x21) & (byte <= 0x7E)
         return result
 
     def two_byte_lead(byte: IntArray) -> BoolArray:  # U+00C0 to U+07FF
@@ -421,7 +435,7 @@ def _validate(
     typed = pa.Table.from_arrays(
         [
             national_id.array.filter(keep),
-            pa.array(np.full(accepted, country, dtype=object), pa.string()),
+            pa.nulls(accepted, pa.string()).fill_null(country),
             names["last_name"].filter(keep),
             names["first_name"].filter(keep),
             names["patronymic"].filter(keep),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
+from socialcard.core.db import add_before_commit
 from socialcard.security import repository
 from socialcard.security.enums import Purpose, Role
 from socialcard.security.errors import InvalidApiKey, RoleNotAllowed, UnknownRole
@@ -84,25 +85,33 @@ def record_access(
     """Write one audit row per person whose data the actor read or changed."""
     if not subject_ids:
         return
-    # One multi-row insert, not ORM objects: this runs on every operator read (the hot path).
     at = utcnow()
-    repository.insert_audit_events(
-        session,
-        [
-            {
-                "at": at,
-                "actor_key_id": actor.key_id,
-                "actor_name": actor.name,
-                "actor_role": actor.role,
-                "action": action,
-                "subject_type": subject_type,
-                "subject_id": subject_id,
-                "purpose": purpose.value,
-                "request_id": actor.request_id,
-            }
-            for subject_id in subject_ids
-        ],
-    )
+    rows: list[dict[str, object]] = [
+        {
+            "at": at,
+            "actor_key_id": actor.key_id,
+            "actor_name": actor.name,
+            "actor_role": actor.role,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "purpose": purpose.value,
+            "request_id": actor.request_id,
+        }
+        for subject_id in subject_ids
+    ]
+    pending: list[dict[str, object]] = session.info.setdefault("pending_audit", [])
+    pending.extend(rows)
+    # Written in one multi-row insert when the unit of work commits (see add_before_commit):
+    # the audit rows commit or roll back with the read they record.
+    add_before_commit(session, "audit", flush_audit)
+
+
+def flush_audit(session: Session) -> None:
+    """Insert the audit rows recorded in this session (normally run at commit)."""
+    rows = session.info.pop("pending_audit", [])
+    if rows:
+        repository.insert_audit_events(session, rows)
 
 
 def list_audit_events(

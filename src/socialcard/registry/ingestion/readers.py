@@ -29,6 +29,7 @@ from socialcard.registry.ingestion.sources import (
     SourceSpec,
     make_reject,
 )
+from socialcard.registry.validation_columnar import holds_byte
 
 CSV_BLOCK_BYTES = 1 << 20
 MAX_LINE_BYTES = 1 << 20  # a JSON line longer than this is not a registry row
@@ -161,6 +162,13 @@ class _InvalidRow(NamedTuple):
     reason: str
 
 
+def _may_hold_newline(column: Any) -> bool:
+    """False when a text column certainly holds no newline (a scan of its raw bytes)."""
+    if not pa.types.is_string(column.type):
+        return True
+    return holds_byte(column, ord("\n"))
+
+
 class CsvReader:
     """CSV with a header row; every column read as text in blocks by pyarrow.
 
@@ -219,7 +227,7 @@ class CsvReader:
         """Line numbers of a batch's rows, skipping the lines of rows rejected by the parser."""
         count = batch.num_rows
         extra: list[int] | None = None
-        if count and batch.num_columns:
+        if count and batch.num_columns and any(map(_may_hold_newline, batch.columns)):
             newlines: Any = pc.count_substring(batch.column(0), "\n")
             for column in batch.columns[1:]:
                 newlines = pc.add(newlines, pc.count_substring(column, "\n"))

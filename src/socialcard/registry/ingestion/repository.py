@@ -183,7 +183,7 @@ class PersonLoad(NamedTuple):
 
     rows: Any  # pyarrow table (PERSON_SCHEMA): one row per national id, in national id order
     now: datetime  # created_at / updated_at of the rows written
-    copy_rows: memoryview | None  # PostgreSQL binary COPY rows (_PERSON_COPY_COLUMNS)
+    binary_rows: memoryview | None  # PostgreSQL binary COPY rows (_PERSON_COPY_COLUMNS)
 
 
 def prepare_persons(rows: Any, *, now: datetime, postgres: bool) -> PersonLoad:
@@ -264,13 +264,13 @@ def _binary_copy_rows(rows: Any, now: datetime) -> memoryview:
     return memoryview(joined.buffers()[2])[start:end]
 
 
-def _copy_binary(raw: Any, table: str, columns: Sequence[str], copy_rows: memoryview) -> None:
+def _copy_binary(raw: Any, table: str, columns: Sequence[str], body: memoryview) -> None:
     with (
         raw.cursor() as cursor,
         cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)") as copy,
     ):
         copy.write(_BINARY_HEADER)
-        copy.write(copy_rows)
+        copy.write(body)
         copy.write(_BINARY_TRAILER)
 
 
@@ -287,23 +287,21 @@ def upsert_persons(session: Session, load: PersonLoad, *, insert_first: bool = F
     if not rows.num_rows:
         return False
     met_known = False
-    sqlite = is_sqlite(session)
-    if not sqlite:
-        assert load.copy_rows is not None  # noqa: S101 - prepared for PostgreSQL
-        raw = dbapi_connection(session)
-        if insert_first:
-            if _any_known(raw, rows.column("national_id")):
-                met_known = True
-            elif _insert_new_persons(raw, load.copy_rows):
-                return False
-            else:
-                met_known = True
-        _ensure_stage(session, PERSON_STAGE, _PERSON_STAGE_DDL)
-        _copy_binary(raw, PERSON_STAGE, _PERSON_COPY_COLUMNS, load.copy_rows)
+    raw = dbapi_connection(session)
+    # The binary rows carry UTF-8 text, which PostgreSQL reads in the client encoding.
+    binary = load.binary_rows if _is_utf8_postgres(session, raw) else None
+    if binary is not None and insert_first:
+        if _any_known(raw, rows.column("national_id")):
+            met_known = True
+        elif _insert_new_persons(raw, binary):
+            return False
+        else:
+            met_known = True
+    _ensure_stage(session, PERSON_STAGE, _PERSON_STAGE_DDL)
+    if binary is not None:
+        _copy_binary(raw, PERSON_STAGE, _PERSON_COPY_COLUMNS, binary)
     else:
-        _ensure_stage(session, PERSON_STAGE, _PERSON_STAGE_DDL)
-        columns = [rows.column(name).to_pylist() for name in PERSON_COLUMNS]
-        copy_rows(session, PERSON_STAGE, PERSON_COLUMNS, list(zip(*columns, strict=True)))
+        copy_rows(session, PERSON_STAGE, PERSON_COLUMNS, _python_rows(rows))
     columns_sql = ", ".join(PERSON_COLUMNS)
     updates = [
         f"{c} = COALESCE(excluded.{c}, p.{c})" if c in _KEEP_IF_MISSING else f"{c} = excluded.{c}"
@@ -330,6 +328,18 @@ def upsert_persons(session: Session, load: PersonLoad, *, insert_first: bool = F
     return met_known
 
 
+def _python_rows(rows: Any) -> list[tuple[Any, ...]]:
+    """The rows as tuples for executemany or a text COPY, dates already as ISO text (what the
+    sqlite3 date adapter writes; much cheaper than a date object per value)."""
+    columns = []
+    for name in PERSON_COLUMNS:
+        column = rows.column(name)
+        if pa.types.is_date(column.type):
+            column = column.cast(pa.string())
+        columns.append(column.to_pylist())
+    return list(zip(*columns, strict=True))
+
+
 def _any_known(raw: Any, national_ids: Any) -> bool:
     """Whether a spread sample of these national ids holds a known person."""
     step = max(1, len(national_ids) // _KNOWN_PROBE)
@@ -342,12 +352,16 @@ def _any_known(raw: Any, national_ids: Any) -> bool:
     return bool(found and found[0])
 
 
-def _insert_new_persons(raw: Any, copy_rows: memoryview) -> bool:
+def _is_utf8_postgres(session: Session, raw: Any) -> bool:
+    return not is_sqlite(session) and raw.info.encoding == "utf-8"
+
+
+def _insert_new_persons(raw: Any, body: memoryview) -> bool:
     """COPY rows straight into registry_person; False (and nothing written) on a known one."""
     with raw.cursor() as cursor:
         cursor.execute("SAVEPOINT ingest_new_persons")
         try:
-            _copy_binary(raw, "registry_person", _PERSON_COPY_COLUMNS, copy_rows)
+            _copy_binary(raw, "registry_person", _PERSON_COPY_COLUMNS, body)
         except psycopg.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT ingest_new_persons")
             cursor.execute("RELEASE SAVEPOINT ingest_new_persons")

@@ -100,6 +100,7 @@ class ImportStats:
 
     read_seconds: float = 0.0
     validate_seconds: float = 0.0
+    prepare_seconds: float = 0.0  # person rows encoded for the store, before the writer
     write_seconds: float = 0.0
     chunks: int = 0
     workers: int = 0
@@ -418,7 +419,11 @@ def import_file(
             try:
                 for validated in _validated_chunks(reader, spec, day, country, stats):
                     # Person rows are encoded for the store here, while the writer still works.
-                    persons = _prepare_persons(validated, postgres) if is_persons else None
+                    persons = None
+                    if is_persons:
+                        started = time.perf_counter()
+                        persons = _prepare_persons(validated, postgres)
+                        stats.prepare_seconds += time.perf_counter() - started
                     if pending is not None:
                         pending.result()
                     pending = writer.submit(write, validated, persons)

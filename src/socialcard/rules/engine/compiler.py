@@ -2,12 +2,15 @@
 
 Stages (each one SQL SELECT over the previous ones):
 
-- `pb`, person base: one row per person with the built-ins the pack uses and the person
-  variables that do not depend on family values;
-- `fr`, family results: one GROUP BY over `pb` computes every aggregate of every program,
-  then family variables and each family program's conditions, eligibility and amount;
+- `pb_raw`, materialized: one row per person with the person columns and the per-period
+  fact aggregates the used built-ins read (one GROUP BY over the facts, one join);
+- `pb`, a view over `pb_raw`: built-ins and the person variables that do not read family
+  values; each consumer computes only the columns it reads;
+- `fr`, family results: one GROUP BY over `pb` computes every aggregate of every program
+  (counts and any/all packed into shared sums), then family variables and each family
+  program's conditions, eligibility and amount;
 - `pr`, person results: `pb` joined with the family values person rules read, then the
-  remaining person variables and each person program's outputs.
+  remaining person variables and each person program's conditions, eligibility and amount.
 
 Parameters and period dates stay `zzprm_*`/`zzper_*` placeholders in the compiled SQL; `bind`
 replaces them with literals for one period (and any what-if overrides).
@@ -664,7 +667,7 @@ class CompiledPack:
         values: set[Symbol] = set()
         member: set[Symbol] = set()
         aggs: set[str] = set()
-        var_plans: dict[str, VarPlan] = {}
+        var_plans: dict[str, VarPlan] = self._var_plans(None)
         for pid, vp in in_force.items():
             roots = [c.compiled for c in vp.conditions] + ([vp.amount] if vp.amount else [])
             v, m, a = self._closure(vp, roots)

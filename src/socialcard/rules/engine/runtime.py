@@ -59,10 +59,6 @@ def _perfect_hash_bits(con: duckdb.DuckDBPyConnection) -> int:
     return max(12, min(26, span.bit_length() + 1))
 
 
-def _column_value(value: Any) -> Any:
-    return value
-
-
 @dataclass
 class _Row:
     columns: dict[str, int]
