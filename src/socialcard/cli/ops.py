@@ -34,8 +34,6 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         upgrade(get_engine())
-        if get_engine().dialect.name == "sqlite":
-            workers = 1  # one writer process: SQLite takes one write transaction at a time
         host = host or settings.server.host
         port = port or settings.server.port
         console.print(f"socialcard API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
