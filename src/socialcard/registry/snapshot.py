@@ -15,31 +15,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from socialcard.registry import repository
+from socialcard.rules.engine import synthetic as engine_input
 
-PERSON_SCHEMA = pa.schema(
-    [
-        ("person_id", pa.int64()),
-        ("family_id", pa.int64()),
-        ("role", pa.string()),
-        ("sex", pa.string()),
-        ("birth_on", pa.date32()),
-        ("death_on", pa.date32()),
-        ("region_kato", pa.string()),
-    ]
-)
-FACT_SCHEMA = pa.schema(
-    [
-        ("person_id", pa.int64()),
-        ("kind", pa.string()),
-        ("detail", pa.string()),
-        ("qualifier", pa.string()),
-        ("amount_minor", pa.int64()),
-        ("quantity", pa.int32()),
-        ("valid_from", pa.date32()),
-        ("valid_until", pa.date32()),
-        ("source", pa.string()),
-    ]
-)
+# The rules engine owns its input contract; the registry produces exactly that shape.
+PERSON_SCHEMA = engine_input.PERSON_SCHEMA
+FACT_SCHEMA = engine_input.FACT_SCHEMA
 
 
 def _conform(table: Any, schema: pa.Schema) -> pa.Table:
