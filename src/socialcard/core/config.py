@@ -39,10 +39,6 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     # Keys API-key hashes and other HMACs. Override in production; the default is for a laptop.
     secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
-    # Connections per process to a SQLite store (None: SQLAlchemy's default pool). Do not set 1
-    # for the server: a request holding the only connection can wait for a worker thread that
-    # is itself waiting for that connection.
-    sqlite_pool_size: int | None = Field(default=None, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
     server: ServerSettings = ServerSettings()

@@ -69,11 +69,6 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args = {"check_same_thread": False, "timeout": 30}
-        pool_size = get_settings().sqlite_pool_size
-        if pool_size is not None and parsed.database not in (None, "", ":memory:"):
-            kwargs.setdefault("pool_size", pool_size)
-            kwargs.setdefault("max_overflow", 0)
-            kwargs.setdefault("pool_timeout", 60)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
