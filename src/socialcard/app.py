@@ -11,6 +11,7 @@ from socialcard.core.http import RequestIdMiddleware, install_error_handlers
 from socialcard.core.logging import configure_logging
 from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
+from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
 
 
@@ -34,4 +35,5 @@ def create_app() -> FastAPI:
     app.include_router(registry_router)
     app.include_router(ingestion_router)
     app.include_router(security_router)
+    app.include_router(rules_router)
     return app

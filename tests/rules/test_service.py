@@ -236,7 +236,7 @@ class TestExplainDecision:
 
 class TestRunOverTheCommittedRegistry:
     def test_reads_the_registry_over_adbc(self, committed_engine: Engine):
-        with Session(committed_engine) as session:
+        with Session(committed_engine, expire_on_commit=False) as session:
             families = build_families(session)
             session.commit()
             run = service.run_rules(session, period="2026-03")

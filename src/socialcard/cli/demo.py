@@ -16,6 +16,7 @@ from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
+from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
 
 console = Console()
@@ -68,6 +69,7 @@ def register(app: typer.Typer) -> None:
             f"Registry: {counts['persons']:,} persons in {counts['families']:,} families, "
             f"{counts['facts']:,} facts, {counts['events']:,} life events."
         )
+        rules_cli.demo_step()
         console.print(f"Operator API key: {key.key}")
         console.print(f"Auditor API key:  {auditor.key}")
         if family_ids:

@@ -25,6 +25,7 @@ Services never commit. Errors are `socialcard.core.errors` subclasses naming the
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 import time
@@ -171,7 +172,6 @@ def parse_value(text: str) -> Scalar:
     >>> parse_value("3932_00"), parse_value("0.8"), parse_value("true")
     (393200, Decimal('0.8'), True)
     """
-    import datetime as dt
     from decimal import InvalidOperation
 
     lowered = text.strip().lower()
@@ -199,7 +199,7 @@ def parse_overrides(
     for name, raw in (overrides or {}).items():
         where = f"{field}.{name}"
         value: Scalar
-        if isinstance(raw, bool | int):
+        if isinstance(raw, bool | int | Decimal | dt.date):
             value = raw
         elif isinstance(raw, float):
             value = Decimal(repr(raw))
@@ -355,6 +355,14 @@ def get_run(session: Session, *, run_id: int) -> RunDetail:
             for r in regions
         ],
     )
+
+
+def run_pack(session: Session, *, run_id: int) -> LoadedPack:
+    """The compiled pack a run was made with (read from its path)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    return loaded_pack(run.pack_path)
 
 
 def list_runs(session: Session, *, page: int, size: int) -> RunPage:
