@@ -380,6 +380,18 @@ def latest_run(session: Session, *, period: str, pack_id: str | None = None) -> 
 # --- stored runs ---------------------------------------------------------------------------
 
 
+def _check_request(
+    *, period: str, months: int, programs: Sequence[str] | None, pack_path: str | Path | None
+) -> tuple[Period, LoadedPack]:
+    first = parse_period(period)
+    periods = _periods(first, months)
+    pack = loaded_pack(pack_path)
+    plans = _select_plans(pack.compiled, first.kind, programs)
+    for when in periods:
+        _require_in_force(pack.compiled, when, plans)
+    return first, pack
+
+
 def create_run(
     session: Session,
     *,
@@ -390,12 +402,9 @@ def create_run(
     requested_by: str | None = None,
 ) -> RunRead:
     """Check the request and record a queued run (executed by `execute_run`)."""
-    first = parse_period(period)
-    periods = _periods(first, months)
-    pack = loaded_pack(pack_path)
-    plans = _select_plans(pack.compiled, first.kind, programs)
-    for when in periods:
-        _require_in_force(pack.compiled, when, plans)
+    first, pack = _check_request(
+        period=period, months=months, programs=programs, pack_path=pack_path
+    )
     run = RulesRun(
         pack_id=pack.compiled.pack.id,
         pack_path=pack.path,
@@ -428,6 +437,7 @@ def execute_run(
     snapshot: tuple[pa.Table, pa.Table] | None = None,
     progress: Progress | None = None,
     threads: int | None = None,
+    read_before: float = 0.0,
 ) -> RunRead:
     """Evaluate a queued run and store its results (the caller commits; on an error the
     caller rolls back and may `mark_failed`)."""
@@ -437,7 +447,6 @@ def execute_run(
     tick = progress or (lambda _stage, _done, _total: None)
     run.status = "running"
     run.started_at = utcnow()
-    session.flush()
     pack = loaded_pack(run.pack_path)
     compile_s = pack.compile_seconds
     first = Period.parse(run.period)
@@ -445,11 +454,14 @@ def execute_run(
     plans = _select_plans(pack.compiled, first.kind, run.programs)
     tick("read", 0, 1)
     t0 = time.perf_counter()
+    # Read before this session writes: on SQLite a reader on another connection while this
+    # one holds the write lock can fail the commit ("locking protocol").
     person, fact = (
         snapshot
         if snapshot is not None
         else registry_snapshot.registry_snapshot(_bind_url(session))
     )
+    session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
         engine.load(person, fact)
@@ -460,7 +472,7 @@ def execute_run(
             " AS head_person_id FROM rules_person_snapshot GROUP BY 1"
         )
         engine.con.unregister("rules_person_snapshot")
-        read_s = time.perf_counter() - t0
+        read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
         run.persons = person.num_rows
         del person, fact
@@ -515,7 +527,17 @@ def run_rules(
     requested_by: str | None = None,
     threads: int | None = None,
 ) -> RunRead:
-    """Evaluate the pack over the whole registry for the period(s) and store every decision."""
+    """Evaluate the pack over the whole registry for the period(s) and store every decision.
+
+    The registry is read (committed data, over ADBC) before this session writes anything;
+    on SQLite, commit your own writes before calling, or pass `snapshot`.
+    """
+    _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
+    read_before = 0.0
+    if snapshot is None:
+        t0 = time.perf_counter()
+        snapshot = registry_snapshot.registry_snapshot(_bind_url(session))
+        read_before = time.perf_counter() - t0
     run = create_run(
         session,
         period=period,
@@ -525,7 +547,12 @@ def run_rules(
         requested_by=requested_by,
     )
     return execute_run(
-        session, run_id=run.id, snapshot=snapshot, progress=progress, threads=threads
+        session,
+        run_id=run.id,
+        snapshot=snapshot,
+        progress=progress,
+        threads=threads,
+        read_before=read_before,
     )
 
 
