@@ -131,3 +131,21 @@ class TestCheckCommand:
         assert result.exit_code == 2
         assert f"{path}:" in result.output
         assert "disabld" in result.output
+
+
+class TestDemoStep:
+    def test_prints_the_level_counts_of_the_region(self, committed_engine: Engine) -> None:
+        from io import StringIO
+
+        from rich.console import Console
+
+        from socialcard.wellbeing.cli import demo_step
+
+        _registry(committed_engine)
+        out = StringIO()
+        demo_step(Console(file=out, width=120))
+        text = out.getvalue()
+        assert "kz.wellbeing.cks_2023" in text
+        assert "благополучный" not in text  # printed in English
+        assert "well-off" in text
+        assert "3 families" in text

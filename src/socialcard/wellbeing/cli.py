@@ -61,10 +61,17 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(2) from exc
 
 
-def _run_table(run: RunRead, lang: str) -> Table:
-    table = Table(
-        title=f"run {run.id}: {run.methodology_id}, {run.period}, {run.families:,} families"
+def _print_run(out: Console, run: RunRead, lang: str) -> None:
+    out.print(
+        f"Well-being run {run.id}: {run.methodology_id}, {run.period}, {run.families:,} families",
+        soft_wrap=True,
+        highlight=False,
     )
+    out.print(_run_table(run, lang))
+
+
+def _run_table(run: RunRead, lang: str) -> Table:
+    table = Table()
     table.add_column("level")
     table.add_column("name")
     table.add_column("families", justify="right")
@@ -111,7 +118,7 @@ def demo_step(console: Console) -> None:
     period = utcnow().strftime("%Y-%m")
     with _errors():
         run = score_registry_with_progress(None, period)
-    console.print(_run_table(run, "en"))
+    _print_run(console, run, "en")
 
 
 def register(app: typer.Typer) -> None:
@@ -149,7 +156,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(run.model_dump_json(indent=2))
             return
-        console.print(_run_table(run, "en"))
+        _print_run(console, run, "en")
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in run.timings.items())
         console.print(f"run id {run.id}; {timings}")
 
@@ -175,7 +182,7 @@ def register(app: typer.Typer) -> None:
         with _errors(), session_scope() as session:
             run = service.get_run(session, run_id=run_id)
             by_region = service.region_counts(session, run_id=run_id) if regions else []
-        console.print(_run_table(run, lang))
+        _print_run(console, run, lang)
         if regions:
             table = Table(title="per region")
             table.add_column("region")
