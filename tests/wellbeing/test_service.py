@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 from sqlalchemy.orm import Session
 
+from socialcard.registry.snapshot import family_snapshot
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
 from socialcard.wellbeing import service
@@ -22,8 +24,17 @@ from socialcard.wellbeing.errors import (
 )
 from socialcard.wellbeing.methodology import Methodology
 from socialcard.wellbeing.schemas import RunRead
+from tests.factories import make_fact, make_family, make_person
 from tests.wellbeing.conftest import Families
-from tests.wellbeing.helpers import BOUNDARY_FAMILIES, HOME, METHODOLOGY, Member, couple, make_pack
+from tests.wellbeing.helpers import (
+    BOUNDARY_FAMILIES,
+    HOME,
+    METHODOLOGY,
+    PERIOD,
+    Member,
+    couple,
+    make_pack,
+)
 
 ACTOR = Actor(key_id=None, name="test-operator", role="operator")
 PURPOSE = Purpose.CASE_REVIEW
@@ -275,3 +286,41 @@ class TestListRuns:
         ids = [r.id for r in page.items]
         assert ids.index(second.id) < ids.index(first.id)
         assert service.list_runs(session, methodology_id="kz.other").total == 0
+
+
+class TestFamilyCardValues:
+    def test_shows_the_values_each_indicator_reads(
+        self, session: Session, methodology: Methodology
+    ) -> None:
+        mother = make_person(session, birth_on=date(1990, 1, 1))
+        child = make_person(session, birth_on=date(2020, 1, 1), sex="M")
+        family = make_family(session, [(mother, "head"), (child, "child")])
+        make_fact(session, mother, amount_minor=60_000_00)
+        make_fact(
+            session, mother, kind="property", detail="real_estate", amount_minor=None, quantity=1
+        )
+        person, fact = family_snapshot(session, family.id)
+        service.score(session, methodology=methodology, period=PERIOD, person=person, fact=fact)
+        before = len(_audit(session))
+        card = service.family_card(
+            session, family_id=family.id, actor=ACTOR, purpose=PURPOSE, methodology=methodology
+        )
+        assert (card.level.code, card.score) == ("C", -10)  # low income -20, home +10
+        low = next(i for d in card.dimensions for i in d.indicators if i.code == "low_income")
+        assert (low.holds, low.holds_now) == (True, True)
+        values = {v.name: v for v in low.values}
+        assert values["income_per_capita_month"].value == 30_000_00
+        assert values["income_per_capita_month"].text.en.startswith("30")
+        assert values["low_income_line"].value == 50_000_00
+        members = {
+            e["subject_id"] for e in _audit(session)[before:] if e["subject_type"] == "person"
+        }
+        assert members == {mother.id, child.id}
+
+    def test_no_values_when_the_methodology_changed(
+        self, session: Session, score_run: ScoreRun, boundary_families: Families
+    ) -> None:
+        score_run(boundary_families)
+        card = service.family_card(session, family_id=8, actor=ACTOR, purpose=PURPOSE)
+        assert "methodology changed" in card.values_note
+        assert all(not i.values for d in card.dimensions for i in d.indicators)

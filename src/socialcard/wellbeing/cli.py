@@ -116,8 +116,11 @@ def score_registry_with_progress(methodology: str | None, period: str) -> RunRea
 def demo_step(console: Console) -> None:
     """The demo's well-being step: score the region for this month and print the level counts."""
     period = utcnow().strftime("%Y-%m")
-    with _errors():
+    try:
         run = score_registry_with_progress(None, period)
+    except AppError as exc:  # the demo goes on without the well-being step
+        console.print(f"[yellow]Well-being not scored: {exc.message}[/yellow]")
+        return
     _print_run(console, run, "en")
 
 
@@ -279,11 +282,16 @@ def register(app: typer.Typer) -> None:
             f"family {result.family_id}, {result.period}: level {result.level.code}"
             f" ({getattr(result.level.name, lang)}), score {result.score}"
         )
+        if result.values_note:
+            typer.echo(f"  ({result.values_note})")
         for dim in result.dimensions:
             typer.echo(f"  {getattr(dim.title, lang)}: {dim.score}")
             for ind in dim.indicators:
                 mark = {True: "yes", False: "no", None: "?"}[ind.holds]
+                shown = "; ".join(
+                    f"{getattr(v.title, lang)} {getattr(v.text, lang)}" for v in ind.values
+                )
                 typer.echo(
                     f"    [{mark:>3}] {getattr(ind.title, lang)}: {ind.points_awarded:+d}"
-                    f" (of {ind.points:+d})"
+                    f" (of {ind.points:+d})" + (f" — {shown}" if shown else "")
                 )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from socialcard.rules.engine import CompiledPack, PackError, Problem, compile_pack, parse_pack
+from socialcard.rules.engine import expressions as ex
 from socialcard.rules.engine.loader import (
     PACK_FILE,
     check_fields,
@@ -72,6 +73,7 @@ class Indicator:
     title: dict[str, str]
     expr: str
     line: int
+    reads: tuple[str, ...] = ()  # the family-level names the expression mentions
 
 
 @dataclass(frozen=True)
@@ -314,11 +316,22 @@ def _dimensions(
                 )
             if isinstance(when, str) and points:
                 indicators.append(
-                    Indicator(code, dim, points, title, when, item.line_of("when") or line)
+                    Indicator(
+                        code, dim, points, title, when, item.line_of("when") or line, _reads(when)
+                    )
                 )
     if not indicators and not any(p.file == file for p in problems):
         problems.append(Problem(file, node.line_of("dimensions"), mid, "no indicators defined"))
     return titles, indicators
+
+
+def _reads(text: str) -> tuple[str, ...]:
+    """The unqualified names an expression mentions (compiling reports any problem)."""
+    try:
+        refs = ex.references(ex.parse(text))
+    except ex.ExprError:
+        return ()
+    return tuple(sorted(name for qualifier, name in refs if not qualifier))
 
 
 def _levels(file: str, node: Map, mid: str, problems: list[Problem]) -> list[Level]:

@@ -113,6 +113,15 @@ class LevelChangePage(BaseModel):
     total: int
 
 
+class ValueRead(BaseModel):
+    """A value an indicator reads, as a number and as a citizen reads it."""
+
+    name: str
+    title: Texts
+    value: int | float | bool | str | None
+    text: Texts
+
+
 class IndicatorCard(BaseModel):
     """One indicator on a family's card: whether it held and the points it gave."""
 
@@ -122,6 +131,9 @@ class IndicatorCard(BaseModel):
     points: int
     holds: bool | None
     points_awarded: int
+    # From the registry as it is now, evaluated for the run's period (None when not computed).
+    holds_now: bool | None = None
+    values: list[ValueRead] = []
 
 
 class DimensionCard(BaseModel):
@@ -146,6 +158,8 @@ class FamilyCard(BaseModel):
     level: LevelRead
     score: int
     dimensions: list[DimensionCard]
+    # Why `values` may be missing: empty when they were computed from the current registry.
+    values_note: str = ""
 
 
 class MethodologyRead(BaseModel):

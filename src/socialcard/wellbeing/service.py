@@ -7,6 +7,7 @@ import io
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from sqlalchemy.orm import Session
 from socialcard.core.bulk import copy_rows
 from socialcard.core.clock import utcnow
 from socialcard.registry import service as registry_service
-from socialcard.registry.snapshot import registry_snapshot
-from socialcard.rules.engine import Period, Problem
+from socialcard.registry.snapshot import family_snapshot, registry_snapshot
+from socialcard.rules.engine import OnlineEvaluator, Period, Problem
+from socialcard.rules.engine.explain import format_value
 from socialcard.rules.engine.loader import read_yaml
+from socialcard.rules.engine.model import LANGUAGES
 from socialcard.rules.engine.yamlio import Map
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
@@ -56,6 +59,7 @@ from socialcard.wellbeing.schemas import (
     RunRead,
     Texts,
     Transition,
+    ValueRead,
 )
 from socialcard.wellbeing.scoring import RESULT_COLUMNS, level_counts, score_snapshot
 
@@ -501,8 +505,14 @@ def family_card(
     actor: Actor,
     purpose: Purpose,
     run_id: int | None = None,
+    with_values: bool = True,
+    methodology: Methodology | None = None,
 ) -> FamilyCard:
-    """A family's card in a run (default: the latest run that scored it), every point explained."""
+    """A family's card in a run (default: the latest run that scored it), every point explained.
+
+    With `with_values`, each indicator also shows the values it reads, computed from the
+    registry as it is now for the run's period (when the run's methodology is still the same).
+    """
     if run_id is None:
         run_id = repository.latest_run_with_family(session, family_id)
         if run_id is None:
@@ -519,7 +529,83 @@ def family_card(
         subject_ids=[family_id],
         purpose=purpose,
     )
-    return build_card(run, row)
+    card = build_card(run, row)
+    if with_values:
+        _add_values(session, card, run, actor=actor, purpose=purpose, methodology=methodology)
+    return card
+
+
+def _same_methodology(run: WellbeingRun, given: Methodology | None) -> Methodology | None:
+    if given is None:
+        try:
+            given = load(run.methodology_id)
+        except (MethodologyNotFound, MethodologyInvalid):
+            return None
+    return given if given.sha256 == run.methodology_sha256 else None
+
+
+def _add_values(
+    session: Session,
+    card: FamilyCard,
+    run: WellbeingRun,
+    *,
+    actor: Actor,
+    purpose: Purpose,
+    methodology: Methodology | None,
+) -> None:
+    """Fill each indicator's values (and whether it holds now) from the current registry."""
+    m = _same_methodology(run, methodology)
+    if m is None:
+        card.values_note = "the methodology changed since this run: values not recomputed"
+        return
+    person, fact = family_snapshot(session, card.family_id)
+    if person.num_rows == 0:
+        card.values_note = "the family has no current members in the registry"
+        return
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="wellbeing.card.values",
+        subject_type="person",
+        subject_ids=[int(p) for p in person.column("person_id").to_pylist()],
+        purpose=purpose,
+    )
+    evaluator = OnlineEvaluator(m.compiled)
+    try:
+        decision = evaluator.evaluate(person, fact, run.period).get(m.id)
+    finally:
+        evaluator.close()
+    pack = m.compiled.pack
+    known = {**decision.parameters, **decision.variables}
+    reads = {i.code: i.reads for i in m.indicators}
+    for dim in card.dimensions:
+        for ind in dim.indicators:
+            ind.holds_now = decision.conditions.get(ind.code)
+            for name in reads.get(ind.code, ()):
+                if name not in known:
+                    continue
+                value = known[name]
+                unit = decision.units.get(name, "number")
+                title = decision.titles.get(name) or {}
+                ind.values.append(
+                    ValueRead(
+                        name=name,
+                        title=Texts(**{lang: title.get(lang, name) for lang in LANGUAGES}),
+                        value=_json_value(value),
+                        text=Texts(
+                            **{lang: format_value(value, unit, lang, pack) for lang in LANGUAGES}
+                        ),
+                    )
+                )
+    card.values_note = "values from the registry now, evaluated for the run's period"
+
+
+def _json_value(value: Any) -> int | float | bool | str | None:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
 
 
 def build_card(run: WellbeingRun, row: WellbeingResult) -> FamilyCard:
