@@ -324,3 +324,11 @@ class TestFamilyCardValues:
         card = service.family_card(session, family_id=8, actor=ACTOR, purpose=PURPOSE)
         assert "methodology changed" in card.values_note
         assert all(not i.values for d in card.dimensions for i in d.indicators)
+
+
+class TestEmptyRegistry:
+    def test_scores_nothing_without_failing(self, session: Session, score_run: ScoreRun) -> None:
+        run = score_run({})
+        assert run.families == 0
+        assert all(lv.families == 0 for lv in run.levels)
+        assert service.region_counts(session, run_id=run.id) == []
