@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import create_engine, text
 
 from socialcard.core.db import build_engine, session_scope
 from socialcard.core.logging import configure_logging
 from socialcard.core.migrate import upgrade
 from socialcard.registry.population.loader import generate_population
-from socialcard.rules.engine import Engine, Period
+from socialcard.rules.engine import Engine, Period, load_pack
 from socialcard.rules.engine.synthetic import generate
 from socialcard.wellbeing import service
 from socialcard.wellbeing.methodology import load_methodology
@@ -63,20 +64,29 @@ def memory(args: argparse.Namespace) -> None:
         f"synthetic registry: {args.families:,} families, {population.person.num_rows:,} persons,"
         f" {population.fact.num_rows:,} facts ({gen_wall:.1f} s)"
     )
-    for label, with_programs in (("well-being alone", False), ("KZ programs + well-being", True)):
+    variants = (
+        ("well-being alone", False, True),
+        ("KZ programs alone (for the marginal cost)", True, False),
+        ("KZ programs + well-being", True, True),
+    )
+    for label, with_programs, scored in variants:
         m, compile_wall, _ = _timed(
             lambda wp=with_programs: load_methodology(METHODOLOGY, with_programs=wp)
         )
-        engine = Engine(m.compiled, threads=args.threads or None)
+        compiled = m.compiled if scored else load_pack(ROOT / "packs" / "kz")
+        engine = Engine(compiled, threads=args.threads or None)
         _, load_wall, load_cpu = _timed(lambda e=engine: e.load(population.person, population.fact))
         print(
-            f"\n[{label}] {len(m.compiled.programs)} program(s); compile {compile_wall:.2f} s;"
+            f"\n[{label}] {len(compiled.programs)} program(s); compile {compile_wall:.2f} s;"
             f" load {load_wall:.2f} s wall / {load_cpu:.2f} s CPU"
         )
         best: tuple[float, ...] | None = None
         for i in range(args.repeat):
             batch, ev_wall, ev_cpu = _timed(lambda e=engine: e.evaluate(period))
-            table, sc_wall, sc_cpu = _timed(lambda b=batch, mm=m: score_batch(mm, b))
+            if scored:
+                table, sc_wall, sc_cpu = _timed(lambda b=batch, mm=m: score_batch(mm, b))
+            else:
+                table, sc_wall, sc_cpu = pa.table({"family_id": []}), 0.0, 0.0
             total = ev_wall + sc_wall
             print(
                 f"  run {i + 1}: evaluate {ev_wall:.2f} s wall / {ev_cpu:.2f} s CPU"
