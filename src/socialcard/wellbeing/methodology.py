@@ -36,6 +36,7 @@ from socialcard.rules.engine.yamlio import BadDate, Map, Seq, is_date
 # The five dimensions of the ЦКС methodology (REFERENCE.md §3, V): stored as one score column
 # each, so every scheme maps its criteria onto them.
 DIMENSIONS: tuple[str, ...] = ("economic", "social", "housing", "health", "education")
+MAX_INDICATORS = 200  # the width of wellbeing_result.indicators
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _LEVEL_CODE = re.compile(r"^[A-Z0-9]{1,4}$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -320,6 +321,15 @@ def _dimensions(
                         code, dim, points, title, when, item.line_of("when") or line, _reads(when)
                     )
                 )
+    if len(indicators) > MAX_INDICATORS:
+        problems.append(
+            Problem(
+                file,
+                node.line_of("dimensions"),
+                mid,
+                f"{len(indicators)} indicators: at most {MAX_INDICATORS} (a flag each per family)",
+            )
+        )
     if not indicators and not any(p.file == file for p in problems):
         problems.append(Problem(file, node.line_of("dimensions"), mid, "no indicators defined"))
     return titles, indicators

@@ -169,6 +169,18 @@ def parse_period(text: str) -> Period:
         ) from exc
 
 
+def checked_period(methodology: Methodology, period: str) -> Period:
+    """The period, if well formed (else 422) and the methodology is in force in it (else 409)."""
+    parsed = parse_period(period)
+    try:
+        methodology.check_period(parsed)
+    except ValueError as exc:
+        raise PeriodNotCovered(
+            f"{methodology.id}: {exc}", details=[{"field": "period", "reason": str(exc)}]
+        ) from exc
+    return parsed
+
+
 # --- scoring ---------------------------------------------------------------------------------
 def score(
     session: Session,
@@ -181,13 +193,7 @@ def score(
     timings: dict[str, float] | None = None,
 ) -> RunRead:
     """Score every family of a snapshot and store the run with one result row per family."""
-    parsed = parse_period(period)
-    try:
-        methodology.check_period(parsed)
-    except ValueError as exc:
-        raise PeriodNotCovered(
-            f"{methodology.id}: {exc}", details=[{"field": "period", "reason": str(exc)}]
-        ) from exc
+    parsed = checked_period(methodology, period)
     timings = timings if timings is not None else {}
     started_at = utcnow()
     step = progress or (lambda _s, _d, _t: None)
@@ -244,7 +250,7 @@ def score_registry(
     progress: Progress | None = None,
 ) -> RunRead:
     """Score the whole registry (committed data, read as an Arrow snapshot) for a period."""
-    parse_period(period)
+    checked_period(methodology, period)
     step = progress or (lambda _s, _d, _t: None)
     step("snapshot", 0, 1)
     t0 = time.perf_counter()
