@@ -52,12 +52,6 @@ def upgrade() -> None:
         sa.Column("health", sa.Integer(), nullable=False),
         sa.Column("education", sa.Integer(), nullable=False),
         sa.Column("indicators", sa.String(length=200), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            ["wellbeing_run.id"],
-            name=op.f("fk_wellbeing_result_run_id_wellbeing_run"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("run_id", "family_id", name=op.f("pk_wellbeing_result")),
     )
     with op.batch_alter_table("wellbeing_result", schema=None) as batch_op:
