@@ -226,3 +226,20 @@ class TestMethodologies:
         ids = {m["id"]: m for m in response.json()}
         assert ids["kz.wellbeing.cks_2023"]["default"] is True
         assert len(ids["kz.wellbeing.scoring_2025"]["levels"]) == 6
+
+
+class TestRoles:
+    def test_a_policy_owner_sees_counts_but_not_families(
+        self, client: TestClient, session: object, run: RunRead
+    ) -> None:
+        from socialcard.security import service as security_service
+
+        key = security_service.create_api_key(session, name="policy", role="policy_owner")  # type: ignore[arg-type]
+        headers = {"X-API-Key": key.key}
+        assert client.get(f"{BASE}/runs/{run.id}/regions", headers=headers).status_code == 200
+        _problem(
+            client.get(
+                f"{BASE}/runs/{run.id}/families", params={"purpose": "audit"}, headers=headers
+            ),
+            403,
+        )
