@@ -13,6 +13,7 @@ from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
 from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
+from socialcard.wellbeing.router import router as wellbeing_router
 
 
 def create_app() -> FastAPI:
@@ -36,4 +37,5 @@ def create_app() -> FastAPI:
     app.include_router(ingestion_router)
     app.include_router(security_router)
     app.include_router(rules_router)
+    app.include_router(wellbeing_router)
     return app

@@ -18,6 +18,7 @@ from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
+from socialcard.wellbeing import cli as wellbeing_cli
 
 console = Console()
 
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
                     region=region,
                     progress=lambda done: bar.update(task, completed=done),
                 )
+        wellbeing_cli.demo_step(console)
         with session_scope() as session:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)

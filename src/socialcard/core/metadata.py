@@ -8,8 +8,9 @@ from socialcard.core.db import Base
 from socialcard.registry import models as registry_models
 from socialcard.rules import models as rules_models
 from socialcard.security import models as security_models
+from socialcard.wellbeing import models as wellbeing_models
 
-DOMAIN_MODELS = (registry_models, security_models, rules_models)
+DOMAIN_MODELS = (registry_models, security_models, rules_models, wellbeing_models)
 
 
 def metadata() -> MetaData:

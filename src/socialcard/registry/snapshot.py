@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 from sqlalchemy.engine import make_url
@@ -31,7 +33,7 @@ def _conform(table: Any, schema: pa.Schema) -> pa.Table:
         column = table.column(field.name)
         if column.type != field.type:
             if column.null_count == len(column):
-                # SQLite types an all-NULL column by its first value: none at all.
+                # SQLite types an all-NULL column as int64 (e.g. nobody has died yet).
                 column = pa.chunked_array([pa.nulls(len(column), field.type)])
             elif pa.types.is_date32(field.type) and pa.types.is_string(column.type):
                 column = column.cast(pa.timestamp("s")).cast(pa.date32())
@@ -46,7 +48,13 @@ def _adbc_connect(database_url: str) -> Any:
     if url.get_backend_name() == "sqlite":
         import adbc_driver_sqlite.dbapi
 
-        return adbc_driver_sqlite.dbapi.connect(url.database or ":memory:")
+        if not url.database or url.database == ":memory:":
+            return adbc_driver_sqlite.dbapi.connect(":memory:")
+        # Read-only: the driver links its own SQLite, and a read-write connection that closes
+        # last (in its library's view) checkpoints and deletes the WAL under the app's own
+        # connections, which then write to an unlinked file and corrupt the database.
+        path = quote(str(Path(url.database).resolve()))
+        return adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
     import adbc_driver_postgresql.dbapi
 
     uri = url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -906,3 +906,48 @@ def load_cases(path: str | Path) -> tuple[list[Case], list[Problem]]:
     ctx = _Ctx(str(file), problems)
     cases = parse_cases(ctx, node, getattr(node, "line", 1), None)
     return cases, problems
+
+
+# --- Public hooks for other rule-shaped documents (the well-being methodology) -------------
+# They parse one section in the pack's own format and append problems naming `file`, so a
+# document that embeds parameters, variables or kk/ru/en texts is checked exactly as a pack is.
+
+
+def parse_parameters(
+    file: str, node: Any, line: int, owner: str, problems: list[Problem]
+) -> dict[str, Parameter]:
+    """A `parameters:` section (dated values), as in pack.yaml."""
+    return _parameters(_Ctx(file, problems, owner), node, line, owner)
+
+
+def parse_variables(
+    file: str, node: Any, line: int, owner: str, problems: list[Problem]
+) -> dict[str, Variable]:
+    """A `variables:` section (`person:` and `family:` maps of expressions), as in pack.yaml."""
+    parsed = _variables(_Ctx(file, problems, owner), node, line, owner)
+    return {k: v for k, v in parsed.items() if v is not None}
+
+
+def parse_texts(
+    file: str, value: Any, line: int, what: str, problems: list[Problem], owner: str = ""
+) -> dict[str, str]:
+    """A text per language (kk, ru, en); a plain string stands for all three."""
+    return _texts(_Ctx(file, problems, owner), value, line, what)
+
+
+def check_fields(
+    file: str,
+    node: Map,
+    allowed: Iterable[str],
+    where: str,
+    problems: list[Problem],
+    required: Iterable[str] = (),
+    owner: str = "",
+) -> None:
+    """Report unknown (with a close-match hint), duplicate and missing keys of a mapping."""
+    _Ctx(file, problems, owner).fields(node, allowed, where, required)
+
+
+def read_yaml(path: Path, problems: list[Problem]) -> Any:
+    """A YAML file with line numbers (Map/Seq), or None after recording why it cannot load."""
+    return _read(path, problems, str(path))

@@ -1,0 +1,1 @@
+"""The digital family card (ЦКС): well-being methodology as data, scoring, levels, lists."""
