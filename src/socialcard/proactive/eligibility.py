@@ -1,0 +1,276 @@
+"""Eligibility for the proactive flow, read from the rules engine.
+
+This is the only module that talks to the rules domain. It runs the pure engine
+(`socialcard.rules.engine`) on registry snapshots (`socialcard.registry.snapshot`): the whole
+registry for a campaign, one family (through the caller's session) for a life event. Each
+eligible decision becomes a `Candidate` with its recipient: the person themself when an adult,
+otherwise the family's head (then spouse, parent, other adult, oldest first).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from socialcard.proactive.config import get_proactive_settings
+from socialcard.proactive.errors import InvalidPeriod, UnknownProgram
+from socialcard.registry import snapshot as registry_snapshot
+from socialcard.rules.engine import (
+    CompiledPack,
+    Decision,
+    Engine,
+    OnlineEvaluator,
+    Period,
+    load_pack,
+)
+
+# Who receives the money and the SMS of a family: a living adult, by role, oldest first.
+RECIPIENT_SQL = """
+WITH p AS (
+    SELECT person_id, family_id, role, birth_on,
+           birth_on <= CAST(? AS DATE) - INTERVAL 18 YEAR AS adult
+    FROM persons
+    WHERE family_id IS NOT NULL AND death_on IS NULL
+),
+fam AS (
+    SELECT DISTINCT ON (family_id) family_id, person_id AS recipient_id
+    FROM p WHERE adult
+    ORDER BY family_id,
+             CASE role WHEN 'head' THEN 0 WHEN 'spouse' THEN 1 WHEN 'parent' THEN 2
+                       WHEN 'other' THEN 3 ELSE 4 END,
+             birth_on, person_id
+)
+SELECT p.person_id, p.family_id,
+       CASE WHEN p.adult THEN p.person_id ELSE fam.recipient_id END AS recipient_id,
+       fam.recipient_id AS family_recipient_id
+FROM p LEFT JOIN fam USING (family_id)
+"""
+
+
+@dataclass
+class Candidate:
+    """An eligible decision ready to become an offer."""
+
+    program_id: str
+    program_version: str
+    entity_type: str
+    entity_id: int
+    family_id: int | None
+    person_id: int
+    region_kato: str
+    amount_minor: int
+    period: str
+    legal_basis: str
+    explanation: str  # JSON: conditions, variables and parameters that decided it
+
+
+@dataclass
+class FamilyResult:
+    """A family's online evaluation: eligible candidates and every evaluated entity."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    evaluated: set[tuple[str, int]] = field(default_factory=set)  # (program, entity id)
+
+
+@lru_cache(maxsize=2)
+def compiled_pack(path: Path | None = None) -> CompiledPack:
+    """The configured rule pack, loaded once per process."""
+    return load_pack(path or get_proactive_settings().pack_path)
+
+
+def parse_period(text: str) -> Period:
+    """A month such as 2026-03; InvalidPeriod otherwise."""
+    try:
+        period = Period.parse(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidPeriod(
+            f"period: {exc}", details=[{"field": "period", "reason": "write a month as YYYY-MM"}]
+        ) from None
+    if period.kind != "month":
+        raise InvalidPeriod(
+            "period: campaigns run per month",
+            details=[{"field": "period", "reason": "write a month as YYYY-MM"}],
+        )
+    return period
+
+
+def check_program(program_id: str) -> None:
+    """UnknownProgram unless the pack has this benefit program."""
+    pack = compiled_pack().pack
+    if not any(p.id == program_id and p.kind == "benefit" for p in pack.programs):
+        raise UnknownProgram(
+            f"the rule pack has no benefit program {program_id!r}",
+            details=[{"field": "program_id", "reason": "unknown program"}],
+        )
+
+
+def legal_basis(program_id: str, lang: str = "ru") -> str:
+    """The program's legal basis text and citation."""
+    program = compiled_pack().pack.program(program_id)
+    text = program.legal_basis.get(lang) or next(iter(program.legal_basis.values()), "")
+    return f"{text}. {program.citation}".strip(". ")
+
+
+def program_title(program_id: str, lang: str) -> str:
+    """The program's title in a language."""
+    try:
+        program = compiled_pack().pack.program(program_id)
+    except KeyError:
+        return program_id
+    return program.title.get(lang) or program.title.get("ru") or program_id
+
+
+def _recipients(persons: pa.Table, period: Period) -> pa.Table:
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("persons", persons)
+        day = f"DATE '{period.start.isoformat()}'"
+        return con.sql(RECIPIENT_SQL.replace("CAST(? AS DATE)", day)).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def batch_candidates(database_url: str, *, program_id: str, period: str) -> Iterator[Candidate]:
+    """Every eligible decision of a program for a month, over the committed registry."""
+    check_program(program_id)
+    bound = parse_period(period)
+    persons, facts = registry_snapshot.registry_snapshot(database_url)
+    engine = Engine(compiled_pack())
+    try:
+        engine.load(persons, facts)
+        result = engine.evaluate(bound)
+        rows = result.to_arrow(program_id)
+        recipients = _recipients(persons, bound)
+        con = engine.con
+        con.register("decided", rows)
+        con.register("recipients", recipients)
+        program = compiled_pack().pack.program(program_id)
+        person_level = program.entity == "person"
+        if person_level:
+            source = "recipients r ON r.person_id = d.entity_id"
+        else:
+            source = (
+                "(SELECT DISTINCT family_id, family_recipient_id AS recipient_id FROM recipients)"
+                " r ON r.family_id = d.family_id"
+            )
+        joined = con.sql(
+            f"SELECT d.*, r.recipient_id AS recipient_id FROM decided d JOIN {source}"
+            " WHERE r.recipient_id IS NOT NULL ORDER BY d.entity_id"
+        ).to_arrow_table()
+        version = result.bound.active.get(program_id)
+        label = version.version.label if version else ""
+        basis = legal_basis(program_id)
+        entity_type = program.entity
+        for batch in joined.to_batches(20_000):
+            for record in batch.to_pylist():
+                yield Candidate(
+                    program_id=program_id,
+                    program_version=label,
+                    entity_type=entity_type,
+                    entity_id=int(record["entity_id"]),
+                    family_id=record["family_id"],
+                    person_id=int(record["recipient_id"]),
+                    region_kato=str(record["region"] or ""),
+                    amount_minor=int(record["amount_minor"] or 0),
+                    period=period,
+                    legal_basis=basis,
+                    explanation=json.dumps(
+                        {
+                            "conditions": record.get("conditions"),
+                            "variables": record.get("variables"),
+                        },
+                        ensure_ascii=False,
+                        default=_json_default,
+                    ),
+                )
+    finally:
+        engine.close()
+
+
+_online = threading.local()
+
+
+def _evaluator() -> OnlineEvaluator:
+    evaluator: OnlineEvaluator | None = getattr(_online, "evaluator", None)
+    if evaluator is None or evaluator.compiled is not compiled_pack():
+        evaluator = OnlineEvaluator(compiled_pack())
+        _online.evaluator = evaluator
+    return evaluator
+
+
+def _candidate(decision: Decision, recipient: int, region: str, period: str) -> Candidate:
+    record = decision.as_dict()
+    return Candidate(
+        program_id=decision.program.id,
+        program_version=record["version"] or "",
+        entity_type=decision.program.entity,
+        entity_id=decision.entity_id,
+        family_id=decision.family_id,
+        person_id=recipient,
+        region_kato=region,
+        amount_minor=int(decision.amount_minor or 0),
+        period=period,
+        legal_basis=legal_basis(decision.program.id),
+        explanation=json.dumps(
+            {
+                "conditions": record["conditions"],
+                "variables": record["variables"],
+                "parameters": record["parameters"],
+                "citation": record["citation"],
+            },
+            ensure_ascii=False,
+            default=_json_default,
+        ),
+    )
+
+
+def family_candidates(
+    session: Session, *, family_id: int, period: str, programs: Sequence[str]
+) -> FamilyResult:
+    """One family evaluated online (through the caller's session) for the given programs."""
+    bound = parse_period(period)
+    persons, facts = registry_snapshot.family_snapshot(session, family_id)
+    out = FamilyResult()
+    if persons.num_rows == 0:
+        return out
+    household = _evaluator().evaluate(persons, facts, bound)
+    recipients = _recipients(persons, bound).to_pylist()
+    by_person = {r["person_id"]: r["recipient_id"] for r in recipients}
+    family_recipient = next((r["family_recipient_id"] for r in recipients), None)
+    regions = dict(
+        zip(
+            persons.column("person_id").to_pylist(),
+            persons.column("region_kato").to_pylist(),
+            strict=True,
+        )
+    )
+    wanted = set(programs)
+    for decision in household.decisions:
+        if decision.program.id not in wanted or decision.program.kind != "benefit":
+            continue
+        out.evaluated.add((decision.program.id, decision.entity_id))
+        if not decision.eligible:
+            continue
+        if decision.program.entity == "person":
+            recipient = by_person.get(decision.entity_id)
+            region = regions.get(decision.entity_id) or ""
+        else:
+            recipient = family_recipient
+            region = regions.get(recipient) or next(iter(regions.values()), "") or ""
+        if recipient is None:
+            continue
+        out.candidates.append(_candidate(decision, recipient, region, period))
+    return out
