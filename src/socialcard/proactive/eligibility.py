@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
+from socialcard.proactive import repository
 from socialcard.proactive.config import get_proactive_settings
 from socialcard.proactive.errors import InvalidPeriod, UnknownProgram
 from socialcard.registry import snapshot as registry_snapshot
@@ -143,11 +144,21 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def batch_candidates(database_url: str, *, program_id: str, period: str) -> Iterator[Candidate]:
-    """Every eligible decision of a program for a month, over the committed registry."""
+def session_snapshot(session: Session) -> tuple[pa.Table, pa.Table]:
+    """The whole registry in the engine's input shape, read through the session."""
+    person_cols, fact_cols = repository.snapshot_columns(session)
+    persons = pa.Table.from_pydict(person_cols, schema=registry_snapshot.PERSON_SCHEMA)
+    facts = pa.Table.from_pydict(fact_cols, schema=registry_snapshot.FACT_SCHEMA)
+    return persons, facts
+
+
+def batch_candidates(
+    snapshot: tuple[pa.Table, pa.Table], *, program_id: str, period: str
+) -> Iterator[Candidate]:
+    """Every eligible decision of a program for a month over a registry snapshot."""
     check_program(program_id)
     bound = parse_period(period)
-    persons, facts = registry_snapshot.registry_snapshot(database_url)
+    persons, facts = snapshot
     engine = Engine(compiled_pack())
     try:
         engine.load(persons, facts)

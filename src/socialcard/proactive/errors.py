@@ -45,6 +45,8 @@ class InvalidLink(Forbidden):
 
 class ExpiredLink(InvalidLink):
     code = "expired_link"
+    status_code = 410
+    title = "Link expired"
 
 
 class BadSignature(Forbidden):

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from socialcard.core.clock import utcnow
-from socialcard.core.config import get_settings
 from socialcard.core.db import session_scope
 from socialcard.core.logging import get_logger
 from socialcard.proactive import eligibility, service
@@ -42,9 +41,9 @@ def run_campaign(
         campaign = service.open_campaign(session, program_id=program_id, period=period)
         campaign_id = campaign.id
     if candidates is None:
-        candidates = eligibility.batch_candidates(
-            get_settings().database_url, program_id=program_id, period=period
-        )
+        with session_scope() as session:
+            snapshot = eligibility.session_snapshot(session)
+        candidates = eligibility.batch_candidates(snapshot, program_id=program_id, period=period)
     with session_scope() as session:
         blocked = service.blocked_entities(session, program_id=program_id, period=period)
     totals = service.OfferStats()

@@ -27,7 +27,7 @@ from socialcard.proactive.models import (
     PaymentOrder,
     Template,
 )
-from socialcard.registry.models import FamilyMember, Person
+from socialcard.registry.models import Fact, FamilyMember, Person
 
 _CHUNK = 5_000
 
@@ -128,7 +128,7 @@ def insert_offers(session: Session, rows: list[dict[str, Any]]) -> dict[int, int
     if not rows:
         return {}
     result = session.execute(insert(Offer).returning(Offer.entity_id, Offer.id), rows)
-    return dict(result.tuples().all())
+    return {row[0]: row[1] for row in result}
 
 
 def offer_by_id(session: Session, offer_id: int) -> Offer | None:
@@ -487,3 +487,47 @@ def blocked_among(
         ):
             blocked[entity_id] = "receiving"
     return blocked
+
+
+def snapshot_columns(session: Session) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The registry's person and live-fact rows as columns, through the caller's session (it
+    sees the caller's transaction; the registry's ADBC path reads committed data only)."""
+    persons = session.execute(
+        select(
+            Person.id.label("person_id"),
+            FamilyMember.family_id,
+            FamilyMember.role,
+            Person.sex,
+            Person.birth_on,
+            Person.death_on,
+            Person.region_kato,
+        ).outerjoin(
+            FamilyMember, (FamilyMember.person_id == Person.id) & FamilyMember.until_on.is_(None)
+        )
+    )
+    person_names = list(persons.keys())
+    person_cols: dict[str, list[Any]] = {
+        name: list(col)
+        for name, col in zip(person_names, zip(*persons, strict=False), strict=False)
+    }
+    facts = session.execute(
+        select(
+            Fact.person_id,
+            Fact.kind,
+            Fact.detail,
+            Fact.qualifier,
+            Fact.amount_minor,
+            Fact.quantity,
+            Fact.valid_from,
+            Fact.valid_until,
+            Fact.source,
+        ).where(Fact.superseded_at.is_(None))
+    )
+    fact_names = list(facts.keys())
+    fact_cols: dict[str, list[Any]] = {
+        name: list(col) for name, col in zip(fact_names, zip(*facts, strict=False), strict=False)
+    }
+    for names, cols in ((person_names, person_cols), (fact_names, fact_cols)):
+        for name in names:
+            cols.setdefault(name, [])
+    return person_cols, fact_cols

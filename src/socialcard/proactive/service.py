@@ -1155,3 +1155,49 @@ def mark_payment_order_paid(
     order.external_reference = reference
     session.flush()
     return PaymentOrderRead.model_validate(order)
+
+
+# citizen link and provider webhooks -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the consent page shows."""
+
+    offer_id: int
+    language: str
+    text: str
+    status: str
+
+
+def link_view(session: Session, *, token: str) -> LinkView:
+    """The offer behind a signed link, as its page shows it."""
+    offer = offer_for_link(session, token=token)
+    return LinkView(
+        offer_id=offer.id,
+        language=person_language(session, offer.person_id),
+        text=offer_page_text(session, offer),
+        status=offer.status,
+    )
+
+
+def webhook_signature(body: bytes) -> str:
+    """HMAC-SHA256 (hex) of a callback body under the webhook secret."""
+    import hashlib
+    import hmac
+
+    secret = get_proactive_settings().webhook_secret.get_secret_value().encode()
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(body: bytes, signature: str | None) -> None:
+    """BadSignature unless the provider signed this body with our shared secret."""
+    import hmac
+
+    from socialcard.proactive.errors import BadSignature
+
+    if not signature or not hmac.compare_digest(webhook_signature(body), signature.strip()):
+        raise BadSignature(
+            "the X-Signature header does not match the body",
+            details=[{"field": "X-Signature", "reason": "missing or wrong HMAC-SHA256"}],
+        )
