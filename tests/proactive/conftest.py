@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from socialcard.app import create_app
 from socialcard.core.db import session_scope
 from socialcard.proactive import config as proactive_config
+from socialcard.proactive import service
+from socialcard.security import service as security_service
 from tests.factories import make_family, make_person
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,3 +62,26 @@ def proactive_env(
     proactive_config.get_proactive_settings.cache_clear()
     yield outbox
     proactive_config.get_proactive_settings.cache_clear()
+
+
+@pytest.fixture
+def live_client(proactive_env: Path) -> Iterator[TestClient]:
+    """The app on the committed store (each request commits, like production)."""
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+def api_key(role: str = "operator") -> dict[str, str]:
+    """A committed API key's header."""
+    with session_scope() as session:
+        created = security_service.create_api_key(session, name=f"t-{role}", role=role)
+    return {"X-API-Key": created.key}
+
+
+def signed(payload: dict[str, object]) -> tuple[bytes, dict[str, str]]:
+    """A provider callback body and its signature header."""
+    body = json.dumps(payload).encode()
+    return body, {
+        "X-Signature": service.webhook_signature(body),
+        "Content-Type": "application/json",
+    }
