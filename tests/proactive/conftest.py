@@ -37,15 +37,19 @@ _phones = iter(range(1_000_000, 9_999_999))
 
 
 def add_large_family(
-    children: int = 4, *, language: str = "ru", head_born: date = date(1985, 1, 1)
+    children: int = 4,
+    *,
+    language: str = "ru",
+    head_born: date = date(1985, 1, 1),
+    child_births: list[date] | None = None,
 ) -> Household:
     """A committed family with a head and `children` minors (a large family from 4)."""
     phone = f"+7701{next(_phones):07d}"
     with session_scope() as session:
         head = make_person(session, birth_on=head_born, sex="F", phone=phone, language=language)
+        births = child_births or [date(2012 + i, 5, 1) for i in range(children)]
         kids = [
-            make_person(session, birth_on=date(2012 + i, 5, 1), phone=None, language=language)
-            for i in range(children)
+            make_person(session, birth_on=born, phone=None, language=language) for born in births
         ]
         family = make_family(session, [(head, "head")] + [(k, "child") for k in kids])
         return Household(family.id, head.id, [k.id for k in kids], phone)

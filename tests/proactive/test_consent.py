@@ -68,7 +68,8 @@ class TestSmsReply:
         assert "69 330 ₸" in consent.text_shown
         assert assignment.amount_minor == LARGE_AMOUNT_4
         assert assignment.from_on.isoformat() == "2026-03-01"
-        assert assignment.recurring and assignment.until_on is None
+        assert assignment.recurring
+        assert assignment.until_on is None
         assert "art. 91" in assignment.legal_basis
         assert (order.amount_minor, order.period, order.destination_kind) == (
             LARGE_AMOUNT_4,
