@@ -212,7 +212,7 @@ class TestOperators:
         } == {
             "eligible": 3,
             "offered": 3,
-            "delivered": 1,
+            "delivered": 3,
             "agreed": 1,
             "refused": 1,
             "pending": 1,

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
+from socialcard.proactive.demo import run_demo_campaigns
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.security import service as security_service
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
                     region=region,
                     progress=lambda done: bar.update(task, completed=done),
                 )
+        run_demo_campaigns(console)
         with session_scope() as session:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)

@@ -31,9 +31,12 @@ def _fail(exc: AppError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def print_funnel(rows: list[FunnelRow]) -> None:
-    """The funnel as a table (one line per campaign and region, then totals)."""
-    table = Table(title="Campaign funnel")
+_SHORT = {"eligible": "elig.", "offered": "offer", "delivered": "deliv.", "refused": "refus."}
+_SHORT |= {"assigned": "assign", "agreed": "agree", "lapsed": "lapse"}
+
+
+def print_funnel(rows: list[FunnelRow], *, by_region: bool = True) -> None:
+    """The funnel as a table: per campaign and region (or per campaign), then totals."""
     columns = (
         "eligible",
         "offered",
@@ -44,21 +47,26 @@ def print_funnel(rows: list[FunnelRow]) -> None:
         "assigned",
         "paid",
     )
-    table.add_column("campaign")
-    table.add_column("region")
+    table = Table(title="Campaign funnel")
+    table.add_column("campaign", no_wrap=True)
+    if by_region:
+        table.add_column("region", no_wrap=True)
     for name in columns:
-        table.add_column(name, justify="right")
-    totals = dict.fromkeys(columns, 0)
+        table.add_column(_SHORT.get(name, name), justify="right")
+    lines: dict[tuple[str, str], dict[str, int]] = {}
     for row in rows:
-        values = [getattr(row, name) for name in columns]
-        for name, value in zip(columns, values, strict=True):
-            totals[name] += value
-        table.add_row(
-            f"{row.campaign_id} {row.program_id} {row.period}",
-            row.region_kato,
-            *[f"{v:,}" for v in values],
-        )
-    table.add_row("total", "", *[f"{totals[n]:,}" for n in columns], style="bold")
+        label = f"{row.program_id} {row.period}"
+        key = (label, row.region_kato if by_region else "")
+        line = lines.setdefault(key, dict.fromkeys(columns, 0))
+        for name in columns:
+            line[name] += getattr(row, name)
+    totals = dict.fromkeys(columns, 0)
+    for (label, region), line in lines.items():
+        for name in columns:
+            totals[name] += line[name]
+        table.add_row(label, *([region] if by_region else []), *[f"{line[n]:,}" for n in columns])
+    pad = [""] if by_region else []
+    table.add_row("total", *pad, *[f"{totals[n]:,}" for n in columns], style="bold")
     console.print(table)
 
 
@@ -116,11 +124,12 @@ def register(app: typer.Typer) -> None:
     def funnel(
         campaign_id: Annotated[int | None, typer.Option("--campaign")] = None,
         program: Annotated[str | None, typer.Option()] = None,
+        regions: Annotated[bool, typer.Option("--regions/--no-regions")] = True,
     ) -> None:
-        """The funnel per campaign and region."""
+        """The funnel per campaign and region (--no-regions: per campaign)."""
         with session_scope() as session:
             rows = service.funnel(session, campaign_id=campaign_id, program_id=program)
-        print_funnel(rows)
+        print_funnel(rows, by_region=regions)
 
     @campaign.command("offers")
     def offers(

@@ -84,8 +84,14 @@ class FamilyResult:
 
 @lru_cache(maxsize=2)
 def compiled_pack(path: Path | None = None) -> CompiledPack:
-    """The configured rule pack, loaded once per process."""
-    return load_pack(path or get_proactive_settings().pack_path)
+    """The configured rule pack, loaded once per process (a relative path is looked up in the
+    working directory, then in the source checkout)."""
+    chosen = path or get_proactive_settings().pack_path
+    if not chosen.is_absolute() and not chosen.exists():
+        checkout = Path(__file__).resolve().parents[3] / chosen
+        if checkout.exists():
+            chosen = checkout
+    return load_pack(chosen)
 
 
 def parse_period(text: str) -> Period:

@@ -44,6 +44,7 @@ class SendResult:
     provider_id: str | None = None
     error: str | None = None
     retryable: bool = False
+    delivered: bool = False  # final at once (the file gateway's "SMS centre" is the file)
 
 
 class Gateway(Protocol):
@@ -83,7 +84,9 @@ class FileGateway:
                     record = {"key": message.key, "to": message.phone, "text": message.body}
                     handle.write(json.dumps({**record, "at": at}, ensure_ascii=False) + "\n")
                     self._keys.add(message.key)
-                results.append(SendResult(message.key, True, provider_id=f"file:{message.key}"))
+                results.append(
+                    SendResult(message.key, True, provider_id=f"file:{message.key}", delivered=True)
+                )
             handle.flush()
         return results
 

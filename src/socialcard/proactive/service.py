@@ -431,9 +431,12 @@ def record_results(session: Session, *, results: Iterable[Any], now: datetime) -
             updates.append(
                 {
                     "id": message.id,
-                    "status": MessageStatus.SENT.value,
+                    "status": (
+                        MessageStatus.DELIVERED if result.delivered else MessageStatus.SENT
+                    ).value,
                     "provider_message_id": result.provider_id,
                     "sent_at": now,
+                    "delivered_at": now if result.delivered else None,
                     "attempts": attempts,
                     "last_error": None,
                 }
