@@ -4,6 +4,7 @@ scripted failures and slow answers. It is a real HTTP server on a free local por
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -31,6 +32,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK add 40 ms to every keep-alive answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -45,6 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.loads(self.rfile.read(length) or b"{}")
         if self.headers.get("Authorization") != f"Bearer {state.api_key}":
             self._answer(401, {"error": "bad key"})
+            return
+        if self.path == "/messages/batch":
+            results = [self._accept(m["idempotency_key"], m) for m in payload["messages"]]
+            self._answer(200, {"results": results})
             return
         key = self.headers.get("Idempotency-Key") or payload.get("idempotency_key")
         with state.lock:
@@ -69,6 +80,23 @@ class _Handler(BaseHTTPRequestHandler):
             message = state.sent.setdefault(key, message)
         self._answer(202, {"id": message["id"]})
 
+    def _accept(self, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One message of a batch: its id, or the status it failed with."""
+        state = self.state
+        with state.lock:
+            state.requests += 1
+            attempt = state.attempts.get(key, 0) + 1
+            state.attempts[key] = attempt
+            known = state.sent.get(key)
+            if known is not None:
+                return {"idempotency_key": key, "id": known["id"]}
+            if attempt <= state.fail_first:
+                return {"idempotency_key": key, "status": 503}
+            if payload.get("to") in state.reject_numbers:
+                return {"idempotency_key": key, "status": 400}
+            message = state.sent.setdefault(key, {"id": uuid.uuid4().hex, **payload})
+        return {"idempotency_key": key, "id": message["id"]}
+
 
 class LocalProvider:
     """Start with `with LocalProvider() as provider:`; `provider.url` is its base URL."""
@@ -88,3 +116,17 @@ class LocalProvider:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def main() -> None:
+    """Run a provider in its own process (benchmarks): prints its URL, serves until killed."""
+    import sys
+
+    with LocalProvider() as provider:
+        sys.stdout.write(provider.url + "\n")
+        sys.stdout.flush()
+        provider.thread.join()
+
+
+if __name__ == "__main__":
+    main()

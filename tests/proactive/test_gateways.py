@@ -82,6 +82,22 @@ class TestHttpGateway:
         assert (result.ok, result.retryable, result.error) == (False, False, "HTTP 400")
         assert state.attempts["k0"] == 1
 
+    def test_batches_keep_per_message_keys_and_retry_failed_items(self) -> None:
+        state = ProviderState(fail_first=1, reject_numbers={"+77010000003"})
+        with LocalProvider(state) as provider:
+            gateway = HttpGateway(_settings(provider.url, sms_batch_size=4))
+            first = gateway.send_many(_sms(10))
+            retried = [r.key for r in first if r.retryable]
+            second = gateway.send_many([m for m in _sms(10) if m.key in retried])
+            again = gateway.send_many(_sms(10))
+            gateway.close()
+        assert [r.ok for r in first] == [False] * 10
+        assert [r.key for r in first if not r.retryable] == []
+        rejected = [r.key for r in second if not r.ok]
+        assert rejected == ["k3"]
+        assert len(state.sent) == 9
+        assert sum(r.ok for r in again) == 9
+
     def test_rate_limit_holds(self) -> None:
         limiter = RateLimiter(200, burst=1)
         started = time.perf_counter()

@@ -34,6 +34,9 @@ class ProactiveSettings(BaseSettings):
     sms_backoff_seconds: float = Field(default=0.2, ge=0)
     sms_rate_per_second: float = Field(default=1000.0, gt=0)
     sms_concurrency: int = Field(default=16, ge=1)
+    # Messages per request: 1 = POST /messages each; more = POST /messages/batch (per-message
+    # idempotency keys and answers). Providers' bulk APIs take hundreds per call.
+    sms_batch_size: int = Field(default=1, ge=1, le=1000)
     # Callbacks (delivery receipts, inbound replies) carry an HMAC of the body under this key.
     webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
     public_base_url: str = "http://127.0.0.1:8000"

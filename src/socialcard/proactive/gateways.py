@@ -179,8 +179,59 @@ class HttpGateway:
         log.warning("sms_send_failed", key=message.key, error=error)
         return SendResult(message.key, False, error=error, retryable=True)
 
+    def send_batch(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
+        """Send up to `sms_batch_size` messages in one request (POST {url}/messages/batch);
+        each keeps its own idempotency key, and the provider answers per message."""
+        body = {
+            "messages": [
+                {
+                    "idempotency_key": m.key,
+                    "to": m.phone,
+                    "text": m.body,
+                    "callback_url": self.callback_url,
+                }
+                for m in messages
+            ]
+        }
+        error = "not sent"
+        for attempt in range(self.settings.sms_max_attempts):
+            if attempt:
+                time.sleep(min(self.settings.sms_backoff_seconds * 2 ** (attempt - 1), 5.0))
+            for _ in messages:
+                self.limiter.acquire()
+            try:
+                response = self.client.post("/messages/batch", json=body)
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}"
+                continue
+            if response.status_code in (200, 201, 202):
+                try:
+                    answers = {str(a["idempotency_key"]): a for a in response.json()["results"]}
+                except (ValueError, KeyError, TypeError):
+                    error = "bad provider answer"
+                    continue
+                return [self._batch_result(m, answers.get(m.key)) for m in messages]
+            error = f"HTTP {response.status_code}"
+            if response.status_code not in _RETRYABLE_STATUS:
+                return [SendResult(m.key, False, error=error) for m in messages]
+        return [SendResult(m.key, False, error=error, retryable=True) for m in messages]
+
+    @staticmethod
+    def _batch_result(message: OutgoingSms, answer: dict[str, object] | None) -> SendResult:
+        if answer is None:
+            return SendResult(message.key, False, error="no answer for message", retryable=True)
+        if answer.get("id"):
+            return SendResult(message.key, True, provider_id=str(answer["id"]))
+        status = answer.get("status")
+        retryable = isinstance(status, int) and status in _RETRYABLE_STATUS
+        return SendResult(message.key, False, error=f"HTTP {status}", retryable=retryable)
+
     def send_many(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
-        return list(self.pool.map(self.send_one, messages))
+        size = self.settings.sms_batch_size
+        if size <= 1:
+            return list(self.pool.map(self.send_one, messages))
+        batches = [messages[i : i + size] for i in range(0, len(messages), size)]
+        return [r for batch in self.pool.map(self.send_batch, batches) for r in batch]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
