@@ -237,7 +237,8 @@ def main() -> int:
         f" p99 {p99 * 1000:.0f} ms; {load()}"
     )
     print(
-        f"SUMMARY campaign {best:.1f} s; gateway {max(rates[1]):,.0f}/s; event p99 {p99 * 1000:.0f} ms"
+        f"SUMMARY campaign {best:.1f} s; gateway {max(rates[1]):,.0f}/s;"
+        f" event p99 {p99 * 1000:.0f} ms"
     )
     return 0
 
