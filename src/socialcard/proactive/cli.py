@@ -31,11 +31,13 @@ def _fail(exc: AppError) -> typer.Exit:
     return typer.Exit(2)
 
 
-_SHORT = {"eligible": "elig.", "offered": "offer", "delivered": "deliv.", "refused": "refus."}
-_SHORT |= {"assigned": "assign", "agreed": "agree", "lapsed": "lapse"}
+_SHORT = {"eligible": "elig", "offered": "offer", "delivered": "deliv", "refused": "refus"}
+_SHORT |= {"assigned": "assig", "agreed": "agree", "lapsed": "lapse"}
 
 
-def print_funnel(rows: list[FunnelRow], *, by_region: bool = True) -> None:
+def print_funnel(
+    rows: list[FunnelRow], *, by_region: bool = True, out: Console | None = None
+) -> None:
     """The funnel as a table: per campaign and region (or per campaign), then totals."""
     columns = (
         "eligible",
@@ -52,7 +54,8 @@ def print_funnel(rows: list[FunnelRow], *, by_region: bool = True) -> None:
     if by_region:
         table.add_column("region", no_wrap=True)
     for name in columns:
-        table.add_column(_SHORT.get(name, name), justify="right")
+        header = _SHORT.get(name, name)
+        table.add_column(header, justify="right", min_width=len(header))
     lines: dict[tuple[str, str], dict[str, int]] = {}
     for row in rows:
         label = f"{row.program_id} {row.period}"
@@ -67,7 +70,7 @@ def print_funnel(rows: list[FunnelRow], *, by_region: bool = True) -> None:
         table.add_row(label, *([region] if by_region else []), *[f"{line[n]:,}" for n in columns])
     pad = [""] if by_region else []
     table.add_row("total", *pad, *[f"{totals[n]:,}" for n in columns], style="bold")
-    console.print(table)
+    (out or console).print(table)
 
 
 def register(app: typer.Typer) -> None:

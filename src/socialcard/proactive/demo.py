@@ -29,4 +29,4 @@ def run_demo_campaigns(console: Console, period: str | None = None) -> None:
         f"SMS sent: {sent['sent']:,} (file gateway: {get_proactive_settings().outbox_file})"
     )
     with session_scope() as session:
-        print_funnel(service.funnel(session), by_region=False)
+        print_funnel(service.funnel(session), by_region=False, out=console)
