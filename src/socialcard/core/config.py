@@ -26,6 +26,12 @@ class RegistrySettings(BaseModel):
     page_size_max: int = Field(default=200, ge=1)
 
 
+class RulesSettings(BaseModel):
+    """Rules knobs: the rule pack evaluated by runs, the API and the CLI."""
+
+    pack_path: str = "packs/kz"
+
+
 class Settings(BaseSettings):
     """Root settings: `SOCIALCARD_DATABASE_URL` picks the store (default: SQLite under ./var)."""
 
@@ -43,6 +49,7 @@ class Settings(BaseSettings):
     log_json: bool = True
     server: ServerSettings = ServerSettings()
     registry: RegistrySettings = RegistrySettings()
+    rules: RulesSettings = RulesSettings()
 
 
 @lru_cache(maxsize=1)

@@ -7,9 +7,10 @@ from sqlalchemy import MetaData
 from socialcard.core.db import Base
 from socialcard.proactive import models as proactive_models
 from socialcard.registry import models as registry_models
+from socialcard.rules import models as rules_models
 from socialcard.security import models as security_models
 
-DOMAIN_MODELS = (registry_models, security_models, proactive_models)
+DOMAIN_MODELS = (registry_models, security_models, rules_models, proactive_models)
 
 
 def metadata() -> MetaData:

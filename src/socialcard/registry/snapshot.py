@@ -8,6 +8,8 @@ the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +30,10 @@ def _conform(table: Any, schema: pa.Schema) -> pa.Table:
     for field in schema:
         column = table.column(field.name)
         if column.type != field.type:
-            if pa.types.is_date32(field.type) and pa.types.is_string(column.type):
+            if column.null_count == len(column):
+                # SQLite types an all-NULL column by its first value: none at all.
+                column = pa.chunked_array([pa.nulls(len(column), field.type)])
+            elif pa.types.is_date32(field.type) and pa.types.is_string(column.type):
                 column = column.cast(pa.timestamp("s")).cast(pa.date32())
             else:
                 column = column.cast(field.type)
@@ -68,3 +73,24 @@ def family_snapshot(session: Session, family_id: int) -> tuple[pa.Table, pa.Tabl
         [dict(zip(FACT_SCHEMA.names, row, strict=True)) for row in facts], schema=FACT_SCHEMA
     )
     return person_table, fact_table
+
+
+def registry_snapshot_in_session(session: Session) -> tuple[pa.Table, pa.Table]:
+    """The whole registry through the session (sees its transaction; for small stores)."""
+    connection = session.connection()
+    persons = connection.exec_driver_sql(repository.SNAPSHOT_PERSON_SQL).all()
+    facts = connection.exec_driver_sql(repository.SNAPSHOT_FACT_SQL).all()
+    return _table(persons, PERSON_SCHEMA), _table(facts, FACT_SCHEMA)
+
+
+def _table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
+    dates = [i for i, f in enumerate(schema) if pa.types.is_date32(f.type)]
+    records = []
+    for row in rows:
+        values = list(row)
+        for i in dates:  # SQLite hands dates back as text through the raw driver
+            value = values[i]
+            if isinstance(value, str):
+                values[i] = date.fromisoformat(value[:10])
+        records.append(dict(zip(schema.names, values, strict=True)))
+    return pa.Table.from_pylist(records, schema=schema)

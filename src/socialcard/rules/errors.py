@@ -27,6 +27,18 @@ class ProgramNotFound(NotFound):
     code = "rule_program_not_found"
 
 
+class RunNotFound(NotFound):
+    code = "rules_run_not_found"
+
+
+class DecisionNotFound(NotFound):
+    code = "rules_decision_not_found"
+
+
+class FamilyNotFound(NotFound):
+    code = "family_not_found"
+
+
 class RuleEvaluationFailed(BusinessRuleViolation):
     """A period, parameter or entity the engine cannot evaluate."""
 

@@ -1,0 +1,1261 @@
+"""Rules service: stored whole-registry runs, their decisions, one family online, what-if.
+
+The interface other domains use (the proactive campaigns call these):
+
+- `run_rules(session, *, period, months=1, programs=None, pack_path=None, snapshot=None,
+  progress=None) -> RunRead`: evaluate every program of the pack over the whole registry for
+  `months` consecutive periods from `period` and store the run, its per-program summary
+  (version, parameters, legal basis, counts, cost), per-region counts and every decision with
+  its condition and variable values. Reads the committed registry over ADBC unless `snapshot`
+  (person, fact) Arrow tables are given (`session_snapshot(session)` reads through the session).
+  Writes through the session's connection; the caller commits.
+- `latest_run(session, *, period) -> RunRead | None`: the newest succeeded run of a period.
+- `eligible_decisions(session, *, run_id, program_id, period=None) -> Iterator[StoredDecision]`:
+  the eligible decisions of one program (entity, family, recipient person, region, amount,
+  version, period, condition values), streamed in family order.
+- `evaluate_family(session, *, family_id, period, programs=None, lang=None, overrides=None)
+  -> FamilyEvaluation`: one family evaluated now (not audited); `family_eligibility` is the
+  operator's audited variant.
+- `explain_decision(session, *, run_id, family_key, program_id, lang, period=None,
+  person_id=None) -> StoredDecisionExplained`: a stored decision with its sentences in kk/ru/en.
+- `simulate_registry(...)`: what-if over the registry (baseline against reform).
+
+Services never commit. Errors are `socialcard.core.errors` subclasses naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy.orm import Session
+
+from socialcard.core.clock import utcnow
+from socialcard.core.config import get_settings
+from socialcard.core.errors import InvalidInput, field_error
+from socialcard.registry import service as registry_service
+from socialcard.registry import snapshot as registry_snapshot
+from socialcard.rules import codec, repository
+from socialcard.rules.engine.compiler import CompiledPack, ProgramPlan, VersionPlan, load_pack
+from socialcard.rules.engine.explain import Decision
+from socialcard.rules.engine.model import LANGUAGES, Scalar
+from socialcard.rules.engine.periods import Period, add_months
+from socialcard.rules.engine.problems import EvaluationError, PackError
+from socialcard.rules.engine.runtime import BatchResult, Engine, OnlineEvaluator
+from socialcard.rules.engine.simulate import simulate_loaded
+from socialcard.rules.errors import (
+    DecisionNotFound,
+    FamilyNotFound,
+    RuleEvaluationFailed,
+    RulePackInvalid,
+    RunNotFound,
+)
+from socialcard.rules.models import RulesRun, RulesRunProgram, RulesRunRegion
+from socialcard.rules.schemas import (
+    ChangeRead,
+    DecisionPage,
+    DeltaRead,
+    ExplainedDecision,
+    ExplanationRead,
+    FamilyEvaluation,
+    ProgramSummaryRead,
+    RegionSummaryRead,
+    RunDetail,
+    RunPage,
+    RunRead,
+    RunTimings,
+    SimulationRead,
+    StoredDecision,
+    StoredDecisionExplained,
+)
+from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
+
+Progress = Callable[[str, int, int], None]
+
+
+# --- the pack, compiled once per process -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedPack:
+    """A compiled pack with where it came from and the hash of its files."""
+
+    path: str
+    compiled: CompiledPack
+    content_hash: str
+    compile_seconds: float
+
+
+_PACKS: dict[str, LoadedPack] = {}
+_PACK_LOCK = threading.Lock()
+_LOCAL = threading.local()
+
+
+def pack_hash(path: Path) -> str:
+    """SHA-256 over the pack's YAML files (relative name and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(b"\0")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def loaded_pack(path: str | Path | None = None) -> LoadedPack:
+    """The compiled pack at `path` (default: settings.rules.pack_path), cached per process."""
+    resolved = Path(path if path is not None else get_settings().rules.pack_path).resolve()
+    key = str(resolved)
+    cached = _PACKS.get(key)
+    if cached is not None:
+        return cached
+    with _PACK_LOCK:
+        cached = _PACKS.get(key)
+        if cached is not None:
+            return cached
+        if not (resolved / "pack.yaml").is_file():
+            raise RulePackInvalid(
+                f"pack_path: no rule pack at {path}",
+                details=[field_error("pack_path", "no pack.yaml in this directory")],
+            )
+        started = time.perf_counter()
+        try:
+            compiled = load_pack(resolved)
+        except PackError as exc:
+            raise RulePackInvalid.from_pack_error(exc) from None
+        loaded = LoadedPack(key, compiled, pack_hash(resolved), time.perf_counter() - started)
+        _PACKS[key] = loaded
+        return loaded
+
+
+def _evaluator(pack: LoadedPack) -> OnlineEvaluator:
+    """This thread's online evaluator for the pack (DuckDB connections are not shared)."""
+    evaluators: dict[str, OnlineEvaluator] | None = getattr(_LOCAL, "evaluators", None)
+    if evaluators is None:
+        evaluators = {}
+        _LOCAL.evaluators = evaluators
+    key = f"{pack.path}:{pack.content_hash}"
+    evaluator = evaluators.get(key)
+    if evaluator is None:
+        evaluator = OnlineEvaluator(pack.compiled)
+        evaluators[key] = evaluator
+    return evaluator
+
+
+# --- input checks ------------------------------------------------------------------------
+
+
+def parse_period(text: str, *, field: str = "period") -> Period:
+    """A period (YYYY-MM or YYYY) or a 422 naming the field."""
+    try:
+        return Period.parse(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"{field}: {exc}", details=[field_error(field, f"write YYYY-MM or YYYY ({exc})")]
+        ) from None
+
+
+def parse_value(text: str) -> Scalar:
+    """An override value given as text: integer (underscores allowed), decimal, true/false,
+    date or text.
+
+    >>> parse_value("3932_00"), parse_value("0.8"), parse_value("true")
+    (393200, Decimal('0.8'), True)
+    """
+    import datetime as dt
+    from decimal import InvalidOperation
+
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    cleaned = text.strip().replace("_", "")
+    if cleaned.lstrip("-").isdigit():
+        return int(cleaned)
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        pass
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        return text
+
+
+def parse_overrides(
+    compiled: CompiledPack, overrides: Mapping[str, Any] | None, *, field: str = "overrides"
+) -> dict[str, Scalar]:
+    """Overrides with typed values; an unknown parameter or a bad value is a 422 naming it."""
+    out: dict[str, Scalar] = {}
+    errors: list[dict[str, Any]] = []
+    for name, raw in (overrides or {}).items():
+        where = f"{field}.{name}"
+        value: Scalar
+        if isinstance(raw, bool | int):
+            value = raw
+        elif isinstance(raw, float):
+            value = Decimal(repr(raw))
+        elif isinstance(raw, str):
+            value = parse_value(raw)
+            if isinstance(value, str):
+                errors.append(field_error(where, f"{raw!r} is not a number, date or boolean"))
+                continue
+        else:
+            errors.append(field_error(where, "must be a number, date or boolean"))
+            continue
+        try:
+            compiled.param_key(name)
+        except EvaluationError as exc:
+            errors.append(field_error(where, str(exc)))
+            continue
+        out[name] = value
+    if errors:
+        raise InvalidInput(f"{errors[0]['field']}: {errors[0]['reason']}", details=errors)
+    return out
+
+
+def _periods(first: Period, months: int) -> list[Period]:
+    if months < 1:
+        raise InvalidInput("months: at least 1", details=[field_error("months", "at least 1")])
+    if first.kind != "month" and months != 1:
+        raise InvalidInput(
+            "months: only for a monthly period",
+            details=[field_error("months", "a yearly period is evaluated alone")],
+        )
+    return [Period(add_months(first.start, i), first.kind) for i in range(months)]
+
+
+def _select_plans(
+    compiled: CompiledPack, kind: str, programs: Sequence[str] | None
+) -> list[ProgramPlan]:
+    known = {p.program.id for p in compiled.programs}
+    unknown = [p for p in programs or [] if p not in known]
+    if unknown:
+        raise InvalidInput(
+            f"programs: unknown program(s) {', '.join(unknown)}",
+            details=[field_error("programs", f"unknown program {p!r}") for p in unknown],
+        )
+    chosen = [
+        plan
+        for plan in compiled.programs
+        if plan.program.period == kind and (programs is None or plan.program.id in programs)
+    ]
+    if not chosen:
+        raise InvalidInput(
+            f"programs: none of the selected programs is evaluated per {kind}",
+            details=[field_error("programs", f"no program evaluated per {kind}")],
+        )
+    if len(chosen) > 62:
+        raise InvalidInput("programs: at most 62 per run", details=[field_error("programs", ">62")])
+    return chosen
+
+
+def _require_in_force(compiled: CompiledPack, period: Period, plans: Sequence[ProgramPlan]) -> None:
+    active = compiled.active(period)
+    if not any(active.get(plan.program.id) for plan in plans):
+        reason = f"no program version of pack {compiled.pack.id} is in force in {period}"
+        raise InvalidInput(f"period: {reason}", details=[field_error("period", reason)])
+
+
+# --- read models ---------------------------------------------------------------------------
+
+
+def _run_read(run: RulesRun) -> RunRead:
+    return RunRead(
+        id=run.id,
+        pack_id=run.pack_id,
+        pack_hash=run.pack_hash,
+        period=run.period,
+        months=run.months,
+        programs=run.programs,
+        status=run.status,  # type: ignore[arg-type]
+        error=run.error,
+        families=run.families,
+        persons=run.persons,
+        decisions=run.decisions,
+        eligible=run.eligible,
+        seconds=RunTimings(
+            read=run.read_seconds,
+            compile=run.compile_seconds,
+            evaluate=run.evaluate_seconds,
+            write=run.write_seconds,
+        ),
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def _parameters(meta: RulesRunProgram) -> dict[str, Any]:
+    return {name: _decode_param(kind, text) for name, kind, text in meta.parameters}
+
+
+def _decode_param(kind: str, text: Any) -> Any:
+    if kind == "table":
+        return {int(k): codec.parse_value(t, tk) for k, tk, t in text}
+    return codec.parse_value(text, kind)
+
+
+def _encode_param(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return ["table", [[str(k), *codec.render_value(v)] for k, v in value.items()]]
+    return codec.render_value(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def get_run(session: Session, *, run_id: int) -> RunDetail:
+    """A run with its summary by program and by region."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    programs = repository.run_programs(session, run_id)
+    regions = repository.run_regions(session, run_id)
+    return RunDetail(
+        **_run_read(run).model_dump(),
+        by_program=[
+            ProgramSummaryRead(
+                period=p.period,
+                program_id=p.program_id,
+                entity=p.entity,
+                version=p.version,
+                citation=p.citation,
+                parameters={k: _plain(v) for k, v in _parameters(p).items()},
+                evaluated=p.evaluated,
+                eligible=p.eligible,
+                amount_minor=p.amount_minor,
+            )
+            for p in programs
+        ],
+        by_region=[
+            RegionSummaryRead(
+                period=r.period,
+                program_id=r.program_id,
+                region_kato=r.region_kato,
+                evaluated=r.evaluated,
+                eligible=r.eligible,
+                amount_minor=r.amount_minor,
+            )
+            for r in regions
+        ],
+    )
+
+
+def list_runs(session: Session, *, page: int, size: int) -> RunPage:
+    rows, total = repository.list_runs(session, offset=(page - 1) * size, limit=size)
+    return RunPage(items=[_run_read(r) for r in rows], page=page, size=size, total=total)
+
+
+def latest_run(session: Session, *, period: str, pack_id: str | None = None) -> RunRead | None:
+    """The newest succeeded run whose first period is `period` (None if there is none)."""
+    parse_period(period)
+    run = repository.latest_run(session, period=period, pack_id=pack_id)
+    return _run_read(run) if run is not None else None
+
+
+# --- stored runs ---------------------------------------------------------------------------
+
+
+def create_run(
+    session: Session,
+    *,
+    period: str,
+    months: int = 1,
+    programs: Sequence[str] | None = None,
+    pack_path: str | Path | None = None,
+    requested_by: str | None = None,
+) -> RunRead:
+    """Check the request and record a queued run (executed by `execute_run`)."""
+    first = parse_period(period)
+    periods = _periods(first, months)
+    pack = loaded_pack(pack_path)
+    plans = _select_plans(pack.compiled, first.kind, programs)
+    for when in periods:
+        _require_in_force(pack.compiled, when, plans)
+    run = RulesRun(
+        pack_id=pack.compiled.pack.id,
+        pack_path=pack.path,
+        pack_hash=pack.content_hash,
+        period=str(first),
+        months=months,
+        programs=list(programs) if programs is not None else None,
+        status="queued",
+        requested_by=requested_by,
+    )
+    repository.add_all(session, [run])
+    return _run_read(run)
+
+
+def session_snapshot(session: Session) -> tuple[pa.Table, pa.Table]:
+    """The whole registry read through the session (sees its transaction; for small stores)."""
+    return registry_snapshot.registry_snapshot_in_session(session)
+
+
+def _bind_url(session: Session) -> str:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, SAEngine) else bind.engine
+    return engine.url.render_as_string(hide_password=False)
+
+
+def execute_run(
+    session: Session,
+    *,
+    run_id: int,
+    snapshot: tuple[pa.Table, pa.Table] | None = None,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> RunRead:
+    """Evaluate a queued run and store its results (the caller commits; on an error the
+    caller rolls back and may `mark_failed`)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    tick = progress or (lambda _stage, _done, _total: None)
+    run.status = "running"
+    run.started_at = utcnow()
+    session.flush()
+    pack = loaded_pack(run.pack_path)
+    compile_s = pack.compile_seconds
+    first = Period.parse(run.period)
+    periods = _periods(first, run.months)
+    plans = _select_plans(pack.compiled, first.kind, run.programs)
+    tick("read", 0, 1)
+    t0 = time.perf_counter()
+    person, fact = (
+        snapshot
+        if snapshot is not None
+        else registry_snapshot.registry_snapshot(_bind_url(session))
+    )
+    engine = Engine(pack.compiled, threads=threads)
+    try:
+        engine.load(person, fact)
+        engine.con.register("rules_person_snapshot", person)
+        engine.con.execute(
+            "CREATE TABLE rules_heads AS SELECT coalesce(family_id, -person_id) AS fkey,"
+            " coalesce(min(person_id) FILTER (WHERE role = 'head'), min(person_id))"
+            " AS head_person_id FROM rules_person_snapshot GROUP BY 1"
+        )
+        engine.con.unregister("rules_person_snapshot")
+        read_s = time.perf_counter() - t0
+        tick("read", 1, 1)
+        run.persons = person.num_rows
+        del person, fact
+        evaluate_s = write_s = 0.0
+        totals = {"families": 0, "decisions": 0, "eligible": 0}
+        for index, when in enumerate(periods):
+            tick("evaluate", index, len(periods))
+            stats = _run_period(session, engine, run.id, when, plans)
+            compile_s += stats.compile_s
+            evaluate_s += stats.evaluate_s
+            write_s += stats.write_s
+            totals["families"] = stats.families
+            totals["decisions"] += stats.decisions
+            totals["eligible"] += stats.eligible
+            tick("evaluate", index + 1, len(periods))
+    finally:
+        engine.close()
+    run.families = totals["families"]
+    run.decisions = totals["decisions"]
+    run.eligible = totals["eligible"]
+    run.read_seconds = round(read_s, 3)
+    run.compile_seconds = round(compile_s, 3)
+    run.evaluate_seconds = round(evaluate_s, 3)
+    run.write_seconds = round(write_s, 3)
+    run.status = "succeeded"
+    run.finished_at = utcnow()
+    session.flush()
+    return _run_read(run)
+
+
+def mark_failed(session: Session, *, run_id: int, error: str) -> None:
+    """Record that a run failed (after the caller rolled its work back)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        return
+    repository.delete_outcomes(session, run_id)
+    run.status = "failed"
+    run.error = error[:2000]
+    run.finished_at = utcnow()
+    session.flush()
+
+
+def run_rules(
+    session: Session,
+    *,
+    period: str,
+    months: int = 1,
+    programs: Sequence[str] | None = None,
+    pack_path: str | Path | None = None,
+    snapshot: tuple[pa.Table, pa.Table] | None = None,
+    progress: Progress | None = None,
+    requested_by: str | None = None,
+    threads: int | None = None,
+) -> RunRead:
+    """Evaluate the pack over the whole registry for the period(s) and store every decision."""
+    run = create_run(
+        session,
+        period=period,
+        months=months,
+        programs=programs,
+        pack_path=pack_path,
+        requested_by=requested_by,
+    )
+    return execute_run(
+        session, run_id=run.id, snapshot=snapshot, progress=progress, threads=threads
+    )
+
+
+@dataclass
+class _PeriodStats:
+    families: int
+    decisions: int
+    eligible: int
+    compile_s: float
+    evaluate_s: float
+    write_s: float
+
+
+@dataclass
+class _Slot:
+    plan: ProgramPlan
+    vp: VersionPlan | None
+    position: int
+    conditions: list[tuple[str, str]]  # name, column
+    variables: list[tuple[str, str, str]]  # name, column, codec type
+
+
+def _columns(engine: Engine, relation: str) -> dict[str, str]:
+    rel = engine.con.sql(f"SELECT * FROM {relation} LIMIT 0")
+    return {name: str(kind) for name, kind in zip(rel.columns, rel.types, strict=True)}
+
+
+def _slot(
+    plan: ProgramPlan, vp: VersionPlan | None, position: int, types: Mapping[str, str]
+) -> _Slot:
+    person_level = plan.program.entity == "person"
+    conditions = [(c.name, c.column) for c in (vp.conditions if vp else [])]
+    variables: list[tuple[str, str, str]] = []
+    for symbol in vp.used if vp else []:
+        name = f"family.{symbol.name}" if person_level and symbol.level == "family" else symbol.name
+        if symbol.column in types:
+            variables.append((name, symbol.column, codec.value_type(types[symbol.column])))
+        else:
+            variables.append((name, "NULL", "str"))
+    return _Slot(plan, vp, position, conditions, variables)
+
+
+def _segment(slot: _Slot) -> str:
+    if slot.vp is None:
+        return "'0='"
+    return codec.segment_sql(
+        slot.plan.eligible_column,
+        slot.plan.amount_column,
+        [column for _, column in slot.conditions],
+        [(column, kind) for _, column, kind in slot.variables],
+    )
+
+
+def _mask(slots: Sequence[_Slot]) -> str:
+    terms = [
+        f"(CASE WHEN {s.plan.eligible_column} THEN {1 << s.position} ELSE 0 END)"
+        for s in slots
+        if s.vp is not None
+    ]
+    return "(" + " + ".join(terms) + ")::BIGINT" if terms else "0::BIGINT"
+
+
+_REGION = "substr(coalesce(CAST(region AS VARCHAR), ''), 1, 2) || '0000000'"
+
+
+def _run_period(
+    session: Session, engine: Engine, run_id: int, when: Period, plans: Sequence[ProgramPlan]
+) -> _PeriodStats:
+    t0 = time.perf_counter()
+    result: BatchResult = engine.evaluate(when)
+    try:
+        compile_s = result.timings.get("bind", 0.0)
+        con = engine.con
+        fr = result.names["fr"]
+        fr_types = _columns(engine, fr)
+        pv = None
+        pv_types: dict[str, str] = {}
+        if "pr" in result.names:
+            view = result.bound.person_view(result.names["pr"], fr, pb_raw=result.names["pb"])
+            pv = f"({view})"
+            pv_types = _columns(engine, pv)
+        family_slots: list[_Slot] = []
+        person_slots: list[_Slot] = []
+        for position, plan in enumerate(plans):
+            vp = result.bound.active.get(plan.program.id)
+            if plan.program.entity == "family":
+                family_slots.append(_slot(plan, vp, position, fr_types))
+            else:
+                if pv is None:
+                    vp = None
+                person_slots.append(_slot(plan, vp, position, pv_types))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE rules_fam AS SELECT fkey, family_id,"
+            f" CAST(region AS VARCHAR) AS region, {_mask(family_slots)} AS mask,"
+            + (" || '|' || ".join(_segment(s) for s in family_slots) or "''")
+            + f" AS pay FROM {fr}"
+        )
+        people = pv is not None and any(s.vp is not None for s in person_slots)
+        if people:
+            segs = " || '|' || ".join(_segment(s) for s in person_slots)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT fkey,"
+                f" bit_or({_mask(person_slots)}) AS mask,"
+                f" string_agg(CAST(person_id AS VARCHAR) || ':' || {segs}, ';'"
+                f" ORDER BY person_id) AS pay FROM {pv} WHERE is_member GROUP BY fkey"
+            )
+        else:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT NULL::BIGINT AS fkey,"
+                " 0::BIGINT AS mask, '' AS pay WHERE false"
+            )
+        # Region summaries and counts, computed where the data is.
+        metas: list[RulesRunProgram] = []
+        regions: list[RulesRunRegion] = []
+        eligible_total = decisions_total = 0
+        for slots, source, guard in (
+            (family_slots, fr, "f_family_size > 0"),
+            (person_slots, pv, "is_member"),
+        ):
+            live = [s for s in slots if s.vp is not None]
+            rows: list[tuple[Any, ...]] = []
+            if live and source is not None:
+                aggs = ", ".join(
+                    f"count(*) FILTER (WHERE {s.plan.eligible_column}),"
+                    f" coalesce(sum({s.plan.amount_column}) FILTER (WHERE"
+                    f" {s.plan.eligible_column}), 0)"
+                    for s in live
+                )
+                rows = con.execute(
+                    f"SELECT {_REGION} AS zregion, count(*), {aggs} FROM {source}"
+                    f" WHERE {guard} GROUP BY zregion ORDER BY zregion"
+                ).fetchall()
+            for slot in slots:
+                evaluated = eligible = amount = 0
+                if slot in live:
+                    i = live.index(slot)
+                    for row in rows:
+                        region_eligible, region_amount = int(row[2 + 2 * i]), int(row[3 + 2 * i])
+                        evaluated += int(row[1])
+                        eligible += region_eligible
+                        amount += region_amount
+                        regions.append(
+                            RulesRunRegion(
+                                run_id=run_id,
+                                period=str(when),
+                                program_id=slot.plan.program.id,
+                                region_kato=str(row[0]),
+                                evaluated=int(row[1]),
+                                eligible=region_eligible,
+                                amount_minor=region_amount,
+                            )
+                        )
+                decisions_total += evaluated
+                eligible_total += eligible
+                metas.append(
+                    _meta(engine.compiled, result, run_id, when, slot, evaluated, eligible, amount)
+                )
+        families = int(con.execute("SELECT count(*) FROM rules_fam").fetchall()[0][0])
+        evaluate_s = time.perf_counter() - t0 - compile_s
+        reader = con.sql(
+            f"SELECT {int(run_id)}::BIGINT AS run_id, '{when}' AS period, f.fkey AS family_key,"
+            " f.family_id, h.head_person_id, f.region AS region_kato,"
+            " f.mask | coalesce(p.mask, 0) AS eligible_mask,"
+            " f.pay || '#' || coalesce(p.pay, '') AS payload"
+            " FROM rules_fam AS f LEFT JOIN rules_per AS p ON p.fkey = f.fkey"
+            " LEFT JOIN rules_heads AS h ON h.fkey = f.fkey ORDER BY f.fkey"
+        ).to_arrow_reader(100_000)
+        write_s = 0.0
+        for batch in reader:
+            w0 = time.perf_counter()
+            repository.write_outcomes(session, pa.Table.from_batches([batch]))
+            write_s += time.perf_counter() - w0
+        w0 = time.perf_counter()
+        repository.add_all(session, [*metas, *regions])
+        write_s += time.perf_counter() - w0
+        evaluate_s = time.perf_counter() - t0 - compile_s - write_s
+        con.execute("DROP TABLE IF EXISTS rules_fam")
+        con.execute("DROP TABLE IF EXISTS rules_per")
+    finally:
+        result.drop()
+    return _PeriodStats(families, decisions_total, eligible_total, compile_s, evaluate_s, write_s)
+
+
+def _meta(
+    compiled: CompiledPack,
+    result: BatchResult,
+    run_id: int,
+    when: Period,
+    slot: _Slot,
+    evaluated: int,
+    eligible: int,
+    amount: int,
+) -> RulesRunProgram:
+    program = slot.plan.program
+    vp = slot.vp
+    parameters: list[list[Any]] = []
+    for symbol in vp.params if vp else []:
+        value = result.bound.param_values.get(symbol.key)
+        parameters.append([symbol.name, *_encode_param(value)])
+    citation = vp.version.citation if vp is not None and vp.version.citation else program.citation
+    return RulesRunProgram(
+        run_id=run_id,
+        period=str(when),
+        program_id=program.id,
+        position=slot.position,
+        entity=program.entity,
+        version=vp.version.label if vp else None,
+        citation=citation,
+        legal_basis=dict(program.legal_basis),
+        parameters=parameters,
+        conditions=[name for name, _ in slot.conditions],
+        variables=[[name, kind] for name, _, kind in slot.variables],
+        evaluated=evaluated,
+        eligible=eligible,
+        amount_minor=amount,
+    )
+
+
+# --- stored decisions ----------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    """Where each program's segments sit in a period's payloads."""
+
+    metas: dict[str, RulesRunProgram]
+    family: list[RulesRunProgram]
+    person: list[RulesRunProgram]
+
+
+def _layout(session: Session, run_id: int, period: str) -> _Layout:
+    metas = repository.run_programs(session, run_id, period=period)
+    return _Layout(
+        {m.program_id: m for m in metas},
+        [m for m in metas if m.entity == "family"],
+        [m for m in metas if m.entity == "person"],
+    )
+
+
+def _stored_run(session: Session, run_id: int, period: str | None) -> tuple[RulesRun, str]:
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    when = str(parse_period(period)) if period is not None else run.period
+    return run, when
+
+
+def _decode(
+    run_id: int,
+    period: str,
+    layout: _Layout,
+    family_key: int,
+    family_id: int | None,
+    head: int | None,
+    region: str | None,
+    payload: str,
+    *,
+    program_id: str | None = None,
+    eligible: bool | None = None,
+    person_id: int | None = None,
+) -> Iterator[StoredDecision]:
+    """The decisions packed in one outcome row, filtered."""
+    for decision, _ in _decode_typed(
+        run_id,
+        period,
+        layout,
+        family_key,
+        family_id,
+        head,
+        region,
+        payload,
+        program_id=program_id,
+        eligible=eligible,
+        person_id=person_id,
+    ):
+        yield decision
+
+
+def _decode_typed(
+    run_id: int,
+    period: str,
+    layout: _Layout,
+    family_key: int,
+    family_id: int | None,
+    head: int | None,
+    region: str | None,
+    payload: str,
+    *,
+    program_id: str | None = None,
+    eligible: bool | None = None,
+    person_id: int | None = None,
+) -> list[tuple[StoredDecision, codec.Segment]]:
+    """The decisions with their typed values (for explanations)."""
+    family_part, members = codec.split_payload(payload)
+
+    def make(meta: RulesRunProgram, text: str, entity_id: int, recipient: int | None) -> None:
+        seg = codec.parse_segment(text, meta.conditions, meta.variables)
+        if eligible is not None and seg.eligible != eligible:
+            return
+        out.append(
+            (
+                StoredDecision(
+                    run_id=run_id,
+                    period=period,
+                    program_id=meta.program_id,
+                    entity_type="family" if meta.entity == "family" else "person",
+                    entity_id=entity_id,
+                    family_key=family_key,
+                    family_id=family_id,
+                    person_id=recipient,
+                    region_kato=region,
+                    eligible=seg.eligible,
+                    amount_minor=seg.amount_minor,
+                    version=meta.version,
+                    conditions=seg.conditions,
+                    variables={k: _plain(v) for k, v in seg.variables.items()},
+                ),
+                seg,
+            )
+        )
+
+    out: list[tuple[StoredDecision, codec.Segment]] = []
+    for slot, meta in enumerate(layout.family):
+        if program_id is not None and meta.program_id != program_id:
+            continue
+        if slot < len(family_part) and person_id is None:
+            make(meta, family_part[slot], family_key, head)
+    for member, segments in members:
+        if person_id is not None and member != person_id:
+            continue
+        for slot, meta in enumerate(layout.person):
+            if program_id is not None and meta.program_id != program_id:
+                continue
+            if slot < len(segments):
+                make(meta, segments[slot], member, member)
+    return out
+
+
+def eligible_decisions(
+    session: Session, *, run_id: int, program_id: str, period: str | None = None
+) -> Iterator[StoredDecision]:
+    """Every eligible decision of one program in a stored run (first period by default),
+    streamed in family order: the recipient, region, amount, version and condition values."""
+    run, when = _stored_run(session, run_id, period)
+    layout = _layout(session, run.id, when)
+    meta = layout.metas.get(program_id)
+    if meta is None:
+        raise InvalidInput(
+            f"program: {program_id!r} is not in run {run_id} for {when}",
+            details=[field_error("program", "not evaluated in this run and period")],
+        )
+    for key, family_id, head, region, payload in repository.iter_outcomes(
+        session, run_id=run.id, period=when, bit=meta.position
+    ):
+        yield from _decode(
+            run.id,
+            when,
+            layout,
+            key,
+            family_id,
+            head,
+            region,
+            payload,
+            program_id=program_id,
+            eligible=True,
+        )
+
+
+def _region_prefix(region: str | None) -> str | None:
+    if region is None:
+        return None
+    if not (region.isascii() and region.isdigit() and 2 <= len(region) <= 9):
+        raise InvalidInput(
+            "region: must be 2 to 9 digits of a KATO code",
+            details=[field_error("region", "must be 2 to 9 digits of a KATO code")],
+        )
+    return region.rstrip("0") if len(region) == 9 and region.rstrip("0") else region
+
+
+def list_decisions(
+    session: Session,
+    *,
+    run_id: int,
+    program_id: str | None = None,
+    eligible: bool | None = None,
+    region: str | None = None,
+    period: str | None = None,
+    page: int = 1,
+    size: int = 50,
+) -> DecisionPage:
+    """Stored decisions of a run, filtered by program, eligibility and region (KATO prefix);
+    pages count families."""
+    run, when = _stored_run(session, run_id, period)
+    layout = _layout(session, run.id, when)
+    bit: int | None = None
+    if program_id is not None:
+        meta = layout.metas.get(program_id)
+        if meta is None:
+            raise InvalidInput(
+                f"program: {program_id!r} is not in run {run_id} for {when}",
+                details=[field_error("program", "not evaluated in this run and period")],
+            )
+        bit = meta.position if eligible else None
+    rows, total = repository.outcomes_page(
+        session,
+        run_id=run.id,
+        period=when,
+        bit=bit,
+        region_prefix=_region_prefix(region),
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    items: list[StoredDecision] = []
+    for row in rows:
+        items.extend(
+            _decode(
+                run.id,
+                when,
+                layout,
+                row.family_key,
+                row.family_id,
+                row.head_person_id,
+                row.region_kato,
+                row.payload,
+                program_id=program_id,
+                eligible=eligible,
+            )
+        )
+    return DecisionPage(items=items, page=page, size=size, total=total)
+
+
+def _language(lang: str | None, *, field: str = "lang") -> str | None:
+    if lang is not None and lang not in LANGUAGES:
+        raise InvalidInput(
+            f"{field}: {lang!r} is not one of {', '.join(LANGUAGES)}",
+            details=[field_error(field, f"one of {', '.join(LANGUAGES)}")],
+        )
+    return lang
+
+
+def _explained(
+    decision: Decision, pack: LoadedPack, lang: str, person_id: int | None
+) -> dict[str, Any]:
+    explanation = decision.explain(lang, pack.compiled.pack)
+    record = decision.as_dict()
+    return {
+        "program_id": decision.program.id,
+        "title": decision.program.title.get(lang, decision.program.id),
+        "entity_type": decision.program.entity,
+        "entity_id": decision.entity_id,
+        "family_id": decision.family_id,
+        "person_id": person_id,
+        "period": decision.period,
+        "eligible": decision.eligible,
+        "amount_minor": decision.amount_minor,
+        "version": record["version"],
+        "citation": record["citation"] or "",
+        "conditions": record["conditions"],
+        "variables": record["variables"],
+        "parameters": {k: _plain(v) for k, v in decision.parameters.items()},
+        "explanation": ExplanationRead(
+            lang=explanation.lang,  # type: ignore[arg-type]
+            title=explanation.title,
+            verdict=explanation.verdict,
+            amount=explanation.amount,
+            conditions=explanation.conditions,
+            variables=explanation.variables,
+            parameters=explanation.parameters,
+            version=explanation.version,
+            rounding=explanation.rounding,
+            legal_basis=explanation.legal_basis,
+            citation=explanation.citation,
+            text=explanation.text(),
+        ),
+    }
+
+
+def explain_decision(
+    session: Session,
+    *,
+    run_id: int,
+    family_key: int,
+    program_id: str,
+    lang: str = "ru",
+    period: str | None = None,
+    person_id: int | None = None,
+) -> StoredDecisionExplained:
+    """One stored decision with the sentences of its explanation in `lang` (kk, ru, en),
+    rebuilt from the values kept with it and the rule version it was made under."""
+    _language(lang)
+    run, when = _stored_run(session, run_id, period)
+    layout = _layout(session, run.id, when)
+    meta = layout.metas.get(program_id)
+    if meta is None:
+        raise InvalidInput(
+            f"program: {program_id!r} is not in run {run_id} for {when}",
+            details=[field_error("program", "not evaluated in this run and period")],
+        )
+    if meta.entity == "person" and person_id is None:
+        raise InvalidInput(
+            "person_id: a person program's decision names the person",
+            details=[field_error("person_id", "required for a person program")],
+        )
+    row = repository.outcome(session, run_id=run.id, period=when, family_key=family_key)
+    if row is None:
+        raise DecisionNotFound(f"no outcome of family {family_key} in run {run_id} for {when}")
+    found = list(
+        _decode_typed(
+            run.id,
+            when,
+            layout,
+            row.family_key,
+            row.family_id,
+            row.head_person_id,
+            row.region_kato,
+            row.payload,
+            program_id=program_id,
+            person_id=person_id if meta.entity == "person" else None,
+        )
+    )
+    if not found:
+        raise DecisionNotFound(f"no decision of {program_id} for person {person_id} there")
+    stored, segment = found[0]
+    pack = loaded_pack(run.pack_path)
+    decision = _rebuild(pack.compiled, meta, stored, segment)
+    body = _explained(decision, pack, lang, stored.person_id)
+    return StoredDecisionExplained(
+        **body, run_id=run.id, family_key=row.family_key, region_kato=row.region_kato
+    )
+
+
+def _rebuild(
+    compiled: CompiledPack, meta: RulesRunProgram, stored: StoredDecision, segment: codec.Segment
+) -> Decision:
+    """An engine Decision from a stored one, for its explanation."""
+    try:
+        plan = compiled.program_plan(meta.program_id)
+    except EvaluationError as exc:
+        raise RuleEvaluationFailed(f"the pack no longer has {meta.program_id}: {exc}") from None
+    version = next((v for v in plan.program.versions if v.label == meta.version), None)
+    vp = plan.versions[version.index - 1] if version is not None else None
+    decision = Decision(
+        program=plan.program,
+        entity_id=stored.entity_id,
+        family_id=stored.family_id,
+        period=stored.period,
+        version=version,
+        eligible=stored.eligible,
+        amount_minor=stored.amount_minor,
+        conditions=dict(stored.conditions),
+        variables=dict(segment.variables),
+    )
+    if vp is None:
+        return decision
+    for cond in vp.conditions:
+        decision.templates[cond.name] = cond.explain
+    person_level = plan.program.entity == "person"
+    for symbol in vp.used:
+        name = f"family.{symbol.name}" if person_level and symbol.level == "family" else symbol.name
+        decision.units[name] = symbol.unit
+        decision.titles[name] = symbol.title
+    parameters = _parameters(meta)
+    for symbol in vp.params:
+        param = compiled.params[symbol.key]
+        decision.parameters[symbol.name] = parameters.get(symbol.name)
+        decision.units[symbol.name] = param.unit
+        decision.titles[symbol.name] = param.title or {}
+    return decision
+
+
+# --- one family, online --------------------------------------------------------------------
+
+
+def evaluate_family(
+    session: Session,
+    *,
+    family_id: int,
+    period: str,
+    programs: Sequence[str] | None = None,
+    lang: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    pack_path: str | Path | None = None,
+) -> FamilyEvaluation:
+    """Evaluate one family now with the compiled pack (not audited: see family_eligibility).
+
+    Every program of the period's kind, each decision with its conditions, values,
+    parameters, version, legal basis and the sentences in `lang` (default: the head's
+    preferred language).
+    """
+    when = parse_period(period)
+    _language(lang)
+    pack = loaded_pack(pack_path)
+    plans = _select_plans(pack.compiled, when.kind, programs)
+    _require_in_force(pack.compiled, when, plans)
+    typed = parse_overrides(pack.compiled, overrides)
+    person, fact = registry_snapshot.family_snapshot(session, family_id)
+    if person.num_rows == 0:
+        raise FamilyNotFound(f"no family with id {family_id} (or it has no current members)")
+    ids = person.column("person_id").to_pylist()
+    roles = person.column("role").to_pylist()
+    head = next((pid for pid, role in zip(ids, roles, strict=True) if role == "head"), ids[0])
+    if lang is None:
+        lang = registry_service.preferred_language(session, person_id=head) or "kk"
+        if lang not in LANGUAGES:
+            lang = "kk"
+    try:
+        household = _evaluator(pack).evaluate(person, fact, when, overrides=typed or None)
+    except EvaluationError as exc:
+        raise RuleEvaluationFailed(str(exc)) from None
+    chosen = {plan.program.id for plan in plans}
+    decisions = [
+        ExplainedDecision(
+            **_explained(d, pack, lang, d.entity_id if d.program.entity == "person" else head)
+        )
+        for d in household.decisions
+        if d.program.id in chosen
+    ]
+    return FamilyEvaluation(
+        family_id=family_id,
+        period=str(when),
+        lang=lang,  # type: ignore[arg-type]
+        pack_id=pack.compiled.pack.id,
+        pack_hash=pack.content_hash,
+        members=ids,
+        decisions=decisions,
+    )
+
+
+def family_eligibility(
+    session: Session,
+    *,
+    family_id: int,
+    period: str,
+    actor: Actor,
+    purpose: Purpose,
+    lang: str | None = None,
+    programs: Sequence[str] | None = None,
+) -> FamilyEvaluation:
+    """An operator's eligibility check of one family, audited as a read of the members' data."""
+    result = evaluate_family(
+        session, family_id=family_id, period=period, lang=lang, programs=programs
+    )
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="family.eligibility.read",
+        subject_type="person",
+        subject_ids=result.members,
+        purpose=purpose,
+    )
+    return result
+
+
+# --- what-if over the registry -------------------------------------------------------------
+
+
+def simulate_registry(
+    session: Session,
+    *,
+    period: str,
+    overrides: Mapping[str, Any],
+    sample: int = 5,
+    pack_path: str | Path | None = None,
+    snapshot: tuple[pa.Table, pa.Table] | None = None,
+) -> SimulationRead:
+    """Baseline against reform over the registry: eligible counts and monthly cost by
+    program and region, with a sample of gainers and losers and the conditions that flipped."""
+    when = parse_period(period)
+    pack = loaded_pack(pack_path)
+    if not overrides:
+        raise InvalidInput(
+            "overrides: give at least one", details=[field_error("overrides", "empty")]
+        )
+    typed = parse_overrides(pack.compiled, overrides)
+    plans = _select_plans(pack.compiled, when.kind, None)
+    _require_in_force(pack.compiled, when, plans)
+    t0 = time.perf_counter()
+    person, fact = (
+        snapshot
+        if snapshot is not None
+        else registry_snapshot.registry_snapshot(_bind_url(session))
+    )
+    read_s = time.perf_counter() - t0
+    engine = Engine(pack.compiled)
+    try:
+        engine.load(person, fact)
+        try:
+            result = simulate_loaded(engine, when, typed, sample=sample)
+        except EvaluationError as exc:
+            raise InvalidInput(
+                f"overrides: {exc}", details=[field_error("overrides", str(exc))]
+            ) from None
+    finally:
+        engine.close()
+
+    def delta(d: Any) -> DeltaRead:
+        return DeltaRead(
+            program_id=d.program_id,
+            region_kato=d.region,
+            baseline_count=d.baseline_count,
+            reform_count=d.reform_count,
+            baseline_minor=d.baseline_minor,
+            reform_minor=d.reform_minor,
+            count_change=d.count_change,
+            cost_change_minor=d.cost_change_minor,
+        )
+
+    def change(c: Any) -> ChangeRead:
+        return ChangeRead(
+            program_id=c.program_id,
+            entity_id=c.entity_id,
+            region_kato=c.region,
+            baseline_eligible=c.baseline_eligible,
+            reform_eligible=c.reform_eligible,
+            baseline_minor=c.baseline_minor,
+            reform_minor=c.reform_minor,
+            flipped=c.flipped,
+        )
+
+    return SimulationRead(
+        period=str(result.period),
+        overrides={k: str(v) for k, v in result.overrides.items()},
+        totals=[delta(d) for d in result.totals],
+        by_region=[delta(d) for d in result.by_region],
+        gainers=[change(c) for c in result.gainers],
+        losers=[change(c) for c in result.losers],
+        seconds={"read": round(read_s, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
+    )
+
+
+__all__ = [
+    "eligible_decisions",
+    "evaluate_family",
+    "execute_run",
+    "explain_decision",
+    "family_eligibility",
+    "latest_run",
+    "list_decisions",
+    "run_rules",
+    "simulate_registry",
+]

@@ -1,0 +1,248 @@
+"""The registry-backed rules service: stored runs, stored decisions, one family online."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from socialcard.core.errors import InvalidInput, NotFound
+from socialcard.rules import service
+from socialcard.rules.errors import FamilyNotFound
+from tests.rules.service_data import Families, build_families
+
+
+@pytest.fixture
+def families(session: Session) -> Families:
+    return build_families(session)
+
+
+def _run(session: Session, **kwargs: object) -> service.RunRead:  # type: ignore[name-defined]
+    return service.run_rules(
+        session,
+        snapshot=service.session_snapshot(session),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class TestRunRules:
+    def test_stores_a_run_with_counts_per_program_and_region(
+        self, session: Session, families: Families
+    ):
+        run = _run(session, period="2026-03")
+        assert run.status == "succeeded"
+        assert run.families == 3
+        assert run.persons == 9
+        detail = service.get_run(session, run_id=run.id)
+        large = next(p for p in detail.by_program if p.program_id == "kz.large_family")
+        assert large.eligible == 1
+        assert large.amount_minor > 0
+        assert large.version is not None
+        assert "mrp" in large.parameters
+        regions = {r.region_kato for r in detail.by_region if r.program_id == "kz.large_family"}
+        assert regions == {"750000000", "710000000"}
+        assert sum(r.eligible for r in detail.by_program) == run.eligible
+
+    def test_eligible_decisions_name_the_recipient_and_keep_conditions(
+        self, session: Session, families: Families
+    ):
+        run = _run(session, period="2026-03")
+        found = list(
+            service.eligible_decisions(session, run_id=run.id, program_id="kz.large_family")
+        )
+        assert len(found) == 1
+        decision = found[0]
+        assert decision.entity_type == "family"
+        assert decision.entity_id == families.large.id
+        assert decision.family_id == families.large.id
+        assert decision.person_id == families.large_head
+        assert decision.region_kato == "751110000"
+        assert decision.conditions == {"four_or_more_children": True}
+        assert decision.variables["dependent_children"] == 4
+        assert decision.amount_minor
+        assert decision.amount_minor > 0
+        assert decision.period == "2026-03"
+
+    def test_person_program_decisions_are_per_person(self, session: Session, families: Families):
+        run = _run(session, period="2026-03")
+        pensions = list(
+            service.eligible_decisions(session, run_id=run.id, program_id="kz.base_pension")
+        )
+        assert [d.person_id for d in pensions] == [families.retired_person]
+        assert pensions[0].entity_type == "person"
+        assert pensions[0].conditions == {"retirement_age_reached": True}
+
+    def test_several_months_store_each_period(self, session: Session, families: Families):
+        run = _run(session, period="2026-02", months=2)
+        assert run.months == 2
+        for period in ("2026-02", "2026-03"):
+            page = service.list_decisions(
+                session, run_id=run.id, program_id="kz.large_family", eligible=True, period=period
+            )
+            assert [d.family_id for d in page.items] == [families.large.id]
+
+    def test_only_selected_programs_are_stored(self, session: Session, families: Families):
+        run = _run(session, period="2026-03", programs=["kz.large_family"])
+        detail = service.get_run(session, run_id=run.id)
+        assert [p.program_id for p in detail.by_program] == ["kz.large_family"]
+        with pytest.raises(InvalidInput) as error:
+            list(service.eligible_decisions(session, run_id=run.id, program_id="kz.asp"))
+        assert error.value.details[0]["field"] == "program"
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"period": "2026-13"}, "period"),
+            ({"period": "1990-01"}, "period"),
+            ({"period": "2026-03", "programs": ["kz.nope"]}, "programs"),
+            ({"period": "2026-03", "months": 0}, "months"),
+        ],
+    )
+    def test_bad_input_names_the_field(
+        self, session: Session, kwargs: dict[str, object], field: str
+    ):
+        with pytest.raises(InvalidInput) as error:
+            service.run_rules(session, snapshot=service.session_snapshot(session), **kwargs)  # type: ignore[arg-type]
+        assert error.value.details[0]["field"] == field
+
+
+class TestLatestRun:
+    def test_the_newest_succeeded_run_of_the_period(self, session: Session, families: Families):
+        assert service.latest_run(session, period="2026-03") is None
+        _run(session, period="2026-03")
+        second = _run(session, period="2026-03")
+        _run(session, period="2026-04")
+        latest = service.latest_run(session, period="2026-03")
+        assert latest is not None
+        assert latest.id == second.id
+
+
+class TestStoredEqualsOnline:
+    def test_every_decision_of_every_family_agrees(self, session: Session, families: Families):
+        run = _run(session, period="2026-03")
+        stored = {}
+        for family in (families.large, families.small, families.retired):
+            page = service.list_decisions(session, run_id=run.id, size=200)
+            for d in page.items:
+                stored[(d.program_id, d.entity_id)] = d
+            online = service.evaluate_family(session, family_id=family.id, period="2026-03")
+            assert online.decisions
+            for decision in online.decisions:
+                kept = stored[(decision.program_id, decision.entity_id)]
+                assert kept.eligible == decision.eligible
+                assert kept.amount_minor == decision.amount_minor
+                assert kept.conditions == decision.conditions
+                assert kept.version == decision.version
+                assert kept.variables == decision.variables
+
+
+class TestEvaluateFamily:
+    def test_decisions_with_explanations_in_the_heads_language(
+        self, session: Session, families: Families
+    ):
+        result = service.evaluate_family(session, family_id=families.large.id, period="2026-03")
+        assert result.lang == "ru"  # the head's preferred language
+        assert sorted(result.members) == sorted(families.large_members)
+        large = next(d for d in result.decisions if d.program_id == "kz.large_family")
+        assert large.eligible is True
+        assert large.person_id == families.large_head
+        assert large.parameters["mrp"]
+        assert large.explanation.lang == "ru"
+        assert any("выполнено" in s for s in large.explanation.conditions)
+        assert large.explanation.legal_basis
+
+    def test_language_can_be_chosen(self, session: Session, families: Families):
+        result = service.evaluate_family(
+            session, family_id=families.large.id, period="2026-03", lang="en"
+        )
+        large = next(d for d in result.decisions if d.program_id == "kz.large_family")
+        assert large.explanation.conditions[0].endswith("— met")
+
+    def test_unknown_family_is_not_found(self, session: Session):
+        with pytest.raises(FamilyNotFound):
+            service.evaluate_family(session, family_id=987654321, period="2026-03")
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"period": "March"}, "period"),
+            ({"period": "1990-01"}, "period"),
+            ({"period": "2026-03", "lang": "de"}, "lang"),
+            ({"period": "2026-03", "overrides": {"kz.nope": "1"}}, "overrides.kz.nope"),
+            (
+                {"period": "2026-03", "overrides": {"kz.asp.poverty_line_share": "lots"}},
+                "overrides.kz.asp.poverty_line_share",
+            ),
+        ],
+    )
+    def test_bad_input_names_the_field(
+        self, session: Session, families: Families, kwargs: dict[str, object], field: str
+    ):
+        with pytest.raises(InvalidInput) as error:
+            service.evaluate_family(session, family_id=families.large.id, **kwargs)  # type: ignore[arg-type]
+        assert error.value.details[0]["field"] == field
+
+
+class TestExplainDecision:
+    @pytest.mark.parametrize(
+        ("lang", "word"), [("kk", "орындалды"), ("ru", "выполнено"), ("en", "met")]
+    )
+    def test_stored_decision_explained_in_each_language(
+        self, session: Session, families: Families, lang: str, word: str
+    ):
+        run = _run(session, period="2026-03")
+        explained = service.explain_decision(
+            session,
+            run_id=run.id,
+            family_key=families.large.id,
+            program_id="kz.large_family",
+            lang=lang,
+        )
+        assert explained.eligible is True
+        assert explained.explanation.conditions[0].endswith(word)
+        assert "4" in explained.explanation.conditions[0]
+        online = service.evaluate_family(
+            session, family_id=families.large.id, period="2026-03", lang=lang
+        )
+        same = next(d for d in online.decisions if d.program_id == "kz.large_family")
+        assert explained.explanation.text == same.explanation.text
+
+    def test_person_program_needs_the_person(self, session: Session, families: Families):
+        run = _run(session, period="2026-03")
+        with pytest.raises(InvalidInput) as error:
+            service.explain_decision(
+                session,
+                run_id=run.id,
+                family_key=families.retired.id,
+                program_id="kz.base_pension",
+            )
+        assert error.value.details[0]["field"] == "person_id"
+        explained = service.explain_decision(
+            session,
+            run_id=run.id,
+            family_key=families.retired.id,
+            program_id="kz.base_pension",
+            person_id=families.retired_person,
+            lang="en",
+        )
+        assert explained.eligible
+
+    def test_unknown_run_is_not_found(self, session: Session):
+        with pytest.raises(NotFound):
+            service.explain_decision(
+                session, run_id=99999, family_key=1, program_id="kz.large_family"
+            )
+
+
+class TestRunOverTheCommittedRegistry:
+    def test_reads_the_registry_over_adbc(self, committed_engine: Engine):
+        with Session(committed_engine) as session:
+            families = build_families(session)
+            session.commit()
+            run = service.run_rules(session, period="2026-03")
+            session.commit()
+            assert run.families == 3
+            found = list(
+                service.eligible_decisions(session, run_id=run.id, program_id="kz.large_family")
+            )
+            assert [d.family_id for d in found] == [families.large.id]
