@@ -81,7 +81,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(proactive, name="proactive")
 
     @campaign.command("run")
-    def run(program: str, period: PeriodOpt) -> None:
+    def run(
+        program: str,
+        period: PeriodOpt,
+        fresh_rules: Annotated[
+            bool, typer.Option("--fresh-rules", help="Run the rules again, not the stored run.")
+        ] = False,
+    ) -> None:
         """Offer PROGRAM for a month to everyone eligible (safe to re-run)."""
         try:
             with Progress(
@@ -96,6 +102,7 @@ def register(app: typer.Typer) -> None:
                     program_id=program,
                     period=period,
                     progress=lambda done: bar.update(task, completed=done),
+                    fresh_rules=fresh_rules,
                 )
         except AppError as exc:
             raise _fail(exc) from exc

@@ -1,10 +1,12 @@
-"""Eligibility for the proactive flow, read from the rules engine.
+"""Eligibility for the proactive flow, read from the rules domain.
 
-This is the only module that talks to the rules domain. It runs the pure engine
-(`socialcard.rules.engine`) on registry snapshots (`socialcard.registry.snapshot`): the whole
-registry for a campaign, one family (through the caller's session) for a life event. Each
-eligible decision becomes a `Candidate` with its recipient: the person themself when an adult,
-otherwise the family's head (then spouse, parent, other adult, oldest first).
+This is the only module that talks to the rules domain. A campaign reads the eligible
+decisions of the rules service's stored run for the month (`rules_service.eligible_decisions`,
+running the rules first when no run covers the program); a life event re-evaluates one family
+online (`rules_service.evaluate_family`). Each eligible decision becomes a `Candidate` with its
+recipient: the person themself when a living adult, otherwise the family's living adult by role
+(head, spouse, parent, other), oldest first. `batch_candidates` runs the pure engine straight
+on a snapshot, without storing a run (the benchmark uses it to time the writes alone).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,13 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
+from socialcard.core.db import is_sqlite
+from socialcard.core.errors import AppError
 from socialcard.proactive import repository
 from socialcard.proactive.config import get_proactive_settings
 from socialcard.proactive.errors import InvalidPeriod, UnknownProgram
 from socialcard.registry import snapshot as registry_snapshot
+from socialcard.rules import service as rules_service
 from socialcard.rules.engine import (
     CompiledPack,
     Decision,
@@ -254,7 +260,7 @@ def _candidate(decision: Decision, recipient: int, region: str, period: str) -> 
     )
 
 
-def family_candidates(
+def engine_family_candidates(
     session: Session, *, family_id: int, period: str, programs: Sequence[str]
 ) -> FamilyResult:
     """One family evaluated online (through the caller's session) for the given programs."""
@@ -290,4 +296,181 @@ def family_candidates(
         if recipient is None:
             continue
         out.candidates.append(_candidate(decision, recipient, region, period))
+    return out
+
+
+# through the rules service ---------------------------------------------------------------------
+
+_ROLE_RANK = {"head": 0, "spouse": 1, "parent": 2, "other": 3}
+
+
+def _adult_of(members: Sequence[tuple[int, str, date, date | None]], on: date) -> int | None:
+    """The family's recipient on a day: a living adult, by role, oldest first."""
+    adults = [
+        (_ROLE_RANK.get(role, 4), birth, pid)
+        for pid, role, birth, death in members
+        if death is None and _is_adult(birth, on)
+    ]
+    return min(adults)[2] if adults else None
+
+
+def _is_adult(birth: date, on: date) -> bool:
+    try:
+        return birth <= on.replace(year=on.year - 18)
+    except ValueError:  # 29 February
+        return birth <= on.replace(year=on.year - 18, day=28)
+
+
+@dataclass
+class _Raw:
+    program_id: str
+    entity_type: str
+    entity_id: int
+    family_id: int | None
+    person_id: int | None
+    region_kato: str | None
+    amount_minor: int | None
+    version: str | None
+    explanation: str
+
+
+def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candidate]:
+    """Recipients and regions of decisions; those without a living adult are dropped."""
+    on = parse_period(period).start
+    persons = repository.persons_birth_region(
+        session, [r.person_id for r in raws if r.person_id is not None]
+    )
+
+    def self_receives(raw: _Raw) -> bool:
+        known = persons.get(raw.person_id) if raw.person_id is not None else None
+        return known is not None and known[1] is None and _is_adult(known[0], on)
+
+    needs_family = [r.family_id for r in raws if r.family_id is not None and not self_receives(r)]
+    members = repository.family_members_for_recipient(session, needs_family)
+    out: list[Candidate] = []
+    for raw in raws:
+        known = persons.get(raw.person_id) if raw.person_id is not None else None
+        recipient: int | None = raw.person_id
+        if known is None or known[1] is not None or not _is_adult(known[0], on):
+            recipient = _adult_of(members.get(raw.family_id, []), on) if raw.family_id else None
+        if recipient is None:
+            continue
+        region = raw.region_kato or (known[2] if known else "")
+        out.append(
+            Candidate(
+                program_id=raw.program_id,
+                program_version=raw.version or "",
+                entity_type=raw.entity_type,
+                entity_id=raw.entity_id,
+                family_id=raw.family_id,
+                person_id=recipient,
+                region_kato=region or "",
+                amount_minor=int(raw.amount_minor or 0),
+                period=period,
+                legal_basis=legal_basis(raw.program_id),
+                explanation=raw.explanation,
+            )
+        )
+    return out
+
+
+def rules_run_for(session: Session, *, program_id: str, period: str, fresh: bool = False) -> int:
+    """The stored rules run to read a campaign from: the month's latest run covering the
+    program, or a new run of the rules service when there is none (or `fresh`)."""
+    check_program(program_id)
+    parse_period(period)
+    run = None if fresh else rules_service.latest_run(session, period=period)
+    if (
+        run is None
+        or run.status != "succeeded"
+        or (run.programs is not None and program_id not in run.programs)
+    ):
+        # SQLite: the rules service's ADBC snapshot reads the database file without its WAL (it
+        # saw a stale registry in our tests), so hand it the snapshot read through the session.
+        snapshot = (
+            registry_snapshot.registry_snapshot_in_session(session) if is_sqlite(session) else None
+        )
+        run = rules_service.run_rules(
+            session, period=period, programs=[program_id], snapshot=snapshot
+        )
+    return run.id
+
+
+def rules_candidates(
+    session: Session, *, run_id: int, program_id: str, period: str, chunk: int = 20_000
+) -> Iterator[Candidate]:
+    """The eligible decisions of a stored run as candidates, in chunks."""
+    raws: list[_Raw] = []
+    stream = rules_service.eligible_decisions(
+        session, run_id=run_id, program_id=program_id, period=period
+    )
+    for decision in stream:
+        raws.append(
+            _Raw(
+                program_id=decision.program_id,
+                entity_type=decision.entity_type,
+                entity_id=decision.entity_id,
+                family_id=decision.family_id,
+                person_id=decision.person_id,
+                region_kato=decision.region_kato,
+                amount_minor=decision.amount_minor,
+                version=decision.version,
+                explanation=json.dumps(
+                    {
+                        "run_id": run_id,
+                        "conditions": decision.conditions,
+                        "variables": decision.variables,
+                    },
+                    ensure_ascii=False,
+                    default=_json_default,
+                ),
+            )
+        )
+        if len(raws) >= chunk:
+            yield from _resolve(session, raws, period)
+            raws = []
+    if raws:
+        yield from _resolve(session, raws, period)
+
+
+def family_candidates(
+    session: Session, *, family_id: int, period: str, programs: Sequence[str]
+) -> FamilyResult:
+    """One family evaluated online by the rules service, for the given programs."""
+    out = FamilyResult()
+    try:
+        evaluation = rules_service.evaluate_family(
+            session, family_id=family_id, period=period, programs=list(programs)
+        )
+    except AppError:
+        return out  # no current members, or no program in force: nothing to offer or keep
+    raws: list[_Raw] = []
+    for decision in evaluation.decisions:
+        out.evaluated.add((decision.program_id, decision.entity_id))
+        if not decision.eligible:
+            continue
+        raws.append(
+            _Raw(
+                program_id=decision.program_id,
+                entity_type=decision.entity_type,
+                entity_id=decision.entity_id,
+                family_id=decision.family_id if decision.family_id is not None else family_id,
+                person_id=decision.person_id,
+                region_kato=None,
+                amount_minor=decision.amount_minor,
+                version=decision.version,
+                explanation=json.dumps(
+                    {
+                        "conditions": decision.conditions,
+                        "variables": decision.variables,
+                        "parameters": decision.parameters,
+                        "citation": decision.citation,
+                        "text": decision.explanation.model_dump(mode="json"),
+                    },
+                    ensure_ascii=False,
+                    default=_json_default,
+                ),
+            )
+        )
+    out.candidates = _resolve(session, raws, period)
     return out

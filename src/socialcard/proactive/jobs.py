@@ -34,16 +34,25 @@ def run_campaign(
     period: str,
     candidates: Iterable[Candidate] | None = None,
     progress: Callable[[int], None] | None = None,
+    fresh_rules: bool = False,
 ) -> CampaignRead:
-    """Offer a program for a month to everyone eligible and not excluded; commits per chunk, so
-    a re-run after a crash continues where the last committed chunk ended."""
+    """Offer a program for a month to everyone eligible (the rules service's stored run for the
+    month, run first when missing or when `fresh_rules`) and not excluded; commits per chunk,
+    so a re-run after a crash continues where the last committed chunk ended."""
     with session_scope() as session:
         campaign = service.open_campaign(session, program_id=program_id, period=period)
         campaign_id = campaign.id
     if candidates is None:
         with session_scope() as session:
-            snapshot = eligibility.session_snapshot(session)
-        candidates = eligibility.batch_candidates(snapshot, program_id=program_id, period=period)
+            run_id = eligibility.rules_run_for(
+                session, program_id=program_id, period=period, fresh=fresh_rules
+            )
+        with session_scope() as session:
+            candidates = list(
+                eligibility.rules_candidates(
+                    session, run_id=run_id, program_id=program_id, period=period
+                )
+            )
     with session_scope() as session:
         blocked = service.blocked_entities(session, program_id=program_id, period=period)
     totals = service.OfferStats()

@@ -531,3 +531,39 @@ def snapshot_columns(session: Session) -> tuple[dict[str, list[Any]], dict[str, 
         for name in names:
             cols.setdefault(name, [])
     return person_cols, fact_cols
+
+
+def persons_birth_region(
+    session: Session, person_ids: Sequence[int]
+) -> dict[int, tuple[date, date | None, str]]:
+    """birth date, death date and region of persons (the registry's columns, read-only)."""
+    out: dict[int, tuple[date, date | None, str]] = {}
+    for chunk in _chunks(sorted(set(person_ids))):
+        for row in session.execute(
+            select(Person.id, Person.birth_on, Person.death_on, Person.region_kato).where(
+                Person.id.in_(chunk)
+            )
+        ):
+            out[row[0]] = (row[1], row[2], row[3])
+    return out
+
+
+def family_members_for_recipient(
+    session: Session, family_ids: Sequence[int]
+) -> dict[int, list[tuple[int, str, date, date | None]]]:
+    """Current members of families: (person id, role, birth date, death date)."""
+    out: dict[int, list[tuple[int, str, date, date | None]]] = {}
+    for chunk in _chunks(sorted(set(family_ids))):
+        for row in session.execute(
+            select(
+                FamilyMember.family_id,
+                Person.id,
+                FamilyMember.role,
+                Person.birth_on,
+                Person.death_on,
+            )
+            .join(Person, Person.id == FamilyMember.person_id)
+            .where(FamilyMember.family_id.in_(chunk), FamilyMember.until_on.is_(None))
+        ):
+            out.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+    return out
