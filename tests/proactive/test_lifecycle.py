@@ -292,3 +292,17 @@ class TestPaymentOrders:
             service.mark_payment_order_paid(session, order_id=order.id, reference="R2")
         with session_scope() as session, pytest.raises(PaymentOrderNotFound):
             service.mark_payment_order_paid(session, order_id=order.id + 99, reference="R2")
+
+
+class TestWatch:
+    def test_the_loop_turns_an_event_into_a_sent_offer(self, proactive_env: Path) -> None:
+        household = add_large_family(3)
+        _add_child(household, date(2026, 3, 10))
+        loops = iter(range(3))
+        jobs.watch(interval=0.01, stop=lambda: next(loops, None) is None)
+        with session_scope() as session:
+            statuses = {m.status for m in session.scalars(select(Message))}
+            offers = session.scalars(select(Offer)).all()
+        assert offers
+        assert statuses == {"delivered"}
+        assert len(proactive_env.read_text(encoding="utf-8").splitlines()) == len(offers)
