@@ -9,6 +9,8 @@ from socialcard import __version__
 from socialcard.core.config import get_settings
 from socialcard.core.http import RequestIdMiddleware, install_error_handlers
 from socialcard.core.logging import configure_logging
+from socialcard.proactive.router import pages as proactive_pages
+from socialcard.proactive.router import router as proactive_router
 from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
 from socialcard.rules.router import router as rules_router
@@ -38,4 +40,6 @@ def create_app() -> FastAPI:
     app.include_router(security_router)
     app.include_router(rules_router)
     app.include_router(wellbeing_router)
+    app.include_router(proactive_router)
+    app.include_router(proactive_pages)
     return app

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
+from socialcard.proactive.demo import run_demo_campaigns
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
@@ -58,7 +59,9 @@ def register(app: typer.Typer) -> None:
                     region=region,
                     progress=lambda done: bar.update(task, completed=done),
                 )
+        rules_cli.demo_step()
         wellbeing_cli.demo_step(console)
+        run_demo_campaigns(console)
         with session_scope() as session:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)
@@ -71,7 +74,6 @@ def register(app: typer.Typer) -> None:
             f"Registry: {counts['persons']:,} persons in {counts['families']:,} families, "
             f"{counts['facts']:,} facts, {counts['events']:,} life events."
         )
-        rules_cli.demo_step()
         console.print(f"Operator API key: {key.key}")
         console.print(f"Auditor API key:  {auditor.key}")
         if family_ids:

@@ -7,6 +7,7 @@ import typer
 from socialcard.cli import demo, ops
 from socialcard.core.config import get_settings
 from socialcard.core.logging import configure_logging
+from socialcard.proactive import cli as proactive_cli
 from socialcard.registry import cli as registry_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
@@ -34,6 +35,7 @@ registry_cli.register(app)
 security_cli.register(app)
 rules_cli.register(app)
 wellbeing_cli.register(app)
+proactive_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,12 +5,19 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from socialcard.core.db import Base
+from socialcard.proactive import models as proactive_models
 from socialcard.registry import models as registry_models
 from socialcard.rules import models as rules_models
 from socialcard.security import models as security_models
 from socialcard.wellbeing import models as wellbeing_models
 
-DOMAIN_MODELS = (registry_models, security_models, rules_models, wellbeing_models)
+DOMAIN_MODELS = (
+    registry_models,
+    security_models,
+    rules_models,
+    wellbeing_models,
+    proactive_models,
+)
 
 
 def metadata() -> MetaData:

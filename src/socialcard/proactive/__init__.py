@@ -1,0 +1,1 @@
+"""Proactive benefits: campaigns, SMS consent, assignments, payment orders, life-event triggers."""

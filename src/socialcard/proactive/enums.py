@@ -1,0 +1,72 @@
+"""Closed vocabularies of the proactive flow."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OfferStatus(StrEnum):
+    PENDING = "pending"
+    AGREED = "agreed"
+    REFUSED = "refused"
+    LAPSED = "lapsed"
+    CANCELLED = "cancelled"
+
+
+class MessageKind(StrEnum):
+    OFFER = "offer"
+    REMINDER = "reminder"
+    CONFIRMATION = "confirmation"
+    REFUSAL = "refusal"
+    LAPSED = "lapsed"
+    ENDED = "ended"
+    HELP = "help"
+
+
+class MessageStatus(StrEnum):
+    """The send-state machine: queued -> sending -> sent -> delivered (or failed)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    LINK = "link"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+
+class ConsentDecision(StrEnum):
+    AGREE = "agree"
+    REFUSE = "refuse"
+
+
+class InboundOutcome(StrEnum):
+    DECIDED = "decided"
+    HELP = "help"
+    NO_OFFER = "no_offer"
+
+
+class AssignmentStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Destination(StrEnum):
+    WALLET = "wallet"
+    BANK = "bank"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+class CampaignSource(StrEnum):
+    BATCH = "batch"
+    EVENT = "event"

@@ -1,0 +1,65 @@
+"""Errors of the proactive flow."""
+
+from __future__ import annotations
+
+from socialcard.core.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+
+
+class UnknownProgram(NotFound):
+    code = "unknown_program"
+
+
+class InvalidPeriod(InvalidInput):
+    code = "invalid_period"
+
+
+class OfferNotFound(NotFound):
+    code = "offer_not_found"
+
+
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+
+
+class PaymentOrderNotFound(NotFound):
+    code = "payment_order_not_found"
+
+
+class OfferClosed(Conflict):
+    code = "offer_closed"
+
+
+class InvalidIban(InvalidInput):
+    code = "invalid_iban"
+
+
+class InvalidLink(Forbidden):
+    code = "invalid_link"
+
+
+class ExpiredLink(InvalidLink):
+    code = "expired_link"
+    status_code = 410
+    title = "Link expired"
+
+
+class BadSignature(Forbidden):
+    code = "bad_signature"
+
+
+class InvalidTemplate(InvalidInput):
+    code = "invalid_template"
+
+
+class ReasonRequired(InvalidInput):
+    code = "reason_required"
+
+
+class PaymentOrderConflict(BusinessRuleViolation):
+    code = "payment_order_conflict"

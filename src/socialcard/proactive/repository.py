@@ -1,0 +1,569 @@
+"""Every query of the proactive domain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from socialcard.proactive.enums import (
+    AssignmentStatus,
+    MessageKind,
+    MessageStatus,
+    OfferStatus,
+    PaymentStatus,
+)
+from socialcard.proactive.models import (
+    Assignment,
+    Campaign,
+    Consent,
+    InboundReply,
+    Message,
+    Offer,
+    Override,
+    PaymentOrder,
+    Template,
+)
+from socialcard.registry.models import Fact, FamilyMember, Person
+
+_CHUNK = 5_000
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+# campaigns ------------------------------------------------------------------------------------
+
+
+def campaign_for(session: Session, program_id: str, period: str) -> Campaign | None:
+    return session.scalars(
+        select(Campaign).where(Campaign.program_id == program_id, Campaign.period == period)
+    ).first()
+
+
+def campaign_by_id(session: Session, campaign_id: int) -> Campaign | None:
+    return session.get(Campaign, campaign_id)
+
+
+def campaigns(session: Session, *, limit: int) -> Sequence[Campaign]:
+    return session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)).all()
+
+
+# exclusions -----------------------------------------------------------------------------------
+
+
+def active_assignment_entities(session: Session, program_id: str) -> set[int]:
+    rows = session.scalars(
+        select(Assignment.entity_id).where(
+            Assignment.program_id == program_id, Assignment.status == AssignmentStatus.ACTIVE
+        )
+    )
+    return set(rows)
+
+
+def pending_offer_entities(session: Session, program_id: str) -> set[int]:
+    rows = session.scalars(
+        select(Offer.entity_id).where(
+            Offer.program_id == program_id, Offer.status == OfferStatus.PENDING
+        )
+    )
+    return set(rows)
+
+
+def refused_entities_since(session: Session, program_id: str, since: datetime) -> set[int]:
+    rows = session.scalars(
+        select(Offer.entity_id).where(
+            Offer.program_id == program_id,
+            Offer.status == OfferStatus.REFUSED,
+            Offer.decided_at >= since,
+        )
+    )
+    return set(rows)
+
+
+def offered_entities(session: Session, program_id: str, period: str) -> set[int]:
+    rows = session.scalars(
+        select(Offer.entity_id).where(Offer.program_id == program_id, Offer.period == period)
+    )
+    return set(rows)
+
+
+# registry reads (contact details of recipients) -----------------------------------------------
+
+
+def person_contacts(
+    session: Session, person_ids: Sequence[int]
+) -> dict[int, tuple[str | None, str, date | None]]:
+    """phone, language and death date of persons (the registry's columns, read-only)."""
+    out: dict[int, tuple[str | None, str, date | None]] = {}
+    for chunk in _chunks(sorted(set(person_ids))):
+        for row in session.execute(
+            select(Person.id, Person.phone, Person.language, Person.death_on).where(
+                Person.id.in_(chunk)
+            )
+        ):
+            out[row[0]] = (row[1], row[2], row[3])
+    return out
+
+
+def family_of_person(session: Session, person_id: int) -> int | None:
+    """The person's current family (the registry's membership, read-only)."""
+    return session.scalars(
+        select(FamilyMember.family_id).where(
+            FamilyMember.person_id == person_id, FamilyMember.until_on.is_(None)
+        )
+    ).first()
+
+
+# offers ---------------------------------------------------------------------------------------
+
+
+def insert_offers(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Insert offers; returns entity id -> offer id."""
+    if not rows:
+        return {}
+    result = session.execute(insert(Offer).returning(Offer.entity_id, Offer.id), rows)
+    return {row[0]: row[1] for row in result}
+
+
+def offer_by_id(session: Session, offer_id: int) -> Offer | None:
+    return session.get(Offer, offer_id)
+
+
+def offer_for_entity(
+    session: Session, program_id: str, entity_type: str, entity_id: int, period: str
+) -> Offer | None:
+    return session.scalars(
+        select(Offer).where(
+            Offer.program_id == program_id,
+            Offer.entity_type == entity_type,
+            Offer.entity_id == entity_id,
+            Offer.period == period,
+        )
+    ).first()
+
+
+def pending_offer_for_phone(session: Session, phone: str) -> Offer | None:
+    """The newest pending offer whose offer message went to this phone."""
+    return session.scalars(
+        select(Offer)
+        .join(Message, Message.offer_id == Offer.id)
+        .where(
+            Message.phone == phone,
+            Message.kind == MessageKind.OFFER,
+            Offer.status == OfferStatus.PENDING,
+        )
+        .order_by(Offer.created_at.desc(), Offer.id.desc())
+        .limit(1)
+    ).first()
+
+
+def offers_to_remind(session: Session, now: datetime, limit: int) -> Sequence[Offer]:
+    return session.scalars(
+        select(Offer)
+        .where(
+            Offer.status == OfferStatus.PENDING,
+            Offer.remind_at <= now,
+            Offer.reminded_at.is_(None),
+            Offer.deadline_at > now,
+        )
+        .order_by(Offer.id)
+        .limit(limit)
+    ).all()
+
+
+def offers_past_deadline(session: Session, now: datetime, limit: int) -> Sequence[Offer]:
+    return session.scalars(
+        select(Offer)
+        .where(Offer.status == OfferStatus.PENDING, Offer.deadline_at <= now)
+        .order_by(Offer.id)
+        .limit(limit)
+    ).all()
+
+
+def pending_offers_of_entity(session: Session, program_id: str, entity_id: int) -> Sequence[Offer]:
+    return session.scalars(
+        select(Offer).where(
+            Offer.program_id == program_id,
+            Offer.entity_id == entity_id,
+            Offer.status == OfferStatus.PENDING,
+        )
+    ).all()
+
+
+def search_offers(
+    session: Session,
+    *,
+    offer_id: int | None,
+    person_id: int | None,
+    program_id: str | None,
+    campaign_id: int | None,
+    status: str | None,
+    region: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Offer], int]:
+    query = select(Offer)
+    if offer_id is not None:
+        query = query.where(Offer.id == offer_id)
+    if person_id is not None:
+        query = query.where(Offer.person_id == person_id)
+    if program_id:
+        query = query.where(Offer.program_id == program_id)
+    if campaign_id is not None:
+        query = query.where(Offer.campaign_id == campaign_id)
+    if status:
+        query = query.where(Offer.status == status)
+    if region:
+        query = query.where(Offer.region_kato.startswith(region))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Offer.id).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+# messages -------------------------------------------------------------------------------------
+
+
+def insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(Message), rows)
+
+
+def message_key_exists(session: Session, key: str) -> bool:
+    return session.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None
+
+
+def messages_to_send(session: Session, now: datetime, limit: int) -> Sequence[Message]:
+    """Queued messages, interrupted sends (`sending`) and failures due for a retry."""
+    return session.scalars(
+        select(Message)
+        .where(
+            (Message.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)))
+            | ((Message.status == MessageStatus.FAILED) & (Message.next_attempt_at <= now))
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    ).all()
+
+
+def set_message_status(session: Session, ids: Sequence[int], status: str) -> None:
+    for chunk in _chunks(list(ids)):
+        session.execute(update(Message).where(Message.id.in_(chunk)).values(status=status))
+
+
+def update_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Bulk update by primary key (each dict has `id`)."""
+    if rows:
+        session.execute(update(Message), rows)
+
+
+def message_by_provider_id(session: Session, provider_id: str) -> Message | None:
+    return session.scalars(
+        select(Message).where(Message.provider_message_id == provider_id)
+    ).first()
+
+
+def messages_of_offer(session: Session, offer_id: int) -> Sequence[Message]:
+    return session.scalars(
+        select(Message).where(Message.offer_id == offer_id).order_by(Message.id)
+    ).all()
+
+
+def offer_message(session: Session, offer_id: int) -> Message | None:
+    return session.scalars(
+        select(Message).where(Message.offer_id == offer_id, Message.kind == MessageKind.OFFER)
+    ).first()
+
+
+# templates ------------------------------------------------------------------------------------
+
+
+def templates(session: Session) -> Sequence[Template]:
+    return session.scalars(select(Template).order_by(Template.kind, Template.language)).all()
+
+
+def template(session: Session, kind: str, language: str) -> Template | None:
+    return session.scalars(
+        select(Template).where(Template.kind == kind, Template.language == language)
+    ).first()
+
+
+# inbound, consent -----------------------------------------------------------------------------
+
+
+def inbound_by_provider_id(session: Session, provider_id: str) -> InboundReply | None:
+    return session.scalars(
+        select(InboundReply).where(InboundReply.provider_message_id == provider_id)
+    ).first()
+
+
+def consent_for_offer(session: Session, offer_id: int) -> Consent | None:
+    return session.scalars(select(Consent).where(Consent.offer_id == offer_id)).first()
+
+
+# assignments, payment orders ------------------------------------------------------------------
+
+
+def assignment_for_offer(session: Session, offer_id: int) -> Assignment | None:
+    return session.scalars(select(Assignment).where(Assignment.offer_id == offer_id)).first()
+
+
+def active_assignments_of_family(session: Session, family_id: int) -> Sequence[Assignment]:
+    return session.scalars(
+        select(Assignment).where(
+            Assignment.family_id == family_id, Assignment.status == AssignmentStatus.ACTIVE
+        )
+    ).all()
+
+
+def active_assignments_of_person(session: Session, person_id: int) -> Sequence[Assignment]:
+    return session.scalars(
+        select(Assignment).where(
+            ((Assignment.person_id == person_id) | (Assignment.entity_id == person_id)),
+            Assignment.status == AssignmentStatus.ACTIVE,
+        )
+    ).all()
+
+
+def active_recurring_assignments(session: Session, program_id: str | None) -> Sequence[Assignment]:
+    query = select(Assignment).where(
+        Assignment.status == AssignmentStatus.ACTIVE, Assignment.recurring.is_(True)
+    )
+    if program_id:
+        query = query.where(Assignment.program_id == program_id)
+    return session.scalars(query.order_by(Assignment.id)).all()
+
+
+def payment_order_by_key(session: Session, key: str) -> PaymentOrder | None:
+    return session.scalars(select(PaymentOrder).where(PaymentOrder.idempotency_key == key)).first()
+
+
+def payment_order_by_id(session: Session, order_id: int) -> PaymentOrder | None:
+    return session.get(PaymentOrder, order_id)
+
+
+def pending_payment_orders(session: Session, limit: int) -> Sequence[PaymentOrder]:
+    return session.scalars(
+        select(PaymentOrder)
+        .where(PaymentOrder.status == PaymentStatus.PENDING)
+        .order_by(PaymentOrder.id)
+        .limit(limit)
+    ).all()
+
+
+def payment_orders_of_assignment(session: Session, assignment_id: int) -> Sequence[PaymentOrder]:
+    return session.scalars(
+        select(PaymentOrder)
+        .where(PaymentOrder.assignment_id == assignment_id)
+        .order_by(PaymentOrder.id)
+    ).all()
+
+
+def overrides_of_offer(session: Session, offer_id: int) -> Sequence[Override]:
+    return session.scalars(
+        select(Override).where(Override.offer_id == offer_id).order_by(Override.id)
+    ).all()
+
+
+# funnel ---------------------------------------------------------------------------------------
+
+
+def funnel_rows(
+    session: Session, *, campaign_id: int | None, program_id: str | None
+) -> list[dict[str, Any]]:
+    """Per campaign and region: offers by status, delivered offer messages, assignments, paid."""
+    region = Offer.region_kato
+    filters = []
+    if campaign_id is not None:
+        filters.append(Offer.campaign_id == campaign_id)
+    if program_id:
+        filters.append(Offer.program_id == program_id)
+    statuses = [s.value for s in OfferStatus]
+    offers_q = (
+        select(
+            Offer.campaign_id,
+            region,
+            func.count(),
+            *[func.count().filter(Offer.status == s) for s in statuses],
+        )
+        .where(*filters)
+        .group_by(Offer.campaign_id, region)
+    )
+    delivered_q = (
+        select(Offer.campaign_id, region, func.count())
+        .join(Message, Message.offer_id == Offer.id)
+        .where(
+            *filters,
+            Message.kind == MessageKind.OFFER,
+            Message.status == MessageStatus.DELIVERED,
+        )
+        .group_by(Offer.campaign_id, region)
+    )
+    assigned_q = (
+        select(Offer.campaign_id, region, func.count())
+        .join(Assignment, Assignment.offer_id == Offer.id)
+        .where(*filters)
+        .group_by(Offer.campaign_id, region)
+    )
+    paid_q = (
+        select(Offer.campaign_id, region, func.count(func.distinct(Assignment.id)))
+        .join(Assignment, Assignment.offer_id == Offer.id)
+        .join(PaymentOrder, PaymentOrder.assignment_id == Assignment.id)
+        .where(*filters, PaymentOrder.status == PaymentStatus.PAID)
+        .group_by(Offer.campaign_id, region)
+    )
+    out: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in session.execute(offers_q):
+        counts = dict(zip(statuses, row[3:], strict=True))
+        out[(row[0], row[1])] = {
+            "campaign_id": row[0],
+            "region_kato": row[1],
+            "offered": row[2],
+            **counts,
+            "delivered": 0,
+            "assigned": 0,
+            "paid": 0,
+        }
+    for name, query in (("delivered", delivered_q), ("assigned", assigned_q), ("paid", paid_q)):
+        for found in session.execute(query):
+            if (found[0], found[1]) in out:
+                out[(found[0], found[1])][name] = found[2]
+    return [out[k] for k in sorted(out)]
+
+
+def messages_by_keys(session: Session, keys: Sequence[str]) -> list[Message]:
+    out: list[Message] = []
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        out.extend(session.scalars(select(Message).where(Message.idempotency_key.in_(chunk))))
+    return out
+
+
+def pending_offers_of_person(session: Session, person_id: int) -> Sequence[Offer]:
+    return session.scalars(
+        select(Offer).where(
+            (
+                (Offer.person_id == person_id)
+                | ((Offer.entity_type == "person") & (Offer.entity_id == person_id))
+            ),
+            Offer.status == OfferStatus.PENDING,
+        )
+    ).all()
+
+
+def blocked_among(
+    session: Session,
+    *,
+    program_id: str,
+    period: str,
+    entity_ids: Sequence[int],
+    refused_since: datetime,
+) -> dict[int, str]:
+    """Which of these entities must not get an offer now, and why."""
+    blocked: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(entity_ids))):
+        for entity_id, offer_period, status, decided_at in session.execute(
+            select(Offer.entity_id, Offer.period, Offer.status, Offer.decided_at).where(
+                Offer.program_id == program_id, Offer.entity_id.in_(chunk)
+            )
+        ):
+            if offer_period == period:
+                blocked[entity_id] = "already_offered"
+            elif status == OfferStatus.PENDING:
+                blocked.setdefault(entity_id, "pending")
+            elif status == OfferStatus.REFUSED and decided_at and decided_at >= refused_since:
+                blocked.setdefault(entity_id, "refused")
+        for entity_id in session.scalars(
+            select(Assignment.entity_id).where(
+                Assignment.program_id == program_id,
+                Assignment.entity_id.in_(chunk),
+                Assignment.status == AssignmentStatus.ACTIVE,
+            )
+        ):
+            blocked[entity_id] = "receiving"
+    return blocked
+
+
+def snapshot_columns(session: Session) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The registry's person and live-fact rows as columns, through the caller's session (it
+    sees the caller's transaction; the registry's ADBC path reads committed data only)."""
+    persons = session.execute(
+        select(
+            Person.id.label("person_id"),
+            FamilyMember.family_id,
+            FamilyMember.role,
+            Person.sex,
+            Person.birth_on,
+            Person.death_on,
+            Person.region_kato,
+        ).outerjoin(
+            FamilyMember, (FamilyMember.person_id == Person.id) & FamilyMember.until_on.is_(None)
+        )
+    )
+    person_names = list(persons.keys())
+    person_cols: dict[str, list[Any]] = {
+        name: list(col)
+        for name, col in zip(person_names, zip(*persons, strict=False), strict=False)
+    }
+    facts = session.execute(
+        select(
+            Fact.person_id,
+            Fact.kind,
+            Fact.detail,
+            Fact.qualifier,
+            Fact.amount_minor,
+            Fact.quantity,
+            Fact.valid_from,
+            Fact.valid_until,
+            Fact.source,
+        ).where(Fact.superseded_at.is_(None))
+    )
+    fact_names = list(facts.keys())
+    fact_cols: dict[str, list[Any]] = {
+        name: list(col) for name, col in zip(fact_names, zip(*facts, strict=False), strict=False)
+    }
+    for names, cols in ((person_names, person_cols), (fact_names, fact_cols)):
+        for name in names:
+            cols.setdefault(name, [])
+    return person_cols, fact_cols
+
+
+def persons_birth_region(
+    session: Session, person_ids: Sequence[int]
+) -> dict[int, tuple[date, date | None, str]]:
+    """birth date, death date and region of persons (the registry's columns, read-only)."""
+    out: dict[int, tuple[date, date | None, str]] = {}
+    for chunk in _chunks(sorted(set(person_ids))):
+        for row in session.execute(
+            select(Person.id, Person.birth_on, Person.death_on, Person.region_kato).where(
+                Person.id.in_(chunk)
+            )
+        ):
+            out[row[0]] = (row[1], row[2], row[3])
+    return out
+
+
+def family_members_for_recipient(
+    session: Session, family_ids: Sequence[int]
+) -> dict[int, list[tuple[int, str, date, date | None]]]:
+    """Current members of families: (person id, role, birth date, death date)."""
+    out: dict[int, list[tuple[int, str, date, date | None]]] = {}
+    for chunk in _chunks(sorted(set(family_ids))):
+        for row in session.execute(
+            select(
+                FamilyMember.family_id,
+                Person.id,
+                FamilyMember.role,
+                Person.birth_on,
+                Person.death_on,
+            )
+            .join(Person, Person.id == FamilyMember.person_id)
+            .where(FamilyMember.family_id.in_(chunk), FamilyMember.until_on.is_(None))
+        ):
+            out.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+    return out

@@ -1,0 +1,1206 @@
+"""The proactive flow: offers from eligibility, messages, consent, assignments, payment orders,
+deadlines, monthly accrual, life events and the operators' funnel.
+
+Services never commit; the jobs (`proactive/jobs.py`), the CLI and the request dependency do.
+Every step can run twice: unique keys (offer per program/entity/period, message per offer and
+kind, consent and assignment per offer, payment order per assignment and month) make a repeat a
+no-op, so a crash at any point followed by a re-run leaves no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from socialcard.core.clock import utcnow
+from socialcard.proactive import eligibility, links, repository
+from socialcard.proactive.config import (
+    CampaignSettings,
+    all_campaign_settings,
+    campaign_settings,
+    get_proactive_settings,
+)
+from socialcard.proactive.crash import crashpoint
+from socialcard.proactive.eligibility import Candidate
+from socialcard.proactive.enums import (
+    AssignmentStatus,
+    CampaignSource,
+    Channel,
+    ConsentDecision,
+    Destination,
+    InboundOutcome,
+    MessageKind,
+    MessageStatus,
+    OfferStatus,
+    PaymentStatus,
+)
+from socialcard.proactive.errors import (
+    CampaignNotFound,
+    InvalidIban,
+    OfferClosed,
+    OfferNotFound,
+    PaymentOrderConflict,
+    PaymentOrderNotFound,
+)
+from socialcard.proactive.gateways import Gateway, OutgoingSms
+from socialcard.proactive.iban import IbanError, validate_kz_iban
+from socialcard.proactive.models import (
+    Assignment,
+    Campaign,
+    Consent,
+    InboundReply,
+    Message,
+    Offer,
+    Override,
+    PaymentOrder,
+    Template,
+)
+from socialcard.proactive.schemas import (
+    AssignmentRead,
+    CampaignRead,
+    ConsentRead,
+    FunnelRow,
+    InboundRead,
+    MessageRead,
+    OfferDetail,
+    OfferPage,
+    OfferRead,
+    OverrideRead,
+    PaymentOrderRead,
+    TemplateRead,
+)
+from socialcard.proactive.templates import (
+    DEFAULTS,
+    END_REASONS,
+    LANGUAGES,
+    check_template,
+    language_of,
+    render,
+)
+from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
+
+CONSUMER = "proactive"
+
+
+# formatting -----------------------------------------------------------------------------------
+
+
+def format_amount(amount_minor: int) -> str:
+    """Tenge with thin grouping, tiyn only when present.
+
+    >>> format_amount(6933000), format_amount(2945325)
+    ('69 330 ₸', '29 453,25 ₸')
+    """
+    major, minor = divmod(amount_minor, 100)
+    text = f"{major:,}".replace(",", " ")
+    return f"{text},{minor:02d} ₸" if minor else f"{text} ₸"
+
+
+def period_start(period: str) -> date:
+    return eligibility.parse_period(period).start
+
+
+def period_end(period: str) -> date:
+    return eligibility.parse_period(period).end
+
+
+class TextBook:
+    """Message templates: edited rows over the built-in defaults, read once per job."""
+
+    def __init__(self, session: Session) -> None:
+        self.bodies = {(k, lang): body for k, by in DEFAULTS.items() for lang, body in by.items()}
+        for row in repository.templates(session):
+            self.bodies[(row.kind, row.language)] = row.body
+
+    def text(self, kind: MessageKind, language: str, **values: str) -> str:
+        return render(self.bodies[(kind, language_of(language))], values)
+
+
+def _offer_values(offer: Offer, language: str, link: str = "") -> dict[str, str]:
+    return {
+        "program": eligibility.program_title(offer.program_id, language),
+        "amount": format_amount(offer.amount_minor),
+        "deadline": offer.deadline_at.strftime("%d.%m.%Y"),
+        "period": period_start(offer.period).strftime("%d.%m.%Y"),
+        "link": link,
+    }
+
+
+def consent_link(offer: Offer, now: datetime) -> str:
+    """The citizen's signed link to the offer's consent page."""
+    settings = get_proactive_settings()
+    expires = links.link_expiry(offer.deadline_at, settings.link_ttl_hours, now)
+    token = links.make_token(offer.id, expires_at=expires)
+    return f"{settings.public_base_url.rstrip('/')}/consent/{token}"
+
+
+def _queue(
+    session: Session,
+    book: TextBook,
+    *,
+    key: str,
+    kind: MessageKind,
+    offer: Offer | None,
+    person_id: int | None,
+    phone: str | None,
+    language: str,
+    values: dict[str, str],
+) -> bool:
+    """Queue one message unless its key exists (or there is no phone); True when queued."""
+    if not phone or repository.message_key_exists(session, key):
+        return False
+    lang = language_of(language)
+    session.add(
+        Message(
+            idempotency_key=key,
+            offer_id=offer.id if offer else None,
+            kind=kind,
+            person_id=person_id,
+            phone=phone,
+            language=lang,
+            body=book.text(kind, lang, **values),
+        )
+    )
+    return True
+
+
+def _queue_for_offer(
+    session: Session, book: TextBook, offer: Offer, kind: MessageKind, **extra: str
+) -> bool:
+    contact = repository.person_contacts(session, [offer.person_id]).get(offer.person_id)
+    if contact is None:
+        return False
+    phone, language, _ = contact
+    lang = language_of(language)
+    values = {**_offer_values(offer, lang), **extra}
+    return _queue(
+        session,
+        book,
+        key=f"offer:{offer.id}:{kind.value}",
+        kind=kind,
+        offer=offer,
+        person_id=offer.person_id,
+        phone=phone,
+        language=lang,
+        values=values,
+    )
+
+
+# campaigns ------------------------------------------------------------------------------------
+
+
+@dataclass
+class OfferStats:
+    """What happened to a batch of candidates."""
+
+    eligible: int = 0
+    offered: int = 0
+    messages: int = 0
+    receiving: int = 0
+    pending: int = 0
+    refused: int = 0
+    deceased: int = 0
+    already_offered: int = 0
+    by_region: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: OfferStats) -> None:
+        for name in (
+            "eligible",
+            "offered",
+            "messages",
+            "receiving",
+            "pending",
+            "refused",
+            "deceased",
+            "already_offered",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for region, count in other.by_region.items():
+            self.by_region[region] = self.by_region.get(region, 0) + count
+
+
+def open_campaign(session: Session, *, program_id: str, period: str) -> Campaign:
+    """The program's campaign for the month, created when missing (status `running`)."""
+    eligibility.check_program(program_id)
+    campaign_settings(program_id)
+    eligibility.parse_period(period)
+    campaign = repository.campaign_for(session, program_id, period)
+    if campaign is None:
+        campaign = Campaign(program_id=program_id, period=period, status="running")
+        session.add(campaign)
+        session.flush()
+    return campaign
+
+
+def close_campaign(session: Session, *, campaign_id: int, stats: OfferStats) -> CampaignRead:
+    """Record a finished run's counts (the last run's, so a re-run does not double them)."""
+    campaign = repository.campaign_by_id(session, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(f"no campaign {campaign_id}")
+    campaign.status = "done"
+    campaign.eligible = stats.eligible
+    campaign.offered = len(
+        repository.offered_entities(session, campaign.program_id, campaign.period)
+    )
+    campaign.skipped_receiving = stats.receiving
+    campaign.skipped_pending = stats.pending
+    campaign.skipped_refused = stats.refused
+    campaign.skipped_deceased = stats.deceased
+    campaign.finished_at = utcnow()
+    campaign.eligible_by_region = json.dumps(stats.by_region, sort_keys=True)
+    session.flush()
+    return CampaignRead.model_validate(campaign)
+
+
+def _blocked(
+    session: Session,
+    *,
+    program_id: str,
+    period: str,
+    settings: CampaignSettings,
+    now: datetime,
+) -> dict[int, str]:
+    """Entities that must not get an offer, with the reason (first reason wins)."""
+    blocked: dict[int, str] = {}
+    for entity_id in repository.offered_entities(session, program_id, period):
+        blocked[entity_id] = "already_offered"
+    for entity_id in repository.active_assignment_entities(session, program_id):
+        blocked.setdefault(entity_id, "receiving")
+    for entity_id in repository.pending_offer_entities(session, program_id):
+        blocked.setdefault(entity_id, "pending")
+    since = now - timedelta(days=settings.cooloff_days)
+    for entity_id in repository.refused_entities_since(session, program_id, since):
+        blocked.setdefault(entity_id, "refused")
+    return blocked
+
+
+def offer_candidates(
+    session: Session,
+    *,
+    campaign: Campaign,
+    candidates: Sequence[Candidate],
+    blocked: dict[int, str],
+    now: datetime,
+    book: TextBook | None = None,
+    source: CampaignSource = CampaignSource.BATCH,
+) -> OfferStats:
+    """Turn candidates into offers and queued offer messages, skipping blocked entities and
+    deceased recipients. `blocked` is updated with the new offers."""
+    settings = campaign_settings(campaign.program_id)
+    book = book or TextBook(session)
+    stats = OfferStats(eligible=len(candidates))
+    contacts = repository.person_contacts(session, [c.person_id for c in candidates])
+    deadline = now + timedelta(days=settings.consent_days)
+    remind = (
+        deadline - timedelta(days=settings.reminder_days_before)
+        if settings.reminder_days_before
+        else None
+    )
+    rows: list[dict[str, Any]] = []
+    chosen: dict[int, Candidate] = {}
+    for candidate in candidates:
+        stats.by_region[candidate.region_kato] = stats.by_region.get(candidate.region_kato, 0) + 1
+        reason = blocked.get(candidate.entity_id)
+        contact = contacts.get(candidate.person_id)
+        if reason is None and (contact is None or contact[2] is not None):
+            reason = "deceased"
+        if reason is not None:
+            setattr(stats, reason, getattr(stats, reason) + 1)
+            continue
+        if candidate.entity_id in chosen:
+            continue
+        chosen[candidate.entity_id] = candidate
+        rows.append(
+            {
+                "campaign_id": campaign.id,
+                "program_id": candidate.program_id,
+                "period": candidate.period,
+                "entity_type": candidate.entity_type,
+                "entity_id": candidate.entity_id,
+                "family_id": candidate.family_id,
+                "person_id": candidate.person_id,
+                "region_kato": candidate.region_kato,
+                "amount_minor": candidate.amount_minor,
+                "program_version": candidate.program_version,
+                "legal_basis": candidate.legal_basis,
+                "explanation": candidate.explanation,
+                "source": source.value,
+                "status": OfferStatus.PENDING.value,
+                "created_at": now,
+                "deadline_at": deadline,
+                "remind_at": remind,
+            }
+        )
+    ids = repository.insert_offers(session, rows)
+    stats.offered = len(ids)
+    link_settings = get_proactive_settings()
+    base = link_settings.public_base_url.rstrip("/")
+    expires = links.link_expiry(deadline, link_settings.link_ttl_hours, now)
+    messages: list[dict[str, Any]] = []
+    deadline_text = deadline.strftime("%d.%m.%Y")
+    for entity_id, offer_id in ids.items():
+        blocked[entity_id] = "already_offered"
+        candidate = chosen[entity_id]
+        phone, language, _ = contacts[candidate.person_id]
+        if not phone:
+            continue
+        lang = language_of(language)
+        token = links.make_token(offer_id, expires_at=expires)
+        values = {
+            "program": eligibility.program_title(candidate.program_id, lang),
+            "amount": format_amount(candidate.amount_minor),
+            "deadline": deadline_text,
+            "link": f"{base}/consent/{token}",
+        }
+        messages.append(
+            {
+                "idempotency_key": f"offer:{offer_id}:offer",
+                "offer_id": offer_id,
+                "kind": MessageKind.OFFER.value,
+                "person_id": candidate.person_id,
+                "phone": phone,
+                "language": lang,
+                "body": book.text(MessageKind.OFFER, lang, **values),
+                "status": MessageStatus.QUEUED.value,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
+    repository.insert_messages(session, messages)
+    stats.messages = len(messages)
+    return stats
+
+
+def blocked_entities(session: Session, *, program_id: str, period: str) -> dict[int, str]:
+    """The entities a campaign run must skip (see `offer_candidates`)."""
+    return _blocked(
+        session,
+        program_id=program_id,
+        period=period,
+        settings=campaign_settings(program_id),
+        now=utcnow(),
+    )
+
+
+def get_campaign(session: Session, *, campaign_id: int) -> CampaignRead:
+    """One campaign's counts."""
+    campaign = repository.campaign_by_id(session, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(
+            f"no campaign {campaign_id}", details=[{"field": "campaign_id", "reason": "unknown"}]
+        )
+    return CampaignRead.model_validate(campaign)
+
+
+def list_campaigns(session: Session, *, limit: int = 100) -> list[CampaignRead]:
+    """The latest campaigns."""
+    return [CampaignRead.model_validate(c) for c in repository.campaigns(session, limit=limit)]
+
+
+# sending --------------------------------------------------------------------------------------
+
+
+def claim_messages(session: Session, *, limit: int, now: datetime) -> list[OutgoingSms]:
+    """Messages to send now, marked `sending` (kept on retry: same key, provider dedupes)."""
+    rows = repository.messages_to_send(session, now, limit)
+    repository.set_message_status(
+        session, [m.id for m in rows if m.status != MessageStatus.SENDING], MessageStatus.SENDING
+    )
+    return [OutgoingSms(key=m.idempotency_key, phone=m.phone, body=m.body) for m in rows]
+
+
+def record_results(session: Session, *, results: Iterable[Any], now: datetime) -> dict[str, int]:
+    """Store what the gateway answered: sent (with the provider id) or failed (retry later)."""
+    settings = get_proactive_settings()
+    by_key = {r.key: r for r in results}
+    rows = repository.messages_by_keys(session, list(by_key))
+    updates: list[dict[str, Any]] = []
+    counts = {"sent": 0, "failed": 0}
+    for message in rows:
+        result = by_key[message.idempotency_key]
+        attempts = message.attempts + 1
+        if result.ok:
+            counts["sent"] += 1
+            updates.append(
+                {
+                    "id": message.id,
+                    "status": (
+                        MessageStatus.DELIVERED if result.delivered else MessageStatus.SENT
+                    ).value,
+                    "provider_message_id": result.provider_id,
+                    "sent_at": now,
+                    "delivered_at": now if result.delivered else None,
+                    "attempts": attempts,
+                    "last_error": None,
+                }
+            )
+        else:
+            counts["failed"] += 1
+            retry = result.retryable and attempts < settings.sms_max_attempts * 4
+            updates.append(
+                {
+                    "id": message.id,
+                    "status": MessageStatus.FAILED.value,
+                    "attempts": attempts,
+                    "last_error": (result.error or "")[:300],
+                    "next_attempt_at": now + timedelta(seconds=30 * attempts) if retry else None,
+                }
+            )
+    repository.update_messages(session, updates)
+    return counts
+
+
+def send_claimed(gateway: Gateway, messages: Sequence[OutgoingSms]) -> list[Any]:
+    """Hand claimed messages to the gateway (no database work: runs between two commits)."""
+    results = gateway.send_many(messages)
+    crashpoint("send_after_gateway")
+    return results
+
+
+def record_receipt(session: Session, *, provider_id: str, status: str, now: datetime) -> bool:
+    """A delivery receipt: delivered or failed; False when no message has that id."""
+    message = repository.message_by_provider_id(session, provider_id)
+    if message is None:
+        return False
+    if status == "delivered":
+        message.status = MessageStatus.DELIVERED
+        message.delivered_at = message.delivered_at or now
+    elif message.status != MessageStatus.DELIVERED:
+        message.status = MessageStatus.FAILED
+        message.last_error = "provider reported a delivery failure"
+        message.next_attempt_at = None
+    session.flush()
+    return True
+
+
+# consent --------------------------------------------------------------------------------------
+
+
+def _text_shown(session: Session, offer: Offer) -> str:
+    message = repository.offer_message(session, offer.id)
+    if message is not None:
+        return message.body
+    return offer_page_text(session, offer)
+
+
+def offer_page_text(session: Session, offer: Offer) -> str:
+    """The offer as the citizen's page shows it, in their language."""
+    contact = repository.person_contacts(session, [offer.person_id]).get(offer.person_id)
+    lang = language_of(contact[1] if contact else None)
+    return TextBook(session).text(MessageKind.OFFER, lang, **_offer_values(offer, lang))
+
+
+def person_language(session: Session, person_id: int) -> str:
+    contact = repository.person_contacts(session, [person_id]).get(person_id)
+    return language_of(contact[1] if contact else None)
+
+
+def decide(
+    session: Session,
+    *,
+    offer_id: int,
+    decision: ConsentDecision,
+    channel: Channel,
+    actor: str,
+    text_shown: str | None = None,
+    reply: str | None = None,
+    reason: str | None = None,
+    iban: str | None = None,
+    now: datetime | None = None,
+) -> OfferRead:
+    """Record an answer to a pending offer; on agreement assign and order the payment.
+
+    Answering again with the same decision is a no-op; a different answer to a closed offer is
+    OfferClosed (409).
+    """
+    now = now or utcnow()
+    offer = repository.offer_by_id(session, offer_id)
+    if offer is None:
+        raise OfferNotFound(
+            f"no offer {offer_id}", details=[{"field": "offer_id", "reason": "unknown"}]
+        )
+    wanted = OfferStatus.AGREED if decision is ConsentDecision.AGREE else OfferStatus.REFUSED
+    if offer.status != OfferStatus.PENDING:
+        if offer.status == wanted:
+            return OfferRead.model_validate(offer)
+        raise OfferClosed(
+            f"offer {offer_id} is already {offer.status}",
+            details=[{"field": "offer_id", "reason": f"offer is {offer.status}"}],
+        )
+    destination = Destination.WALLET
+    normalized_iban = None
+    if iban:
+        try:
+            normalized_iban = validate_kz_iban(iban)
+        except IbanError as exc:
+            raise InvalidIban(
+                f"iban: {exc}", details=[{"field": "iban", "reason": str(exc)}]
+            ) from None
+        destination = Destination.BANK
+    session.add(
+        Consent(
+            offer_id=offer.id,
+            decision=decision.value,
+            channel=channel.value,
+            actor=actor[:100],
+            text_shown=text_shown if text_shown is not None else _text_shown(session, offer),
+            reply=reply,
+            reason=reason,
+            at=now,
+        )
+    )
+    offer.status = wanted
+    offer.decided_at = now
+    book = TextBook(session)
+    if decision is ConsentDecision.AGREE:
+        assignment = _assign(session, offer, destination, normalized_iban, now)
+        _order_payment(session, assignment, offer.period, offer.amount_minor)
+        _queue_for_offer(session, book, offer, MessageKind.CONFIRMATION)
+    else:
+        _queue_for_offer(session, book, offer, MessageKind.REFUSAL)
+    session.flush()
+    crashpoint("consent_before_commit")
+    return OfferRead.model_validate(offer)
+
+
+def _assign(
+    session: Session, offer: Offer, destination: Destination, iban: str | None, now: datetime
+) -> Assignment:
+    existing = repository.assignment_for_offer(session, offer.id)
+    if existing is not None:
+        return existing
+    settings = campaign_settings(offer.program_id)
+    assignment = Assignment(
+        offer_id=offer.id,
+        program_id=offer.program_id,
+        program_version=offer.program_version,
+        entity_type=offer.entity_type,
+        entity_id=offer.entity_id,
+        family_id=offer.family_id,
+        person_id=offer.person_id,
+        region_kato=offer.region_kato,
+        amount_minor=offer.amount_minor,
+        recurring=settings.recurring,
+        from_on=period_start(offer.period),
+        until_on=None if settings.recurring else period_end(offer.period),
+        legal_basis=offer.legal_basis,
+        explanation=offer.explanation,
+        destination_kind=destination.value,
+        iban=iban,
+        status=AssignmentStatus.ACTIVE.value,
+        created_at=now,
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def _order_payment(
+    session: Session, assignment: Assignment, period: str, amount_minor: int
+) -> PaymentOrder | None:
+    key = f"assignment:{assignment.id}:{period}"
+    if repository.payment_order_by_key(session, key) is not None or amount_minor <= 0:
+        return None
+    order = PaymentOrder(
+        idempotency_key=key,
+        assignment_id=assignment.id,
+        person_id=assignment.person_id,
+        program_id=assignment.program_id,
+        region_kato=assignment.region_kato,
+        period=period,
+        amount_minor=amount_minor,
+        destination_kind=assignment.destination_kind,
+        iban=assignment.iban,
+        status=PaymentStatus.PENDING.value,
+    )
+    session.add(order)
+    session.flush()
+    return order
+
+
+def normalize_phone(raw: str) -> str:
+    """Digits with a leading +, the form stored in the registry.
+
+    >>> normalize_phone(" 8 (701) 123-45-67 "), normalize_phone("+77011234567")
+    ('+77011234567', '+77011234567')
+    """
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if len(digits) == 11 and digits.startswith("8"):
+        digits = "7" + digits[1:]
+    return "+" + digits
+
+
+def receive_reply(
+    session: Session,
+    *,
+    provider_message_id: str,
+    phone: str,
+    body: str,
+    now: datetime | None = None,
+) -> InboundRead:
+    """An inbound SMS: a decision on the sender's pending offer, a help message when the reply
+    is not understood, or recorded and ignored when the number has no pending offer."""
+    from socialcard.proactive.replies import parse_reply
+
+    now = now or utcnow()
+    existing = repository.inbound_by_provider_id(session, provider_message_id)
+    if existing is not None:
+        return InboundRead.model_validate(existing)
+    number = normalize_phone(phone)
+    offer = repository.pending_offer_for_phone(session, number)
+    decision = parse_reply(body)
+    if offer is None:
+        outcome = InboundOutcome.NO_OFFER
+    elif decision is None:
+        outcome = InboundOutcome.HELP
+    else:
+        outcome = InboundOutcome.DECIDED
+    inbound = InboundReply(
+        provider_message_id=provider_message_id,
+        phone=number,
+        body=body[:500],
+        outcome=outcome.value,
+        offer_id=offer.id if offer else None,
+        received_at=now,
+    )
+    session.add(inbound)
+    session.flush()
+    if offer is not None and decision is not None:
+        decide(
+            session,
+            offer_id=offer.id,
+            decision=decision,
+            channel=Channel.SMS,
+            actor=f"person:{offer.person_id}",
+            reply=body[:500],
+            now=now,
+        )
+    elif offer is not None:
+        _queue(
+            session,
+            TextBook(session),
+            key=f"inbound:{inbound.id}:help",
+            kind=MessageKind.HELP,
+            offer=offer,
+            person_id=offer.person_id,
+            phone=number,
+            language=person_language(session, offer.person_id),
+            values={},
+        )
+        session.flush()
+    return InboundRead.model_validate(inbound)
+
+
+def offer_for_link(session: Session, *, token: str, now: datetime | None = None) -> Offer:
+    """The offer a signed link opens (InvalidLink / ExpiredLink / OfferNotFound)."""
+    offer_id = links.verify_token(token, now=now or utcnow())
+    offer = repository.offer_by_id(session, offer_id)
+    if offer is None:
+        raise OfferNotFound("this offer no longer exists")
+    return offer
+
+
+def decide_by_link(
+    session: Session, *, token: str, decision: ConsentDecision, iban: str | None = None
+) -> OfferRead:
+    """The citizen's answer from the signed link's page."""
+    now = utcnow()
+    offer = offer_for_link(session, token=token, now=now)
+    return decide(
+        session,
+        offer_id=offer.id,
+        decision=decision,
+        channel=Channel.LINK,
+        actor=f"person:{offer.person_id}",
+        text_shown=offer_page_text(session, offer),
+        iban=iban,
+        now=now,
+    )
+
+
+# deadlines, accrual, endings ------------------------------------------------------------------
+
+
+def process_deadlines(
+    session: Session, *, now: datetime | None = None, limit: int = 10_000
+) -> dict[str, int]:
+    """Send due reminders and lapse offers whose deadline passed in silence."""
+    now = now or utcnow()
+    book = TextBook(session)
+    reminded = 0
+    for offer in repository.offers_to_remind(session, now, limit):
+        offer.reminded_at = now
+        reminded += int(_queue_for_offer(session, book, offer, MessageKind.REMINDER))
+    lapsed = 0
+    for offer in repository.offers_past_deadline(session, now, limit):
+        offer.status = OfferStatus.LAPSED
+        offer.decided_at = now
+        lapsed += 1
+        _queue_for_offer(session, book, offer, MessageKind.LAPSED)
+    session.flush()
+    return {"reminded": reminded, "lapsed": lapsed}
+
+
+def end_assignment(
+    session: Session, *, assignment: Assignment, reason: str, on: date, notify: bool = True
+) -> bool:
+    """End an active assignment with a notice to the recipient; False if already ended."""
+    if assignment.status != AssignmentStatus.ACTIVE:
+        return False
+    assignment.status = AssignmentStatus.ENDED
+    assignment.until_on = on
+    assignment.end_reason = reason
+    if notify:
+        offer = repository.offer_by_id(session, assignment.offer_id)
+        if offer is not None:
+            lang = person_language(session, assignment.person_id)
+            words = END_REASONS.get(reason, END_REASONS["not_eligible"])
+            _queue_for_offer(
+                session, TextBook(session), offer, MessageKind.ENDED, reason=words[lang]
+            )
+    session.flush()
+    return True
+
+
+def accrue(session: Session, *, period: str, program_id: str | None = None) -> dict[str, int]:
+    """Create the month's payment orders for recurring assignments still eligible (each family
+    re-evaluated online); end those no longer eligible, with a notice."""
+    eligibility.parse_period(period)
+    start = period_start(period)
+    counts = {"ordered": 0, "ended": 0, "kept": 0}
+    assignments = repository.active_recurring_assignments(session, program_id)
+    by_family: dict[int, list[Assignment]] = {}
+    for assignment in assignments:
+        if assignment.from_on > start:
+            continue
+        by_family.setdefault(assignment.family_id or -assignment.person_id, []).append(assignment)
+    for family_key, items in by_family.items():
+        family_id = (
+            family_key
+            if family_key > 0
+            else repository.family_of_person(session, items[0].person_id)
+        )
+        result = (
+            eligibility.family_candidates(
+                session,
+                family_id=family_id,
+                period=period,
+                programs=sorted({a.program_id for a in items}),
+            )
+            if family_id is not None
+            else eligibility.FamilyResult()
+        )
+        amounts = {(c.program_id, c.entity_id): c.amount_minor for c in result.candidates}
+        for assignment in items:
+            amount = amounts.get((assignment.program_id, assignment.entity_id))
+            if amount is None:
+                counts["ended"] += int(
+                    end_assignment(session, assignment=assignment, reason="not_eligible", on=start)
+                )
+                continue
+            if _order_payment(session, assignment, period, amount) is not None:
+                counts["ordered"] += 1
+            else:
+                counts["kept"] += 1
+    session.flush()
+    return counts
+
+
+# life events ----------------------------------------------------------------------------------
+
+
+def _month(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def offer_for_family(
+    session: Session,
+    *,
+    family_id: int,
+    period: str,
+    now: datetime,
+    programs: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Re-evaluate one family online: offer what it newly qualifies for, end what it lost."""
+    wanted = list(programs or sorted(all_campaign_settings()))
+    result = eligibility.family_candidates(
+        session, family_id=family_id, period=period, programs=wanted
+    )
+    counts = {"offered": 0, "ended": 0}
+    book = TextBook(session)
+    by_program: dict[str, list[Candidate]] = {}
+    for candidate in result.candidates:
+        by_program.setdefault(candidate.program_id, []).append(candidate)
+    for program_id, candidates in by_program.items():
+        campaign = open_campaign(session, program_id=program_id, period=period)
+        blocked = _blocked_for(session, program_id, period, [c.entity_id for c in candidates], now)
+        stats = offer_candidates(
+            session,
+            campaign=campaign,
+            candidates=candidates,
+            blocked=blocked,
+            now=now,
+            book=book,
+            source=CampaignSource.EVENT,
+        )
+        counts["offered"] += stats.offered
+    eligible = {(c.program_id, c.entity_id) for c in result.candidates}
+    start = period_start(period)
+    for assignment in repository.active_assignments_of_family(session, family_id):
+        key = (assignment.program_id, assignment.entity_id)
+        if (
+            assignment.recurring
+            and assignment.from_on <= start
+            and key in result.evaluated
+            and key not in eligible
+        ):
+            counts["ended"] += int(
+                end_assignment(session, assignment=assignment, reason="not_eligible", on=start)
+            )
+    return counts
+
+
+def _blocked_for(
+    session: Session, program_id: str, period: str, entity_ids: Sequence[int], now: datetime
+) -> dict[int, str]:
+    settings = campaign_settings(program_id)
+    since = now - timedelta(days=settings.cooloff_days)
+    return repository.blocked_among(
+        session, program_id=program_id, period=period, entity_ids=entity_ids, refused_since=since
+    )
+
+
+def process_events(
+    session: Session, *, limit: int = 1000, now: datetime | None = None
+) -> dict[str, int]:
+    """Read the registry's life events from our cursor, re-evaluate only the affected families,
+    end assignments of the deceased, and move the cursor (all in the caller's transaction)."""
+    from socialcard.registry import events as registry_events
+
+    now = now or utcnow()
+    events = registry_events.read_events(session, consumer=CONSUMER, limit=limit)
+    counts = {"events": len(events), "families": 0, "offered": 0, "ended": 0}
+    if not events:
+        return counts
+    families: dict[tuple[int, str], None] = {}
+    for event in events:
+        month = _month(event.occurred_on)
+        if event.kind == "death" and event.person_id is not None:
+            for assignment in repository.active_assignments_of_person(session, event.person_id):
+                counts["ended"] += int(
+                    end_assignment(
+                        session, assignment=assignment, reason="death", on=event.occurred_on
+                    )
+                )
+            for offer in repository.pending_offers_of_person(session, event.person_id):
+                offer.status = OfferStatus.CANCELLED
+                offer.decided_at = now
+        family_id = event.family_id
+        if family_id is None and event.person_id is not None:
+            family_id = repository.family_of_person(session, event.person_id)
+        if family_id is not None:
+            families[(family_id, month)] = None
+    for family_id, month in families:
+        done = offer_for_family(session, family_id=family_id, period=month, now=now)
+        counts["offered"] += done["offered"]
+        counts["ended"] += done["ended"]
+    counts["families"] = len(families)
+    registry_events.acknowledge(session, consumer=CONSUMER, position=events[-1].id)
+    session.flush()
+    return counts
+
+
+# operators ------------------------------------------------------------------------------------
+
+
+def funnel(
+    session: Session, *, campaign_id: int | None = None, program_id: str | None = None
+) -> list[FunnelRow]:
+    """Per campaign and region: eligible, offered, delivered, agreed/refused/lapsed, assigned,
+    paid."""
+    rows = repository.funnel_rows(session, campaign_id=campaign_id, program_id=program_id)
+    campaigns: dict[int, Campaign] = {}
+    out: list[FunnelRow] = []
+    for row in rows:
+        campaign = campaigns.get(row["campaign_id"]) or repository.campaign_by_id(
+            session, row["campaign_id"]
+        )
+        if campaign is None:
+            continue
+        campaigns[campaign.id] = campaign
+        eligible_by_region = json.loads(campaign.eligible_by_region or "{}")
+        out.append(
+            FunnelRow(
+                program_id=campaign.program_id,
+                period=campaign.period,
+                eligible=int(eligible_by_region.get(row["region_kato"], row["offered"])),
+                **row,
+            )
+        )
+    return out
+
+
+def search_offers(
+    session: Session,
+    *,
+    actor: Actor,
+    purpose: Purpose,
+    offer_id: int | None = None,
+    person_id: int | None = None,
+    program_id: str | None = None,
+    campaign_id: int | None = None,
+    status: str | None = None,
+    region: str | None = None,
+    page: int = 1,
+    size: int = 50,
+) -> OfferPage:
+    """Find offers (audited: each recipient whose offer is shown)."""
+    rows, total = repository.search_offers(
+        session,
+        offer_id=offer_id,
+        person_id=person_id,
+        program_id=program_id,
+        campaign_id=campaign_id,
+        status=status,
+        region=region,
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="proactive.offer.search",
+        subject_type="person",
+        subject_ids=sorted({o.person_id for o in rows}),
+        purpose=purpose,
+    )
+    return OfferPage(
+        items=[OfferRead.model_validate(o) for o in rows], page=page, size=size, total=total
+    )
+
+
+def offer_detail(session: Session, *, offer_id: int, actor: Actor, purpose: Purpose) -> OfferDetail:
+    """An offer with its whole history (audited)."""
+    offer = repository.offer_by_id(session, offer_id)
+    if offer is None:
+        raise OfferNotFound(
+            f"no offer {offer_id}", details=[{"field": "offer_id", "reason": "unknown"}]
+        )
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="proactive.offer.read",
+        subject_type="person",
+        subject_ids=[offer.person_id],
+        purpose=purpose,
+    )
+    return _detail(session, offer)
+
+
+def _detail(session: Session, offer: Offer) -> OfferDetail:
+    consent = repository.consent_for_offer(session, offer.id)
+    assignment = repository.assignment_for_offer(session, offer.id)
+    orders = repository.payment_orders_of_assignment(session, assignment.id) if assignment else []
+    return OfferDetail(
+        **OfferRead.model_validate(offer).model_dump(),
+        messages=[
+            MessageRead.model_validate(m) for m in repository.messages_of_offer(session, offer.id)
+        ],
+        consent=ConsentRead.model_validate(consent) if consent else None,
+        assignment=AssignmentRead.model_validate(assignment) if assignment else None,
+        payment_orders=[PaymentOrderRead.model_validate(o) for o in orders],
+        overrides=[
+            OverrideRead.model_validate(o) for o in repository.overrides_of_offer(session, offer.id)
+        ],
+    )
+
+
+def override_offer(
+    session: Session,
+    *,
+    offer_id: int,
+    action: str,
+    reason: str,
+    actor: Actor,
+    iban: str | None = None,
+) -> OfferDetail:
+    """An operator's manual decision on a pending offer, with a written reason (audited)."""
+    from socialcard.proactive.errors import ReasonRequired
+
+    if len(reason.strip()) < 10:
+        raise ReasonRequired(
+            "reason: write at least 10 characters",
+            details=[{"field": "reason", "reason": "write at least 10 characters"}],
+        )
+    offer = repository.offer_by_id(session, offer_id)
+    if offer is None:
+        raise OfferNotFound(
+            f"no offer {offer_id}", details=[{"field": "offer_id", "reason": "unknown"}]
+        )
+    if offer.status != OfferStatus.PENDING:
+        raise OfferClosed(
+            f"offer {offer_id} is already {offer.status}",
+            details=[{"field": "offer_id", "reason": f"offer is {offer.status}"}],
+        )
+    if action == "cancel":
+        offer.status = OfferStatus.CANCELLED
+        offer.decided_at = utcnow()
+    else:
+        decide(
+            session,
+            offer_id=offer.id,
+            decision=ConsentDecision.AGREE if action == "agree" else ConsentDecision.REFUSE,
+            channel=Channel.OPERATOR,
+            actor=f"operator:{actor.name}",
+            reason=reason.strip(),
+            iban=iban,
+        )
+    session.add(
+        Override(
+            offer_id=offer.id,
+            action=action,
+            reason=reason.strip(),
+            actor_name=actor.name,
+            actor_key_id=actor.key_id,
+        )
+    )
+    security_service.record_access(
+        session,
+        actor=actor,
+        action=f"proactive.offer.override.{action}",
+        subject_type="person",
+        subject_ids=[offer.person_id],
+        purpose=Purpose.BENEFIT_ASSIGNMENT,
+    )
+    session.flush()
+    return _detail(session, offer)
+
+
+# templates ------------------------------------------------------------------------------------
+
+
+def list_templates(session: Session) -> list[TemplateRead]:
+    """Every message text, edited or built in."""
+    edited = {(t.kind, t.language): t.body for t in repository.templates(session)}
+    return [
+        TemplateRead(
+            kind=kind,
+            language=lang,
+            body=edited.get((kind, lang), body),
+            edited=(kind, lang) in edited,
+        )
+        for kind, by_lang in DEFAULTS.items()
+        for lang, body in by_lang.items()
+    ]
+
+
+def set_template(session: Session, *, kind: str, language: str, body: str) -> TemplateRead:
+    """Replace a message text (placeholders checked)."""
+    from socialcard.proactive.errors import InvalidTemplate
+
+    if kind not in DEFAULTS:
+        raise InvalidTemplate(
+            f"kind: unknown message kind {kind!r}",
+            details=[{"field": "kind", "reason": f"use one of {sorted(DEFAULTS)}"}],
+        )
+    if language not in LANGUAGES:
+        raise InvalidTemplate(
+            f"language: {language!r} is not kk, ru or en",
+            details=[{"field": "language", "reason": "use kk, ru or en"}],
+        )
+    check_template(body)
+    row = repository.template(session, kind, language)
+    if row is None:
+        row = Template(kind=kind, language=language, body=body)
+        session.add(row)
+    else:
+        row.body = body
+    session.flush()
+    return TemplateRead(kind=kind, language=language, body=body, edited=True)
+
+
+# payment orders (consumed by the wallet) ------------------------------------------------------
+
+
+def pending_payment_orders(session: Session, *, limit: int = 1000) -> list[PaymentOrderRead]:
+    """Payment orders waiting to be paid, oldest first."""
+    return [
+        PaymentOrderRead.model_validate(o)
+        for o in repository.pending_payment_orders(session, limit)
+    ]
+
+
+def mark_payment_order_paid(
+    session: Session, *, order_id: int, reference: str, now: datetime | None = None
+) -> PaymentOrderRead:
+    """Mark an order paid with the payer's reference (repeating the same reference is a no-op)."""
+    order = repository.payment_order_by_id(session, order_id)
+    if order is None:
+        raise PaymentOrderNotFound(
+            f"no payment order {order_id}", details=[{"field": "order_id", "reason": "unknown"}]
+        )
+    if order.status == PaymentStatus.PAID:
+        if order.external_reference == reference:
+            return PaymentOrderRead.model_validate(order)
+        raise PaymentOrderConflict(
+            f"payment order {order_id} is already paid under another reference",
+            details=[{"field": "reference", "reason": "already paid"}],
+        )
+    order.status = PaymentStatus.PAID
+    order.paid_at = now or utcnow()
+    order.external_reference = reference
+    session.flush()
+    return PaymentOrderRead.model_validate(order)
+
+
+# citizen link and provider webhooks -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the consent page shows."""
+
+    offer_id: int
+    language: str
+    text: str
+    status: str
+
+
+def link_view(session: Session, *, token: str) -> LinkView:
+    """The offer behind a signed link, as its page shows it."""
+    offer = offer_for_link(session, token=token)
+    return LinkView(
+        offer_id=offer.id,
+        language=person_language(session, offer.person_id),
+        text=offer_page_text(session, offer),
+        status=offer.status,
+    )
+
+
+def webhook_signature(body: bytes) -> str:
+    """HMAC-SHA256 (hex) of a callback body under the webhook secret."""
+    import hashlib
+    import hmac
+
+    secret = get_proactive_settings().webhook_secret.get_secret_value().encode()
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(body: bytes, signature: str | None) -> None:
+    """BadSignature unless the provider signed this body with our shared secret."""
+    import hmac
+
+    from socialcard.proactive.errors import BadSignature
+
+    if not signature or not hmac.compare_digest(webhook_signature(body), signature.strip()):
+        raise BadSignature(
+            "the X-Signature header does not match the body",
+            details=[{"field": "X-Signature", "reason": "missing or wrong HMAC-SHA256"}],
+        )
