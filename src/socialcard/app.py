@@ -12,6 +12,7 @@ from socialcard.core.logging import configure_logging
 from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
 from socialcard.security.router import router as security_router
+from socialcard.wallet.router import router as wallet_router
 
 
 def create_app() -> FastAPI:
@@ -34,4 +35,5 @@ def create_app() -> FastAPI:
     app.include_router(registry_router)
     app.include_router(ingestion_router)
     app.include_router(security_router)
+    app.include_router(wallet_router)
     return app

@@ -10,6 +10,7 @@ from socialcard.core.logging import configure_logging
 from socialcard.registry import cli as registry_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
+from socialcard.wallet import cli as wallet_cli
 
 app = typer.Typer(
     name="socialcard",
@@ -32,6 +33,7 @@ demo.register(app)
 registry_cli.register(app)
 security_cli.register(app)
 rules_cli.register(app)
+wallet_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
