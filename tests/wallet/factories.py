@@ -46,7 +46,9 @@ def allocate(session: Session, amount_minor: int, *, program: str = PROGRAM) -> 
     funding_service.allocate_budget(
         session,
         idempotency_key=f"alloc-{next(_serial)}",
-        allocation=BudgetAllocation(program_id=program, region_kato=REGION, amount_minor=amount_minor),
+        allocation=BudgetAllocation(
+            program_id=program, region_kato=REGION, amount_minor=amount_minor
+        ),
     )
 
 
@@ -100,7 +102,9 @@ def activate(session: Session, voucher_id: int, *, now: datetime = NOW, **kw: An
     )
 
 
-def food_items(amount_minor: int, *, category: str = "food.socially_significant") -> list[dict[str, Any]]:
+def food_items(
+    amount_minor: int, *, category: str = "food.socially_significant"
+) -> list[dict[str, Any]]:
     return [{"sku": "bread", "category": category, "quantity": 1, "amount_minor": amount_minor}]
 
 
