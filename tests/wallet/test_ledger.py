@@ -108,8 +108,8 @@ class TestFundBenefit:
         allocate(session, 10_000)
         person = make_person(session)
         kwargs = {
-            "person_id": person.id, "program_id": PROGRAM, "region_kato": REGION, "amount_minor": 4_000,
-            "benefit_type": "food", "period": PERIOD, "now": NOW,
+            "person_id": person.id, "program_id": PROGRAM, "region_kato": REGION,
+            "amount_minor": 4_000, "benefit_type": "food", "period": PERIOD, "now": NOW,
         }  # fmt: skip
         first = funding_service.fund_benefit(session, idempotency_key="o", **kwargs)  # type: ignore[arg-type]
         again = funding_service.fund_benefit(session, idempotency_key="o", **kwargs)  # type: ignore[arg-type]
