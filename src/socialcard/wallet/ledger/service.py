@@ -350,6 +350,11 @@ def capture_hold(
 ) -> int:
     """Capture all or part of an open hold (its account locked); the rest is released."""
     _require_open(hold)
+    if now >= hold.expires_at:
+        raise HoldNotOpen(
+            f"authorization {hold.id} has expired",
+            details=[field_error("hold_id", "expired")],
+        )
     if amount_minor > hold.amount_minor or amount_minor < 0:
         raise CaptureTooLarge(
             f"capture of {amount_minor} exceeds the authorized {hold.amount_minor}",
