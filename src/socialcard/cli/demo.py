@@ -17,6 +17,7 @@ from socialcard.core.migrate import upgrade
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.security import service as security_service
+from socialcard.wallet import demo as wallet_demo
 
 console = Console()
 
@@ -61,6 +62,7 @@ def register(app: typer.Typer) -> None:
             family_ids = registry_service.sample_family_ids(session, 3)
             key = security_service.create_api_key(session, name="demo-operator", role="operator")
             auditor = security_service.create_api_key(session, name="demo-auditor", role="auditor")
+        wallet_demo.run_demo_step(console)
         host = host or settings.server.host
         port = port or settings.server.port
         base = f"http://{host}:{port}"

@@ -70,6 +70,11 @@ def person_vouchers(session: Session, person_id: int) -> list[Record]:
     return list(session.execute(stmt).all())
 
 
+def recent_vouchers(session: Session, *, limit: int) -> list[Record]:
+    stmt = select(_voucher).order_by(_voucher.c.id.desc()).limit(limit)
+    return list(session.execute(stmt).all())
+
+
 def due_for_expiry(session: Session, *, today: date, limit: int) -> Sequence[int]:
     """Vouchers past their last day, or expired ones that still hold value (a late refund)."""
     stmt = (
