@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy import Table, and_, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -126,6 +126,41 @@ def change_balance(
 
 def insert_hold(session: Session, values: dict[str, Any]) -> int:
     return int(session.execute(insert(_hold).values(**values).returning(_hold.c.id)).scalar_one())
+
+
+# The one-step purchase on PostgreSQL: hold, posting, both entries and the wallet's balance in
+# one round trip (a writable CTE), instead of four. SQLite runs the same writes one by one
+# (in-process, so a statement costs no round trip there).
+_CAPTURE_NOW_PG = text(
+    """
+    WITH h AS (
+        INSERT INTO wallet_hold (account_id, voucher_id, merchant_id, terminal_id, amount_minor,
+                                 captured_minor, refunded_minor, status, lines, created_at,
+                                 expires_at, resolved_at)
+        VALUES (:account_id, :voucher_id, :merchant_id, :terminal_id, :amount, :amount, 0,
+                'captured', :lines, :now, :now, :now)
+        RETURNING id
+    ), p AS (
+        INSERT INTO wallet_posting (kind, posted_at, hold_id, voucher_id, merchant_id)
+        SELECT 'capture', :now, h.id, :voucher_id, :merchant_id FROM h
+        RETURNING id
+    ), e AS (
+        INSERT INTO wallet_entry (posting_id, account_id, amount_minor)
+        SELECT p.id, x.account_id, x.amount_minor
+        FROM p, (VALUES (CAST(:account_id AS BIGINT), CAST(-:amount AS BIGINT)),
+                        (CAST(:merchant_account_id AS BIGINT), CAST(:amount AS BIGINT)))
+             AS x(account_id, amount_minor)
+    ), a AS (
+        UPDATE wallet_account SET balance_minor = balance_minor - :amount WHERE id = :account_id
+    )
+    SELECT h.id AS hold_id, p.id AS posting_id FROM h, p
+    """
+)
+
+
+def insert_capture_pg(session: Session, values: dict[str, Any]) -> tuple[int, int]:
+    row = session.execute(_CAPTURE_NOW_PG, values).one()
+    return int(row.hold_id), int(row.posting_id)
 
 
 def hold_by_id(session: Session, hold_id: int) -> Record | None:

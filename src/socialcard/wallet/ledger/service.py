@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
+from socialcard.core.db import is_sqlite
 from socialcard.core.errors import field_error
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind
 from socialcard.wallet.errors import (
@@ -296,6 +297,22 @@ def capture_now(
     now: datetime,
 ) -> tuple[int, int]:
     """Authorize and capture in one step (a hold born captured); the account must be locked."""
+    if amount_minor <= 0:
+        raise UnbalancedPosting("a capture needs a positive amount")
+    if not is_sqlite(session):
+        return repository.insert_capture_pg(
+            session,
+            {
+                "account_id": account_id,
+                "voucher_id": voucher_id,
+                "merchant_id": merchant_id,
+                "terminal_id": terminal_id,
+                "merchant_account_id": merchant_account_id,
+                "amount": amount_minor,
+                "lines": json.dumps(lines, separators=(",", ":")),
+                "now": now,
+            },
+        )
     hold_id = repository.insert_hold(
         session,
         {
