@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 import pytest
 from sqlalchemy.orm import Session
 
 from socialcard.core.config import get_settings
+from socialcard.core.errors import InvalidInput
 from socialcard.wallet import service as wallet_service
 from socialcard.wallet.enums import AccountKind, PostingKind
 from socialcard.wallet.errors import (
@@ -15,10 +19,11 @@ from socialcard.wallet.errors import (
     UnbalancedPosting,
 )
 from socialcard.wallet.funding import service as funding_service
+from socialcard.wallet.funding.orders import order_to_funding
 from socialcard.wallet.ledger import repository as ledger_repository
 from socialcard.wallet.ledger import service as ledger_service
 from tests.factories import make_person
-from tests.wallet.factories import NOW, PERIOD, PROGRAM, REGION, allocate, fund
+from tests.wallet.factories import NOW, PERIOD, PROGRAM, REGION, allocate, fund, make_merchant
 
 
 def _accounts(session: Session) -> tuple[int, int]:
@@ -173,3 +178,49 @@ class TestCheck:
         )
         problems = wallet_service.check(session).problems
         assert any("sums to 5" in p for p in problems)
+
+
+class TestFundingRestrictions:
+    @pytest.mark.parametrize(
+        ("benefit_type", "extra", "field"),
+        [
+            ("school_meal", {}, "bound_merchant_id"),
+            ("medicine", {}, "prescription"),
+            ("transit", {"fare_category": "astronaut"}, "fare_category"),
+        ],
+    )
+    def test_a_voucher_that_could_never_be_used_is_refused(
+        self, session: Session, benefit_type: str, extra: dict[str, object], field: str
+    ) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            fund(session, amount_minor=1_000, benefit_type=benefit_type, **extra)
+        assert caught.value.details[0]["field"] == field
+
+    def test_bound_merchant_must_accept_the_type(self, session: Session) -> None:
+        grocery_id, _, _ = make_merchant(session, category="grocery")
+        with pytest.raises(InvalidInput):
+            fund(
+                session,
+                amount_minor=1_000,
+                benefit_type="school_meal",
+                bound_merchant_id=grocery_id,
+            )
+
+
+class TestPaymentOrderAdapter:
+    def test_maps_an_order_onto_a_funding_keyed_by_the_order(self) -> None:
+        @dataclass
+        class Order:  # the attributes the proactive domain's payment order exposes
+            id: int
+            person_id: int
+            program_id: str
+            region_kato: str
+            amount_minor: int
+            period: date
+
+        funding = order_to_funding(
+            Order(7, 3, "kz.asp", REGION, 55_000_00, date(2026, 3, 1)), default_benefit_type="food"
+        )
+        assert (funding.idempotency_key, funding.period, funding.benefit_type) == (
+            "proactive-order:7", "2026-03", "food",
+        )  # fmt: skip

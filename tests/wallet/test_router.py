@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import today
@@ -293,3 +295,91 @@ class TestCitizenApi:
                 "remaining_minor": 1_000,
             }
         ]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_item = st.fixed_dictionaries(
+    {
+        "sku": st.text(max_size=45),
+        "category": st.sampled_from(["food.socially_significant", "meal", "fare", "", "x" * 50]),
+        "quantity": st.integers(-5, 2**64),
+        "amount_minor": st.integers(-5, 2**64),
+    },
+    optional={"atc": st.text(max_size=12)},
+)
+_authorize_body = st.fixed_dictionaries(
+    {"token": st.text(max_size=50), "items": st.lists(_item, max_size=3)},
+    optional={"capture": _json, "allow_partial": st.booleans()},
+)
+
+
+class TestNeverFiveHundred:
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        body=_authorize_body | _json,
+        path=st.sampled_from(
+            [
+                "/authorizations",
+                "/authorizations/1/capture",
+                "/authorizations/99999999999999999999/void",
+                "/authorizations/1/refunds",
+                "/balance-inquiry",
+            ]
+        ),
+        key=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=120),
+    )
+    def test_any_business_payload_gets_a_4xx_or_an_answer(
+        self, client: TestClient, operator_headers: dict[str, str], body: Any, path: str, key: str
+    ) -> None:
+        shop = self.__dict__.setdefault("shop", None) or _merchant(client, operator_headers)
+        self.__dict__["shop"] = shop
+        try:
+            headers = {
+                **shop["headers"],
+                "Idempotency-Key": key.encode("latin-1").decode("latin-1"),
+            }
+        except UnicodeEncodeError:
+            headers = shop["headers"]
+        response = client.post(f"/api/v1/business{path}", json=body, headers=headers)
+        assert response.status_code < 500, response.text
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        body=st.fixed_dictionaries(
+            {
+                "person_id": st.integers(-1, 2**70),
+                "program_id": st.text(max_size=90),
+                "region_kato": st.text(max_size=10),
+                "amount_minor": st.integers(-1, 2**70),
+                "benefit_type": st.sampled_from(
+                    ["food", "gas", "school_meal", "medicine", "transit", "x"]
+                ),
+                "period": st.sampled_from(["2026-03", "2026-13", "x"]),
+            },
+            optional={
+                "bound_merchant_id": st.integers(-1, 2**70),
+                "fare_category": st.text(max_size=5),
+            },
+        )
+    )
+    def test_any_funding_gets_a_4xx_or_an_answer(
+        self, client: TestClient, operator_headers: dict[str, str], body: dict[str, Any]
+    ) -> None:
+        response = client.post(
+            f"{API}/fundings", json=body, headers={**operator_headers, "Idempotency-Key": "fuzz"}
+        )
+        assert response.status_code < 500, response.text

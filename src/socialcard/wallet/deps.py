@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Path
 from sqlalchemy.orm import Session
 
 from socialcard.core.deps import get_session
@@ -20,6 +20,9 @@ from socialcard.wallet.vouchers import service as voucher_service
 # scope FastAPI sends the response first and commits afterwards, so a terminal could be told
 # "approved" for a redemption that a crash at that moment never commits.
 WalletSession = Annotated[Session, Depends(get_session, scope="function")]
+
+# Ids in paths are bounded: a number past BIGINT would overflow the store (a 5xx otherwise).
+IdPath = Annotated[int, Path(ge=1, le=2**62)]
 
 IdempotencyKey = Annotated[
     str | None,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.security.schemas import ApiKeyCreated
 from socialcard.wallet import service
-from socialcard.wallet.deps import IdempotencyKey, Operator, Overseer, WalletSession
+from socialcard.wallet.deps import IdempotencyKey, IdPath, Operator, Overseer, WalletSession
 from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.funding.schemas import (
     BudgetAllocation,
@@ -61,7 +61,7 @@ def list_merchants(session: WalletSession, actor: Overseer) -> list[MerchantRead
     responses=_CONFLICT,
 )
 def create_terminal(
-    merchant_id: int, body: TerminalCreate, session: WalletSession, actor: Operator
+    merchant_id: IdPath, body: TerminalCreate, session: WalletSession, actor: Operator
 ) -> TerminalCreated:
     """Add a terminal; its key is shown once."""
     return merchant_service.create_terminal(session, merchant_id=merchant_id, code=body.code)

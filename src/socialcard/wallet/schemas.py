@@ -14,4 +14,4 @@ class CheckRead(BaseModel):
 
 
 class CitizenKeyCreate(BaseModel):
-    person_id: int = Field(gt=0)
+    person_id: int = Field(gt=0, le=2**62)

@@ -27,14 +27,14 @@ class BudgetRead(BaseModel):
 class FundingRequest(BaseModel):
     """One payment into a citizen's wallet (a payment order of a decision)."""
 
-    person_id: int = Field(gt=0)
+    person_id: int = Field(gt=0, le=2**62)
     program_id: str = Field(min_length=1, max_length=80)
     region_kato: str = Field(min_length=9, max_length=9, pattern=r"^[0-9]{9}$")
     amount_minor: int = Field(gt=0, le=10**12)
     benefit_type: str = Field(min_length=1, max_length=30)
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     valid_until: date | None = None
-    bound_merchant_id: int | None = Field(default=None, gt=0)
+    bound_merchant_id: int | None = Field(default=None, gt=0, le=2**62)
     fare_category: str | None = Field(default=None, max_length=30)
     prescription: list[PrescriptionLine] | None = None
 

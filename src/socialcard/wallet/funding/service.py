@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
-from socialcard.core.errors import field_error
+from socialcard.core.errors import InvalidInput, field_error
 from socialcard.wallet.enums import AccountKind, PostingKind, VoucherStatus
 from socialcard.wallet.errors import InsufficientFunds, PersonNotFound
 from socialcard.wallet.funding.schemas import (
@@ -20,8 +20,10 @@ from socialcard.wallet.funding.schemas import (
     FundingResult,
 )
 from socialcard.wallet.ledger import service as ledger_service
+from socialcard.wallet.merchants import service as merchant_service
 from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers import service as voucher_service
+from socialcard.wallet.vouchers.catalog import VoucherType
 from socialcard.wallet.vouchers.schemas import PrescriptionLine
 
 
@@ -80,6 +82,32 @@ def allocate_budget(
         handler=handler,
     )
     return BudgetRead.model_validate(result)
+
+
+def _check_restrictions(session: Session, order: FundingRequest, vtype: VoucherType) -> None:
+    """The data a voucher type needs to be usable at all (InvalidInput naming the field)."""
+    if vtype.bound_to_merchant and order.bound_merchant_id is None:
+        raise InvalidInput(
+            f"a {vtype.code} voucher is bound to one merchant: give bound_merchant_id",
+            details=[field_error("bound_merchant_id", "required for this benefit type")],
+        )
+    if order.bound_merchant_id is not None:
+        merchant = merchant_service.get_merchant(session, merchant_id=order.bound_merchant_id)
+        if vtype.code not in merchant.accepts:
+            raise InvalidInput(
+                f"merchant {merchant.id} does not accept {vtype.code} vouchers",
+                details=[field_error("bound_merchant_id", "category does not accept this type")],
+            )
+    if vtype.prescription and not order.prescription:
+        raise InvalidInput(
+            "a medicine voucher needs its prescription lines",
+            details=[field_error("prescription", "required for this benefit type")],
+        )
+    if vtype.fare_discount_percent and order.fare_category not in vtype.fare_discount_percent:
+        raise InvalidInput(
+            "fare_category must be one of " + ", ".join(sorted(vtype.fare_discount_percent)),
+            details=[field_error("fare_category", "unknown fare category")],
+        )
 
 
 def _period_bounds(period: str) -> tuple[date, date]:
@@ -141,6 +169,7 @@ def fund_order(
                 f"no person with id {order.person_id}",
                 details=[field_error("person_id", "unknown")],
             )
+        _check_restrictions(session, order, vtype)
         budget_row = _budget_account(session, order.program_id, order.region_kato)
         # Race prevented by the lock: two fundings both passing the budget check.
         budget = ledger_service.lock_account(session, budget_row.id)

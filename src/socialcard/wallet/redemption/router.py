@@ -7,7 +7,7 @@ from datetime import date
 from fastapi import APIRouter, Response
 
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
-from socialcard.wallet.deps import IdempotencyKey, Terminal, WalletSession
+from socialcard.wallet.deps import IdempotencyKey, IdPath, Terminal, WalletSession
 from socialcard.wallet.redemption import service
 from socialcard.wallet.redemption.schemas import (
     AuthorizationRead,
@@ -40,7 +40,7 @@ def authorize(
     "/authorizations/{hold_id}/capture", response_model=AuthorizationRead, responses=_ERRORS
 )
 def capture(
-    hold_id: int,
+    hold_id: IdPath,
     body: CaptureRequest,
     session: WalletSession,
     terminal: Terminal,
@@ -58,7 +58,7 @@ def capture(
 
 @router.post("/authorizations/{hold_id}/void", response_model=AuthorizationRead, responses=_ERRORS)
 def void(
-    hold_id: int, session: WalletSession, terminal: Terminal, key: IdempotencyKey = None
+    hold_id: IdPath, session: WalletSession, terminal: Terminal, key: IdempotencyKey = None
 ) -> AuthorizationRead:
     """Cancel an authorization that was not captured."""
     return service.void(session, terminal=terminal, idempotency_key=key, hold_id=hold_id)
@@ -68,7 +68,7 @@ def void(
     "/authorizations/{hold_id}/refunds", response_model=AuthorizationRead, responses=_ERRORS
 )
 def refund(
-    hold_id: int,
+    hold_id: IdPath,
     body: RefundRequest,
     session: WalletSession,
     terminal: Terminal,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
-from socialcard.wallet.deps import CitizenId, WalletSession
+from socialcard.wallet.deps import CitizenId, IdPath, WalletSession
 from socialcard.wallet.vouchers import service
 from socialcard.wallet.vouchers.schemas import (
     ActivationRequest,
@@ -43,7 +43,7 @@ def my_history(
     },
 )
 def activate(
-    voucher_id: int, body: ActivationRequest, session: WalletSession, person_id: CitizenId
+    voucher_id: IdPath, body: ActivationRequest, session: WalletSession, person_id: CitizenId
 ) -> VoucherRead:
     """Activate my voucher (gas: enter the utility account number, from the 7th to the 29th)."""
     return service.activate(
