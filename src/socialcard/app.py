@@ -16,6 +16,7 @@ from socialcard.registry.router import router as registry_router
 from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
 from socialcard.wellbeing.router import router as wellbeing_router
+from socialcard.wallet.router import router as wallet_router
 
 
 def create_app() -> FastAPI:
@@ -42,4 +43,5 @@ def create_app() -> FastAPI:
     app.include_router(wellbeing_router)
     app.include_router(proactive_router)
     app.include_router(proactive_pages)
+    app.include_router(wallet_router)
     return app

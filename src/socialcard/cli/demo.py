@@ -20,6 +20,7 @@ from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
 from socialcard.wellbeing import cli as wellbeing_cli
+from socialcard.wallet import demo as wallet_demo
 
 console = Console()
 
@@ -62,6 +63,7 @@ def register(app: typer.Typer) -> None:
         rules_cli.demo_step()
         wellbeing_cli.demo_step(console)
         run_demo_campaigns(console)
+        wallet_demo.run_demo_step(console)
         with session_scope() as session:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)

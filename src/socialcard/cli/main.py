@@ -12,6 +12,7 @@ from socialcard.registry import cli as registry_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
 from socialcard.wellbeing import cli as wellbeing_cli
+from socialcard.wallet import cli as wallet_cli
 
 app = typer.Typer(
     name="socialcard",
@@ -36,6 +37,7 @@ security_cli.register(app)
 rules_cli.register(app)
 wellbeing_cli.register(app)
 proactive_cli.register(app)
+wallet_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

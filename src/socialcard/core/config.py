@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialcard.wallet.settings import WalletSettings
+
 DEFAULT_SQLITE_PATH = Path("var") / "socialcard.db"
 
 
@@ -50,6 +52,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     registry: RegistrySettings = RegistrySettings()
     rules: RulesSettings = RulesSettings()
+    wallet: WalletSettings = WalletSettings()
 
 
 @lru_cache(maxsize=1)

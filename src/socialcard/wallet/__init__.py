@@ -1,0 +1,1 @@
+"""The social wallet: a double-entry ledger, earmarked vouchers, merchants and redemption."""

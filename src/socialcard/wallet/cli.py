@@ -1,0 +1,224 @@
+"""`socialcard wallet ...`: check, fund, budgets, merchants, expiry, settlement, statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from socialcard.core.db import session_scope
+from socialcard.core.errors import AppError
+from socialcard.wallet import service
+from socialcard.wallet.funding import service as funding_service
+from socialcard.wallet.funding.schemas import BudgetAllocation, FundingOrder
+from socialcard.wallet.merchants import service as merchant_service
+from socialcard.wallet.merchants.schemas import MerchantCreate
+from socialcard.wallet.redemption import service as redemption_service
+from socialcard.wallet.vouchers import service as voucher_service
+
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"error: {message}")
+    return typer.Exit(2)
+
+
+def _read_orders(path: Path) -> list[dict[str, object]]:
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [
+                {k: v for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(handle)
+            ]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data if isinstance(data, list) else data["orders"])
+
+
+def register(app: typer.Typer) -> None:
+    """Add `wallet` to the root app."""
+    wallet = typer.Typer(
+        help="The social wallet: ledger, vouchers, merchants.", no_args_is_help=True
+    )
+    app.add_typer(wallet, name="wallet")
+
+    @wallet.command("check")
+    def check() -> None:
+        """Verify the ledger's invariants; exit 1 and list each problem when one fails."""
+        with session_scope() as session:
+            result = service.check(session)
+        counts = ", ".join(f"{v:,} {k}" for k, v in result.counts.items())
+        if result.ok:
+            typer.echo(f"wallet check: clean ({counts})")
+            return
+        for problem in result.problems:
+            typer.echo(problem)
+        raise typer.Exit(1)
+
+    @wallet.command("allocate")
+    def allocate(
+        program: str = typer.Option(..., help="Program id, e.g. kz.asp"),
+        region: str = typer.Option(..., help="KATO code of the region"),
+        amount_minor: int = typer.Option(..., min=1, help="Amount in tiyn"),
+        key: str = typer.Option(..., help="Idempotency key of this allocation"),
+    ) -> None:
+        """Allocate money to a program's budget in a region."""
+        try:
+            allocation = BudgetAllocation(
+                program_id=program, region_kato=region, amount_minor=amount_minor
+            )
+            with session_scope() as session:
+                budget = funding_service.allocate_budget(
+                    session, idempotency_key=key, allocation=allocation
+                )
+        except ValidationError as exc:
+            raise _fail(str(exc)) from None
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        typer.echo(f"budget {program} {region}: {budget.balance_minor} tiyn")
+
+    @wallet.command("fund")
+    def fund(
+        file: Path = typer.Option(
+            ..., exists=True, dir_okay=False, help="JSON list or CSV of orders"
+        ),
+    ) -> None:
+        """Pay funding orders (one transaction each; a repeated key is not paid twice)."""
+        rows = _read_orders(file)
+        paid = failed = 0
+        with Progress(
+            TextColumn("[bold]fund"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("orders", total=len(rows))
+            for number, row in enumerate(rows, start=1):
+                try:
+                    order = FundingOrder.model_validate(row)
+                    with session_scope() as session:
+                        funding_service.fund_order(
+                            session, idempotency_key=order.idempotency_key, request=order
+                        )
+                    paid += 1
+                except ValidationError as exc:
+                    failed += 1
+                    for err in exc.errors():
+                        field = ".".join(str(p) for p in err["loc"])
+                        console.print(f"order {number}: {field}: {err['msg']}")
+                except AppError as exc:
+                    failed += 1
+                    console.print(f"order {number}: {exc.code}: {exc.message}")
+                bar.update(task, advance=1)
+        typer.echo(f"funded {paid}, rejected {failed}")
+        if failed:
+            raise typer.Exit(1)
+
+    @wallet.command("pay-orders")
+    def pay_orders(limit: int = typer.Option(1000, min=1)) -> None:
+        """Pay the proactive domain's pending payment orders (needs that domain installed)."""
+        from socialcard.wallet.funding import orders
+
+        try:
+            result = orders.pay_pending_orders(limit=limit)
+        except ModuleNotFoundError:
+            raise _fail("the proactive domain is not installed in this build") from None
+        for order_id, reason in result.failed:
+            console.print(f"order {order_id}: {reason}")
+        typer.echo(f"paid {result.paid}, failed {len(result.failed)}")
+
+    @wallet.command("merchant-add")
+    def merchant_add(
+        bin_: str = typer.Option(..., "--bin", help="БИН, 12 digits"),
+        name: str = typer.Option(...),
+        category: str = typer.Option(
+            ..., help="school_canteen, pharmacy, gas_utility, grocery, transit"
+        ),
+        licensed: bool = typer.Option(False, help="Holds a pharmacy licence"),
+        terminal: str = typer.Option("T1", help="Code of a first terminal"),
+    ) -> None:
+        """Register a merchant with one terminal; prints the terminal key once."""
+        try:
+            with session_scope() as session:
+                merchant = merchant_service.create_merchant(
+                    session,
+                    data=MerchantCreate(bin=bin_, name=name, category=category, licensed=licensed),
+                )
+                created = merchant_service.create_terminal(
+                    session, merchant_id=merchant.id, code=terminal
+                )
+        except ValidationError as exc:
+            raise _fail(str(exc)) from None
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        console.print(f"merchant {merchant.id}, terminal {created.id}")
+        typer.echo(created.key)
+
+    @wallet.command("citizen-key")
+    def citizen_key(person_id: int = typer.Option(..., min=1)) -> None:
+        """Issue a citizen key bound to one person's wallet; printed once."""
+        try:
+            with session_scope() as session:
+                created = service.create_citizen_key(session, person_id=person_id)
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        typer.echo(created.key)
+
+    @wallet.command("expire")
+    def expire() -> None:
+        """Expire lapsed holds and vouchers; unspent value returns to its program."""
+        with session_scope() as session:
+            result = voucher_service.expire_due(session)
+        typer.echo(
+            f"expired {result.holds_expired} holds and {result.vouchers_expired} vouchers; "
+            f"{result.returned_minor} tiyn returned"
+        )
+
+    @wallet.command("settlement")
+    def settlement(
+        merchant_id: int = typer.Option(..., min=1),
+        day: str = typer.Option(..., help="YYYY-MM-DD (UTC)"),
+    ) -> None:
+        """Issue a merchant's daily statement and print it as CSV."""
+        try:
+            day_on = date.fromisoformat(day)
+        except ValueError:
+            raise _fail("--day must be YYYY-MM-DD") from None
+        with session_scope() as session:
+            _, text = redemption_service.issue_settlement(
+                session, merchant_id=merchant_id, day_on=day_on
+            )
+        typer.echo(text, nl=False)
+
+    @wallet.command("stats")
+    def stats() -> None:
+        """Voucher statistics by type and status."""
+        with session_scope() as session:
+            print_statistics(session, Console())
+
+
+def print_statistics(session: object, out: Console) -> None:
+    """Render voucher statistics as a table."""
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)  # noqa: S101 - typed loosely for the demo's one-liner
+    table = Table(title="Vouchers")
+    for column in ("type", "status", "vouchers", "nominal ₸", "remaining ₸"):
+        table.add_column(column, justify="right" if column[0] in "vnr" else "left")
+    for row in voucher_service.statistics(session):
+        table.add_row(
+            row.type,
+            row.status,
+            f"{row.vouchers:,}",
+            f"{row.nominal_minor / 100:,.2f}",
+            f"{row.remaining_minor / 100:,.2f}",
+        )
+    out.print(table)

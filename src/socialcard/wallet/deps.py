@@ -1,0 +1,63 @@
+"""Wallet dependencies: a session committed before the answer is sent, terminal and citizen auth."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path
+from sqlalchemy.orm import Session
+
+from socialcard.core.deps import get_session
+from socialcard.security.deps import require_roles
+from socialcard.security.enums import Role
+from socialcard.security.schemas import Actor
+from socialcard.wallet.errors import MissingTerminalKey
+from socialcard.wallet.merchants import service as merchant_service
+from socialcard.wallet.merchants.service import TerminalContext
+from socialcard.wallet.vouchers import service as voucher_service
+
+# scope="function": the session commits before the response is sent. With the default request
+# scope FastAPI sends the response first and commits afterwards, so a terminal could be told
+# "approved" for a redemption that a crash at that moment never commits.
+WalletSession = Annotated[Session, Depends(get_session, scope="function")]
+
+# Ids in paths are bounded: a number past BIGINT would overflow the store (a 5xx otherwise).
+IdPath = Annotated[int, Path(ge=1, le=2**62)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A client-chosen id, unique per request: a retry with it replays the answer.",
+    ),
+]
+
+
+def current_terminal(
+    session: WalletSession,
+    x_terminal_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> TerminalContext:
+    """The merchant terminal calling, from its key (`X-Terminal-Key` or `Authorization: Bearer`)."""
+    raw = x_terminal_key
+    if raw is None and authorization and authorization.lower().startswith("bearer "):
+        raw = authorization[7:].strip()
+    if not raw:
+        raise MissingTerminalKey("send the terminal key in the X-Terminal-Key header")
+    return merchant_service.authenticate_terminal(session, raw_key=raw)
+
+
+Terminal = Annotated[TerminalContext, Depends(current_terminal)]
+
+
+def current_citizen(
+    session: WalletSession,
+    actor: Annotated[Actor, Depends(require_roles(Role.CITIZEN))],
+) -> int:
+    """The person whose wallet a citizen key is bound to."""
+    return voucher_service.person_for_citizen_key(session, api_key_id=actor.key_id)
+
+
+CitizenId = Annotated[int, Depends(current_citizen)]
+Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
+Overseer = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.AUDITOR))]

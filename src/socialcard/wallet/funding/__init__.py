@@ -1,0 +1,1 @@
+"""Funding: program budgets and payments from budgets into citizens' wallets."""

@@ -1,0 +1,1 @@
+"""The ledger: accounts, balanced postings, holds and idempotency records."""

@@ -1,0 +1,1 @@
+"""Merchants (БИН-checked), their categories and terminals with hashed keys."""

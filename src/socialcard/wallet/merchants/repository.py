@@ -1,0 +1,50 @@
+"""Merchant queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from socialcard.wallet.merchants.models import Merchant, Settlement, Terminal
+from socialcard.wallet.types import Record
+
+
+def merchant_by_bin(session: Session, bin_: str) -> Merchant | None:
+    return session.execute(select(Merchant).where(Merchant.bin == bin_)).scalar_one_or_none()
+
+
+def merchant_by_id(session: Session, merchant_id: int) -> Merchant | None:
+    return session.get(Merchant, merchant_id)
+
+
+def list_merchants(session: Session) -> Sequence[Merchant]:
+    return session.execute(select(Merchant).order_by(Merchant.id)).scalars().all()
+
+
+def terminal_context(session: Session, key_hash: str) -> Record | None:
+    """A live terminal with its merchant's category, by the keyed hash of its key."""
+    stmt = (
+        select(
+            Terminal.id.label("terminal_id"),
+            Merchant.id.label("merchant_id"),
+            Merchant.category,
+            Merchant.licensed,
+        )
+        .join(Merchant, Merchant.id == Terminal.merchant_id)
+        .where(Terminal.key_hash == key_hash, Terminal.revoked_at.is_(None))
+    )
+    return session.execute(stmt).first()
+
+
+def settlement(session: Session, *, merchant_id: int, day_on: Any) -> Settlement | None:
+    stmt = select(Settlement).where(
+        Settlement.merchant_id == merchant_id, Settlement.day_on == day_on
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def all_settlements(session: Session) -> Sequence[Settlement]:
+    return session.execute(select(Settlement).order_by(Settlement.id)).scalars().all()

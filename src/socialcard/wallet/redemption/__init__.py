@@ -1,0 +1,1 @@
+"""The business wallet: authorize, capture, void, refund, balance inquiry, settlement."""

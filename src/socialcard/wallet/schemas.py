@@ -1,0 +1,17 @@
+"""What crosses the API for the wallet as a whole."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class CheckRead(BaseModel):
+    """The result of `wallet check`: every broken invariant, one line each."""
+
+    ok: bool
+    problems: list[str]
+    counts: dict[str, int]
+
+
+class CitizenKeyCreate(BaseModel):
+    person_id: int = Field(gt=0, le=2**62)

@@ -1,0 +1,16 @@
+"""Wallet settings (`SOCIALCARD_WALLET__...`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class WalletSettings(BaseModel):
+    """Knobs of the social wallet."""
+
+    # A program budget may go negative only when this is set (an overdraft the treasury covers).
+    budget_allow_negative: bool = False
+    # An authorization not captured or voided within this many minutes expires.
+    hold_ttl_minutes: int = Field(default=7 * 24 * 60, ge=1)
+    # МРП for 2026 in tiyn (REFERENCE.md §1); food vouchers are 1 МРП per family member.
+    mrp_minor: int = Field(default=4_325_00, ge=1)

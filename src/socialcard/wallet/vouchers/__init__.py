@@ -1,0 +1,1 @@
+"""Vouchers: types as data (catalog.yaml), issue, activation, expiry and statistics."""

@@ -1,0 +1,125 @@
+"""Voucher queries (the locking read of a redemption lives here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from socialcard.registry.models import Person
+from socialcard.wallet.enums import VoucherStatus
+from socialcard.wallet.ledger.models import Account
+from socialcard.wallet.types import Record
+from socialcard.wallet.vouchers.models import CitizenKey, Voucher
+
+_voucher = cast(Table, Voucher.__table__)
+_account = cast(Table, Account.__table__)
+
+_LOCK_COLUMNS = (
+    *_voucher.c,
+    _account.c.balance_minor,
+    _account.c.held_minor,
+    _account.c.allow_negative,
+    _account.c.balance_cached,
+)
+
+
+def lock_voucher(
+    session: Session, *, token: str | None = None, voucher_id: int | None = None
+) -> Record | None:
+    """A voucher joined to its account, both rows locked until commit.
+
+    Race prevented: two redemptions of one voucher (or a redemption and its expiry) each
+    reading the same balance, daily-use count or prescription and both spending it.
+    """
+    stmt = select(*_LOCK_COLUMNS).join(_account, _account.c.id == _voucher.c.account_id)
+    stmt = (
+        stmt.where(_voucher.c.token == token)
+        if token is not None
+        else stmt.where(_voucher.c.id == voucher_id)
+    )
+    return session.execute(stmt.with_for_update()).first()
+
+
+def voucher_by_token(session: Session, token: str) -> Record | None:
+    """The voucher and its balance without a lock (balance inquiry)."""
+    stmt = select(*_LOCK_COLUMNS).join(_account, _account.c.id == _voucher.c.account_id)
+    return session.execute(stmt.where(_voucher.c.token == token)).first()
+
+
+def insert_voucher(session: Session, values: dict[str, Any]) -> int:
+    return int(
+        session.execute(insert(_voucher).values(**values).returning(_voucher.c.id)).scalar_one()
+    )
+
+
+def update_voucher(session: Session, voucher_id: int, values: dict[str, Any]) -> None:
+    session.execute(update(_voucher).where(_voucher.c.id == voucher_id).values(**values))
+
+
+def person_vouchers(session: Session, person_id: int) -> list[Record]:
+    stmt = (
+        select(*_LOCK_COLUMNS)
+        .join(_account, _account.c.id == _voucher.c.account_id)
+        .where(_voucher.c.person_id == person_id)
+        .order_by(_voucher.c.id)
+    )
+    return list(session.execute(stmt).all())
+
+
+def recent_vouchers(session: Session, *, limit: int) -> list[Record]:
+    stmt = select(_voucher).order_by(_voucher.c.id.desc()).limit(limit)
+    return list(session.execute(stmt).all())
+
+
+def due_for_expiry(session: Session, *, today: date, limit: int) -> Sequence[int]:
+    """Vouchers past their last day, or expired ones that still hold value (a late refund)."""
+    stmt = (
+        select(_voucher.c.id)
+        .join(_account, _account.c.id == _voucher.c.account_id)
+        .where(
+            or_(
+                (_voucher.c.valid_until < today)
+                & (_voucher.c.status != VoucherStatus.EXPIRED.value),
+                (_voucher.c.status == VoucherStatus.EXPIRED.value) & (_account.c.balance_minor > 0),
+            )
+        )
+        .order_by(_voucher.c.id)
+        .limit(limit)
+    )
+    return session.execute(stmt).scalars().all()
+
+
+def statistics(session: Session) -> list[Record]:
+    stmt = (
+        select(
+            _voucher.c.type,
+            _voucher.c.status,
+            func.count().label("vouchers"),
+            func.sum(_voucher.c.nominal_minor).label("nominal_minor"),
+            func.sum(_account.c.balance_minor).label("remaining_minor"),
+        )
+        .join(_account, _account.c.id == _voucher.c.account_id)
+        .group_by(_voucher.c.type, _voucher.c.status)
+        .order_by(_voucher.c.type, _voucher.c.status)
+    )
+    return list(session.execute(stmt).all())
+
+
+def person_language(session: Session, person_id: int) -> str | None:
+    """The person's language (only that column: no personal data leaves the registry here)."""
+    stmt = select(Person.language).where(Person.id == person_id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def citizen_person_id(session: Session, api_key_id: int) -> int | None:
+    stmt = select(CitizenKey.person_id).where(CitizenKey.api_key_id == api_key_id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def add_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> None:
+    session.add(CitizenKey(api_key_id=api_key_id, person_id=person_id))
+    session.flush()

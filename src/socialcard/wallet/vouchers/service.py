@@ -1,0 +1,336 @@
+"""Vouchers: issue (from funding), activation by the citizen, expiry back to the program."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from socialcard.core.clock import utcnow
+from socialcard.core.errors import field_error
+from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind, VoucherStatus
+from socialcard.wallet.errors import (
+    ActivationRefused,
+    NotYourWallet,
+    UnknownVoucherType,
+    VoucherNotFound,
+)
+from socialcard.wallet.ledger import service as ledger_service
+from socialcard.wallet.types import Record
+from socialcard.wallet.vouchers import repository
+from socialcard.wallet.vouchers.catalog import VoucherType, load_catalog
+from socialcard.wallet.vouchers.schemas import (
+    BalanceRead,
+    ExpiryResult,
+    HistoryRow,
+    PrescriptionLine,
+    VoucherRead,
+    VoucherStatRow,
+    WalletRead,
+)
+
+lock_voucher = repository.lock_voucher
+update_voucher = repository.update_voucher
+voucher_by_token = repository.voucher_by_token
+
+
+def voucher_type(code: str) -> VoucherType:
+    """The catalog entry of a voucher type; UnknownVoucherType names the valid ones."""
+    found = load_catalog().voucher_types.get(code)
+    if found is None:
+        raise UnknownVoucherType(
+            f"unknown benefit type {code!r}; use one of "
+            + ", ".join(sorted(load_catalog().voucher_types)),
+            details=[field_error("benefit_type", "unknown")],
+        )
+    return found
+
+
+def expired_account_code(program_id: str, region_kato: str) -> str:
+    return f"expired:{program_id}:{region_kato}"
+
+
+def issue_voucher(
+    session: Session,
+    *,
+    person_id: int,
+    vtype: VoucherType,
+    program_id: str,
+    region_kato: str,
+    period: str,
+    nominal_minor: int,
+    valid_from: date,
+    valid_until: date,
+    bound_merchant_id: int | None = None,
+    utility_account: str | None = None,
+    fare_category: str | None = None,
+    prescription: list[PrescriptionLine] | None = None,
+    now: datetime,
+) -> tuple[int, int, str]:
+    """Create a voucher and its own (empty) citizen account; returns (voucher, account, token)."""
+    token = secrets.token_urlsafe(18)
+    account_id = ledger_service.new_account(
+        session,
+        code=f"citizen:{person_id}:{vtype.code}:{token[:12]}",
+        kind=AccountKind.CITIZEN,
+        person_id=person_id,
+        benefit_type=vtype.code,
+        program_id=program_id,
+        region_kato=region_kato,
+    )
+    status = VoucherStatus.CREATED if vtype.needs_activation else VoucherStatus.ACTIVATED
+    voucher_id = repository.insert_voucher(
+        session,
+        {
+            "token": token,
+            "person_id": person_id,
+            "type": vtype.code,
+            "program_id": program_id,
+            "region_kato": region_kato,
+            "period": period,
+            "account_id": account_id,
+            "status": status.value,
+            "nominal_minor": nominal_minor,
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+            "bound_merchant_id": bound_merchant_id,
+            "utility_account": utility_account,
+            "fare_category": fare_category,
+            "prescription": json.dumps(
+                [{"atc": p.atc, "quantity": p.quantity, "dispensed": 0} for p in prescription]
+            )
+            if prescription
+            else None,
+            "uses_on_day": 0,
+            "created_at": now,
+            "activated_at": None if vtype.needs_activation else now,
+        },
+    )
+    return voucher_id, account_id, token
+
+
+def activate(
+    session: Session,
+    *,
+    person_id: int,
+    voucher_id: int,
+    utility_account: str | None,
+    now: datetime | None = None,
+) -> VoucherRead:
+    """The citizen activates a voucher (gas: with the utility account, from the 7th to the 29th)."""
+    now = now or utcnow()
+    ledger_service.begin_write(session)
+    voucher = repository.lock_voucher(session, voucher_id=voucher_id)
+    if voucher is None or voucher.person_id != person_id:
+        raise VoucherNotFound(f"no voucher {voucher_id} in your wallet")
+    vtype = voucher_type(voucher.type)
+    if voucher.status != VoucherStatus.CREATED.value:
+        if voucher.status in (VoucherStatus.ACTIVATED.value, VoucherStatus.PARTLY_REDEEMED.value):
+            return _voucher_read(session, voucher, language=None)
+        raise ActivationRefused(f"the voucher is {voucher.status}")
+    today = now.date()
+    if not voucher.valid_from <= today <= voucher.valid_until:
+        raise ActivationRefused(
+            "the voucher is outside its validity period", code="activation_outside_window"
+        )
+    if vtype.activation_days and not (
+        vtype.activation_days[0] <= today.day <= vtype.activation_days[1]
+    ):
+        first, last = vtype.activation_days
+        raise ActivationRefused(
+            f"this voucher can be activated from day {first} to day {last} of the month",
+            code="activation_outside_window",
+            details=[field_error("date", f"day {today.day} is outside {first}..{last}")],
+        )
+    values: dict[str, Any] = {"status": VoucherStatus.ACTIVATED.value, "activated_at": now}
+    if vtype.activation_requires == "utility_account":
+        if not utility_account:
+            raise ActivationRefused(
+                "enter the gas utility account number to activate",
+                code="utility_account_required",
+                details=[field_error("utility_account", "required")],
+            )
+        values["utility_account"] = utility_account
+    repository.update_voucher(session, voucher_id, values)
+    refreshed = repository.lock_voucher(session, voucher_id=voucher_id)
+    assert refreshed is not None  # noqa: S101 - locked just above
+    return _voucher_read(session, refreshed, language=None)
+
+
+def _title(vtype: VoucherType, language: str | None) -> str:
+    return vtype.title.get(language or "ru") or vtype.title["ru"]
+
+
+def _voucher_read(session: Session, row: Record, *, language: str | None) -> VoucherRead:
+    language = language or repository.person_language(session, row.person_id)
+    return VoucherRead(
+        id=row.id,
+        type=row.type,
+        title=_title(voucher_type(row.type), language),
+        token=row.token,
+        status=row.status,
+        period=row.period,
+        nominal_minor=row.nominal_minor,
+        balance_minor=row.balance_minor,
+        available_minor=row.balance_minor - row.held_minor,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        activated_at=row.activated_at,
+    )
+
+
+def citizen_wallet(session: Session, *, person_id: int) -> WalletRead:
+    """A citizen's balances per benefit type and their vouchers, titles in their language."""
+    language = repository.person_language(session, person_id)
+    vouchers = [
+        _voucher_read(session, row, language=language)
+        for row in repository.person_vouchers(session, person_id)
+    ]
+    totals: dict[str, list[int]] = {}
+    for voucher in vouchers:
+        if voucher.status == VoucherStatus.EXPIRED.value:
+            continue
+        entry = totals.setdefault(voucher.type, [0, 0])
+        entry[0] += voucher.balance_minor
+        entry[1] += voucher.available_minor
+    balances = [
+        BalanceRead(
+            benefit_type=code,
+            title=_title(voucher_type(code), language),
+            balance_minor=total[0],
+            available_minor=total[1],
+        )
+        for code, total in sorted(totals.items())
+    ]
+    return WalletRead(person_id=person_id, balances=balances, vouchers=vouchers)
+
+
+def citizen_history(session: Session, *, person_id: int, limit: int = 100) -> list[HistoryRow]:
+    """Every movement on the citizen's voucher accounts, newest first."""
+    account_ids = [row.account_id for row in repository.person_vouchers(session, person_id)]
+    if not account_ids:
+        return []
+    return [
+        HistoryRow(
+            posting_id=row.id,
+            kind=row.kind,
+            posted_at=row.posted_at,
+            voucher_id=row.voucher_id,
+            amount_minor=row.amount_minor,
+        )
+        for row in ledger_service.history(session, account_ids=account_ids, limit=limit)
+    ]
+
+
+def person_for_citizen_key(session: Session, *, api_key_id: int | None) -> int:
+    """The person a citizen key is bound to; NotYourWallet when it is bound to none."""
+    person_id = None if api_key_id is None else repository.citizen_person_id(session, api_key_id)
+    if person_id is None:
+        raise NotYourWallet("this key is not bound to a citizen's wallet")
+    return person_id
+
+
+def bind_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> None:
+    repository.add_citizen_key(session, api_key_id=api_key_id, person_id=person_id)
+
+
+def restore_use(session: Session, *, voucher: Record, hold: Record) -> None:
+    """Give back the daily use and prescription quantities of a hold that was not captured."""
+    values: dict[str, Any] = {}
+    if voucher.last_used_on == hold.created_at.date() and voucher.uses_on_day > 0:
+        values["uses_on_day"] = voucher.uses_on_day - 1
+    if voucher.prescription:
+        prescription = json.loads(voucher.prescription)
+        lines = json.loads(hold.lines)
+        for line in lines:
+            for item in prescription:
+                if item["atc"] == line.get("atc") and line["approved_quantity"]:
+                    item["dispensed"] = max(0, item["dispensed"] - line["approved_quantity"])
+        values["prescription"] = json.dumps(prescription)
+    if values:
+        repository.update_voucher(session, voucher.id, values)
+
+
+def expire_due(session: Session, *, now: datetime | None = None) -> ExpiryResult:
+    """Expire holds past their time and vouchers past their last day.
+
+    A voucher's unspent value returns to its program by an explicit posting to the program's
+    expired-value account; nothing is deleted. Each step runs under the voucher's lock, so a
+    hold or voucher expires exactly once even when this job runs twice at the same time.
+    """
+    now = now or utcnow()
+    ledger_service.begin_write(session)
+    holds_expired = 0
+    for hold_id in ledger_service.expired_hold_ids(session, now=now):
+        hold = ledger_service.get_hold(session, hold_id)
+        voucher = repository.lock_voucher(session, voucher_id=hold.voucher_id)
+        hold = ledger_service.get_hold(session, hold_id)  # re-read under the lock
+        if voucher is None or hold.status != HoldStatus.AUTHORIZED.value:
+            continue
+        ledger_service.release_hold(session, hold=hold, status=HoldStatus.EXPIRED, now=now)
+        restore_use(session, voucher=voucher, hold=hold)
+        holds_expired += 1
+    vouchers_expired = returned = 0
+    for voucher_id in repository.due_for_expiry(session, today=now.date(), limit=100_000):
+        voucher = repository.lock_voucher(session, voucher_id=voucher_id)
+        if voucher is None:
+            continue
+        if voucher.held_minor:
+            # Open holds on an expiring voucher lapse with it.
+            for hold_id in ledger_service.open_hold_ids_for_voucher(session, voucher_id):
+                hold = ledger_service.get_hold(session, hold_id)
+                ledger_service.release_hold(session, hold=hold, status=HoldStatus.EXPIRED, now=now)
+                holds_expired += 1
+            voucher = repository.lock_voucher(session, voucher_id=voucher_id)
+            assert voucher is not None  # noqa: S101 - locked above
+        if voucher.balance_minor > 0:
+            sink = ledger_service.ensure_account(
+                session,
+                code=expired_account_code(voucher.program_id, voucher.region_kato),
+                kind=AccountKind.EXPIRED,
+                program_id=voucher.program_id,
+                region_kato=voucher.region_kato,
+            )
+            ledger_service.post(
+                session,
+                kind=PostingKind.EXPIRY,
+                legs=[
+                    ledger_service.Leg(voucher.account_id, -voucher.balance_minor),
+                    ledger_service.Leg(sink.id, voucher.balance_minor),
+                ],
+                now=now,
+                voucher_id=voucher_id,
+                memo="unspent value returned to the program",
+            )
+            returned += voucher.balance_minor
+        if voucher.status != VoucherStatus.EXPIRED.value:
+            repository.update_voucher(
+                session, voucher_id, {"status": VoucherStatus.EXPIRED.value, "expired_at": now}
+            )
+            vouchers_expired += 1
+    return ExpiryResult(
+        holds_expired=holds_expired, vouchers_expired=vouchers_expired, returned_minor=returned
+    )
+
+
+def statistics(session: Session) -> list[VoucherStatRow]:
+    """Vouchers by type and status: how many, their nominal value and what remains."""
+    return [
+        VoucherStatRow(
+            type=row.type,
+            status=row.status,
+            vouchers=row.vouchers,
+            nominal_minor=int(row.nominal_minor or 0),
+            remaining_minor=int(row.remaining_minor or 0),
+        )
+        for row in repository.statistics(session)
+    ]
+
+
+def ensure_person_owns(voucher: Record | None, person_id: int) -> Record:
+    if voucher is None or voucher.person_id != person_id:
+        raise VoucherNotFound("no such voucher in your wallet")
+    return voucher
