@@ -3,7 +3,8 @@
 Stages (each one SQL SELECT over the previous ones):
 
 - `pb_raw`, materialized: one row per person with the person columns and the per-period
-  fact aggregates the used built-ins read (one GROUP BY over the facts, one join);
+  fact aggregates the used built-ins read (one GROUP BY over the facts, one join; a
+  whole-registry batch computes the same columns in numpy instead, see `columnar.py`);
 - `pb`, a view over `pb_raw`: built-ins and the person variables that do not read family
   values; each consumer computes only the columns it reads;
 - `fr`, family results: one GROUP BY over `pb` computes every aggregate of every program
@@ -132,6 +133,8 @@ class Stages:
     family_columns: list[str]
     person_columns: list[str]
     family_reads: list[str]  # family columns person rules read
+    raw_person: list[str] = field(default_factory=list)  # person columns `pb_raw` keeps
+    raw_facts: list[str] = field(default_factory=list)  # fact aggregates `pb_raw` adds
 
 
 @dataclass
@@ -146,6 +149,9 @@ class Bound:
     active: dict[str, VersionPlan]
     param_values: dict[str, ParamValue]  # symbol key -> value used
     family_reads: list[str]
+    raw_person: list[str] = field(default_factory=list)
+    raw_facts: list[str] = field(default_factory=list)
+    literals: dict[str, str] = field(default_factory=dict)  # placeholder -> SQL literal
 
     def person_view(self, pr: str, fr: str, *, pb_raw: str = "", pb: str = "") -> str:
         """Person results with their base variables and the family values rules read.
@@ -707,7 +713,7 @@ class CompiledPack:
         builtins = {s.name for s in needed if s.key.startswith("b:")} | set(ALWAYS_PERSON)
 
         # 2. Person base.
-        person_raw, person_base = self._person_base(
+        person_raw, person_base, raw_person, raw_facts = self._person_base(
             builtins, [p for p in person_vars if not p.late]
         )
 
@@ -771,6 +777,8 @@ class CompiledPack:
             family_columns=family_columns,
             person_columns=person_columns,
             family_reads=family_reads,
+            raw_person=raw_person,
+            raw_facts=raw_facts,
         )
 
     def _family_aggregation(self, columns: list[str]) -> str:
@@ -798,12 +806,14 @@ class CompiledPack:
         sql = f"SELECT fkey, {', '.join(cols)} FROM pb GROUP BY fkey"
         return _wrap(sql, decode)
 
-    def _person_base(self, builtins: set[str], early: list[VarPlan]) -> tuple[str, str]:
+    def _person_base(
+        self, builtins: set[str], early: list[VarPlan]
+    ) -> tuple[str, str, list[str], list[str]]:
         """The raw person stage to materialize, and the view of built-ins and variables.
 
         Only the raw stage (person columns the built-ins read, and the fact aggregates) is
         stored; built-ins and person variables are a projection each consumer computes for
-        the columns it reads.
+        the columns it reads. Also returns the raw stage's person columns and fact aggregates.
         """
         specs = [PERSON_BUILTINS[n] for n in sorted(builtins) if n in self.person_builtins]
         fact_aggs = sorted({a for b in specs for a in b.aggs})
@@ -839,7 +849,8 @@ class CompiledPack:
         view = f"SELECT {', '.join(view_cols)} FROM {source} AS p"
         for var_layer in _layers(sorted(early, key=lambda v: v.symbol.key)):
             view = _wrap(view, [(v.symbol.column, v.compiled.sql) for v in var_layer])
-        return raw, view
+        kept = ["person_id", "fkey", *(c for c in person_cols if c not in ("person_id", "fkey"))]
+        return raw, view, kept, fact_aggs
 
     @staticmethod
     def _fact_sql(aggs: list[str]) -> str:
@@ -985,6 +996,9 @@ class CompiledPack:
             active=stages.active,
             param_values=used,
             family_reads=stages.family_reads,
+            raw_person=stages.raw_person,
+            raw_facts=stages.raw_facts,
+            literals=literals,
         )
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from socialcard.rules.engine.builtins import prepare_fact_sql, prepare_person_sql
+from socialcard.rules.engine.columnar import FactArrays
 from socialcard.rules.engine.compiler import Bound, CompiledPack, ProgramPlan, VersionPlan
 from socialcard.rules.engine.explain import Decision
 from socialcard.rules.engine.loader import ROLES
@@ -243,6 +245,8 @@ class Engine:
         self.con = connect(threads)
         self._ids = itertools.count(1)
         self.loaded = False
+        self._persons: pa.Table | None = None  # prepared persons, sorted by person_id
+        self._facts: FactArrays | None = None
 
     def load(self, person: Any, fact: Any) -> float:
         """Copy `person` and `fact` (Arrow tables or anything DuckDB scans) in, prepared once.
@@ -286,6 +290,13 @@ class Engine:
             con.unregister("load_person")
             con.unregister("load_fact")
         self.con.execute(f"SET perfect_ht_threshold = {_perfect_hash_bits(self.con)}")
+        # The same prepared tables as arrays, for the first stage of a whole-registry run.
+        self._persons = con.sql("SELECT * FROM person_input ORDER BY person_id").to_arrow_table()
+        person_ids = self._persons["person_id"].to_numpy().astype(np.int64)
+        facts = con.sql(
+            "SELECT person_id, code, amt, qty, vf, vt, bit FROM fact_input"
+        ).to_arrow_table()
+        self._facts = FactArrays(person_ids, facts)
         self.loaded = True
         return time.perf_counter() - started
 
@@ -336,6 +347,14 @@ class Engine:
         else:
             del names["pr"]
         tables: dict[str, pa.Table] = {}
+        if family_ids is None and self._persons is not None and self._facts is not None:
+            t0 = time.perf_counter()
+            columns = {c: self._persons[c] for c in bound.raw_person}
+            columns.update(self._facts.aggregate(bound.raw_facts, bound.literals))
+            tables["pb"] = pa.table(columns)
+            self.con.register(names["pb"], tables["pb"])
+            timings["person_base"] = time.perf_counter() - t0
+            steps = steps[1:]
         for label, stage, sql in steps:
             t0 = time.perf_counter()
             tables[stage] = self.con.sql(sql).to_arrow_table()
