@@ -46,7 +46,7 @@ _FIXED = {
 }
 
 
-def _spec(name: str) -> _Spec:
+def fact_spec(name: str) -> _Spec:
     """What a `FACT_AGGS` aggregate computes (the windowed ones follow their name)."""
     if name in _FIXED:
         return _FIXED[name]
@@ -152,7 +152,7 @@ class FactArrays:
         self.all = everything.subset(np.arange(len(order)))
         self._by_codes: dict[tuple[int, int], _Facts] = {}
         for name in FACT_AGGS:
-            spec = _spec(name)
+            spec = fact_spec(name)
             if spec.op != "or":
                 self.codes(spec.low, spec.high)
 
@@ -173,7 +173,7 @@ class FactArrays:
         incomes = any(n in INCOME_AGGS for n in names)
         out: dict[str, pa.Array] = {}
         for name in names:
-            op, value, low, high, window = _spec(name)
+            op, value, low, high, window = fact_spec(name)
             facts = self.all if op == "or" else self.codes(low, high)
             vf, vt = facts.vf, facts.vt
             if window is None or not incomes:
