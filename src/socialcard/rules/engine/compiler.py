@@ -3,7 +3,8 @@
 Stages (each one SQL SELECT over the previous ones):
 
 - `pb_raw`, materialized: one row per person with the person columns and the per-period
-  fact aggregates the used built-ins read (one GROUP BY over the facts, one join);
+  fact aggregates the used built-ins read (one GROUP BY over the facts, one join; a
+  whole-registry batch computes the same columns in numpy instead, see `columnar.py`);
 - `pb`, a view over `pb_raw`: built-ins and the person variables that do not read family
   values; each consumer computes only the columns it reads;
 - `fr`, family results: one GROUP BY over `pb` computes every aggregate of every program
@@ -55,6 +56,20 @@ from socialcard.rules.engine.model import (
 )
 from socialcard.rules.engine.periods import Period
 from socialcard.rules.engine.problems import EvaluationError, PackError, Problem
+
+Layer = list[tuple[str, str]]  # (column, SQL) computed side by side
+
+
+@dataclass(frozen=True)
+class BoundAgg:
+    """An aggregate over a family's members with literals in place."""
+
+    column: str
+    kind: str  # count_star, count, sum, avg, min, max, bool_or, bool_and
+    arg: str | None
+    guard: str
+    type: T
+
 
 _PLACEHOLDER = re.compile(r"\bzz(?:prm|per)_[a-z0-9_]+\b")
 _TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
@@ -132,6 +147,14 @@ class Stages:
     family_columns: list[str]
     person_columns: list[str]
     family_reads: list[str]  # family columns person rules read
+    raw_person: list[str] = field(default_factory=list)  # person columns `pb_raw` keeps
+    raw_facts: list[str] = field(default_factory=list)  # fact aggregates `pb_raw` adds
+    # The same stages as steps for the row-at-a-time evaluator (`interpret.py`): layers of
+    # (column, SQL expression), each layer reading only earlier columns.
+    person_steps: list[Layer] = field(default_factory=list)  # over `pb_raw` -> `pb`
+    family_aggs: list[str] = field(default_factory=list)  # aggregate columns, GROUP BY fkey
+    family_steps: list[Layer] = field(default_factory=list)
+    person_result_steps: list[Layer] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +169,13 @@ class Bound:
     active: dict[str, VersionPlan]
     param_values: dict[str, ParamValue]  # symbol key -> value used
     family_reads: list[str]
+    raw_person: list[str] = field(default_factory=list)
+    raw_facts: list[str] = field(default_factory=list)
+    literals: dict[str, str] = field(default_factory=dict)  # placeholder -> SQL literal
+    person_steps: list[Layer] = field(default_factory=list)
+    family_aggs: list[BoundAgg] = field(default_factory=list)
+    family_steps: list[Layer] = field(default_factory=list)
+    person_result_steps: list[Layer] | None = None
 
     def person_view(self, pr: str, fr: str, *, pb_raw: str = "", pb: str = "") -> str:
         """Person results with their base variables and the family values rules read.
@@ -194,6 +224,17 @@ def _layers(plans: list[VarPlan]) -> list[list[VarPlan]]:
     for plan in plans:
         out.setdefault(level[plan.symbol.key], []).append(plan)
     return [out[k] for k in sorted(out)]
+
+
+def _var_layers(plans: list[VarPlan]) -> list[Layer]:
+    ordered = _layers(sorted(plans, key=lambda p: p.symbol.key))
+    return [[(p.symbol.column, p.compiled.sql) for p in layer] for layer in ordered]
+
+
+def _wrap_all(sql: str, layers: list[Layer]) -> str:
+    for layer in layers:
+        sql = _wrap(sql, layer)
+    return sql
 
 
 def _wrap(sql: str, columns: Iterable[tuple[str, str]]) -> str:
@@ -707,7 +748,7 @@ class CompiledPack:
         builtins = {s.name for s in needed if s.key.startswith("b:")} | set(ALWAYS_PERSON)
 
         # 2. Person base.
-        person_raw, person_base = self._person_base(
+        person_raw, person_base, raw_person, raw_facts, person_steps = self._person_base(
             builtins, [p for p in person_vars if not p.late]
         )
 
@@ -722,10 +763,9 @@ class CompiledPack:
             for pid, vp in active.items()
             if plans_by_program[pid].program.entity == "person"
         ]
-        sql = self._family_aggregation(sorted(aggs))
-        for layer in _layers(sorted(family_vars, key=lambda p: p.symbol.key)):
-            sql = _wrap(sql, [(p.symbol.column, p.compiled.sql) for p in layer])
-        sql = self._program_outputs(sql, family_programs, "f_family_size > 0")
+        family_steps = _var_layers(family_vars)
+        family_steps += self._output_layers(family_programs, "f_family_size > 0")
+        sql = _wrap_all(self._family_aggregation(sorted(aggs)), family_steps)
         family_columns = ["fkey", "family_id", "first_person_id", "f_family_region AS region"]
         keep = sorted({p.symbol.column for p in family_vars} | {"f_family_size"})
         family_columns += keep
@@ -735,6 +775,7 @@ class CompiledPack:
         # 4. Person results: only what person programs add (late variables and outputs); the
         # variables already in the person base stay there.
         person_result: str | None = None
+        person_result_steps: list[Layer] = []
         person_columns: list[str] = []
         family_reads: list[str] = []
         late = [p for p in person_vars if p.late]
@@ -754,9 +795,9 @@ class CompiledPack:
                 sql = f"SELECT pb.*, {join_cols} FROM pb LEFT JOIN fr ON fr.fkey = pb.fkey"
             else:
                 sql = "SELECT * FROM pb"
-            for layer in _layers(sorted(late, key=lambda p: p.symbol.key)):
-                sql = _wrap(sql, [(p.symbol.column, p.compiled.sql) for p in layer])
-            sql = self._program_outputs(sql, person_programs, "is_member")
+            person_result_steps = _var_layers(late)
+            person_result_steps += self._output_layers(person_programs, "is_member")
+            sql = _wrap_all(sql, person_result_steps)
             person_columns = ["person_id", "fkey", "is_member"]
             person_columns += sorted(p.symbol.column for p in late)
             person_columns += self._output_columns(person_programs)
@@ -771,6 +812,12 @@ class CompiledPack:
             family_columns=family_columns,
             person_columns=person_columns,
             family_reads=family_reads,
+            raw_person=raw_person,
+            raw_facts=raw_facts,
+            person_steps=person_steps,
+            family_aggs=sorted(aggs),
+            family_steps=family_steps,
+            person_result_steps=person_result_steps,
         )
 
     def _family_aggregation(self, columns: list[str]) -> str:
@@ -798,12 +845,14 @@ class CompiledPack:
         sql = f"SELECT fkey, {', '.join(cols)} FROM pb GROUP BY fkey"
         return _wrap(sql, decode)
 
-    def _person_base(self, builtins: set[str], early: list[VarPlan]) -> tuple[str, str]:
+    def _person_base(
+        self, builtins: set[str], early: list[VarPlan]
+    ) -> tuple[str, str, list[str], list[str], list[Layer]]:
         """The raw person stage to materialize, and the view of built-ins and variables.
 
         Only the raw stage (person columns the built-ins read, and the fact aggregates) is
         stored; built-ins and person variables are a projection each consumer computes for
-        the columns it reads.
+        the columns it reads. Also returns the raw stage's person columns and fact aggregates.
         """
         specs = [PERSON_BUILTINS[n] for n in sorted(builtins) if n in self.person_builtins]
         fact_aggs = sorted({a for b in specs for a in b.aggs})
@@ -837,9 +886,11 @@ class CompiledPack:
         view_cols = ["p.person_id AS person_id", "p.fkey AS fkey"]
         view_cols += [f"{e} AS {n}" for n, e in exprs]
         view = f"SELECT {', '.join(view_cols)} FROM {source} AS p"
-        for var_layer in _layers(sorted(early, key=lambda v: v.symbol.key)):
-            view = _wrap(view, [(v.symbol.column, v.compiled.sql) for v in var_layer])
-        return raw, view
+        var_layers = _var_layers(early)
+        view = _wrap_all(view, var_layers)
+        kept = ["person_id", "fkey", *(c for c in person_cols if c not in ("person_id", "fkey"))]
+        steps = [layer for layer in helper_layers if layer] + [exprs, *var_layers]
+        return raw, view, kept, fact_aggs, steps
 
     @staticmethod
     def _fact_sql(aggs: list[str]) -> str:
@@ -854,15 +905,16 @@ class CompiledPack:
             f" WHERE f.vf <= zzper_pe_d AND {live} GROUP BY f.person_id"
         )
 
-    def _program_outputs(
-        self, sql: str, programs: list[tuple[ProgramPlan, VersionPlan | None]], guard: str
-    ) -> str:
-        conds: list[tuple[str, str]] = []
+    @staticmethod
+    def _output_layers(
+        programs: list[tuple[ProgramPlan, VersionPlan | None]], guard: str
+    ) -> list[Layer]:
+        """Conditions, then eligibility, then amounts of the programs, as three layers."""
+        conds: Layer = []
         for _, vp in programs:
             if vp is not None:
                 conds += [(c.column, c.compiled.sql) for c in vp.conditions]
-        sql = _wrap(sql, conds)
-        eligible: list[tuple[str, str]] = []
+        eligible: Layer = []
         for plan, vp in programs:
             terms = (
                 ["FALSE"]
@@ -870,8 +922,7 @@ class CompiledPack:
                 else [*(f"coalesce({c.column}, FALSE)" for c in vp.conditions), guard]
             )
             eligible.append((plan.eligible_column, "(" + " AND ".join(terms) + ")"))
-        sql = _wrap(sql, eligible)
-        amounts: list[tuple[str, str]] = []
+        amounts: Layer = []
         for plan, vp in programs:
             if vp is None or vp.amount is None:
                 amounts.append((plan.amount_column, "CAST(0 AS BIGINT)"))
@@ -888,7 +939,7 @@ class CompiledPack:
                     " ELSE CAST(0 AS BIGINT) END",
                 )
             )
-        return _wrap(sql, amounts)
+        return [conds, eligible, amounts]
 
     @staticmethod
     def _output_columns(programs: list[tuple[ProgramPlan, VersionPlan | None]]) -> list[str]:
@@ -976,6 +1027,11 @@ class CompiledPack:
             return _PLACEHOLDER.sub(repl, sql)
 
         used = {s.key: values[s.key] for s in stages.params if s.key in values}
+
+        def sub_layers(layers: list[Layer]) -> list[Layer]:
+            return [[(c, sub(e)) for c, e in layer] for layer in layers]
+
+        aggs = [self.aggregates[c] for c in stages.family_aggs]
         return Bound(
             period=period,
             person_raw=sub(stages.person_raw),
@@ -985,6 +1041,18 @@ class CompiledPack:
             active=stages.active,
             param_values=used,
             family_reads=stages.family_reads,
+            raw_person=stages.raw_person,
+            raw_facts=stages.raw_facts,
+            literals=literals,
+            person_steps=sub_layers(stages.person_steps),
+            family_aggs=[
+                BoundAgg(c, a.kind, sub(a.arg) if a.arg else None, sub(a.guard), a.type)
+                for c, a in zip(stages.family_aggs, aggs, strict=True)
+            ],
+            family_steps=sub_layers(stages.family_steps),
+            person_result_steps=(
+                sub_layers(stages.person_result_steps) if stages.person_result else None
+            ),
         )
 
 

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from socialcard.rules.engine.builtins import prepare_fact_sql, prepare_person_sql
+from socialcard.rules.engine.columnar import FactArrays
 from socialcard.rules.engine.compiler import Bound, CompiledPack, ProgramPlan, VersionPlan
 from socialcard.rules.engine.explain import Decision
+from socialcard.rules.engine.interpret import Program
 from socialcard.rules.engine.loader import ROLES
 from socialcard.rules.engine.model import Scalar
 from socialcard.rules.engine.periods import Period
@@ -243,6 +246,8 @@ class Engine:
         self.con = connect(threads)
         self._ids = itertools.count(1)
         self.loaded = False
+        self._persons: pa.Table | None = None  # prepared persons, sorted by person_id
+        self._facts: FactArrays | None = None
 
     def load(self, person: Any, fact: Any) -> float:
         """Copy `person` and `fact` (Arrow tables or anything DuckDB scans) in, prepared once.
@@ -286,6 +291,13 @@ class Engine:
             con.unregister("load_person")
             con.unregister("load_fact")
         self.con.execute(f"SET perfect_ht_threshold = {_perfect_hash_bits(self.con)}")
+        # The same prepared tables as arrays, for the first stage of a whole-registry run.
+        self._persons = con.sql("SELECT * FROM person_input ORDER BY person_id").to_arrow_table()
+        person_ids = self._persons["person_id"].to_numpy().astype(np.int64)
+        facts = con.sql(
+            "SELECT person_id, code, amt, qty, vf, vt, bit FROM fact_input"
+        ).to_arrow_table()
+        self._facts = FactArrays(person_ids, facts)
         self.loaded = True
         return time.perf_counter() - started
 
@@ -336,6 +348,14 @@ class Engine:
         else:
             del names["pr"]
         tables: dict[str, pa.Table] = {}
+        if family_ids is None and self._persons is not None and self._facts is not None:
+            t0 = time.perf_counter()
+            columns = {c: self._persons[c] for c in bound.raw_person}
+            columns.update(self._facts.aggregate(bound.raw_facts, bound.literals))
+            tables["pb"] = pa.table(columns)
+            self.con.register(names["pb"], tables["pb"])
+            timings["person_base"] = time.perf_counter() - t0
+            steps = steps[1:]
         for label, stage, sql in steps:
             t0 = time.perf_counter()
             tables[stage] = self.con.sql(sql).to_arrow_table()
@@ -377,27 +397,54 @@ class Household:
 
 
 class OnlineEvaluator:
-    """Evaluate one household at a time with the pack's compiled SQL (one per thread).
+    """Evaluate one household at a time with the pack's compiled rules (one per thread).
 
-    DuckDB plans every statement anew (prepared statements that read tables are re-bound on
-    each execution), so planning dominates on tiny inputs: the evaluator runs a single
-    statement whose stages are materialized CTEs (each planned once, not inlined into every
-    reader) with the optimizer off, which buys nothing on a handful of rows.
+    By default the bound stages run row by row in Python (`interpret.py`): DuckDB plans and
+    starts every statement anew, 20-30 ms for a pack whatever the input size, while a
+    household has a handful of rows. `backend="duckdb"` runs the same stages as one SQL
+    statement instead (stages as materialized CTEs, optimizer off); the agreement tests
+    compare both with the batch.
     """
 
-    def __init__(self, compiled: CompiledPack) -> None:
+    def __init__(self, compiled: CompiledPack, *, backend: str = "python") -> None:
+        if backend not in ("python", "duckdb"):
+            raise ValueError(f"unknown backend {backend!r}")
         self.compiled = compiled
-        self.con = connect(threads=1)
-        optimizers = [
-            r[0] for r in self.con.execute("SELECT name FROM duckdb_optimizers()").fetchall()
-        ]
-        keep = {"extension", "materialized_cte"}
-        off = ",".join(o for o in optimizers if o not in keep)
-        self.con.execute(f"SET disabled_optimizers = '{off}'")
+        self.backend = backend
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._sql: dict[str, tuple[Bound, str]] = {}
+        self._programs: dict[tuple[str, tuple[tuple[str, str], ...]], Program] = {}
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection of the SQL backend (and of input conversions)."""
+        if self._con is None:
+            self._con = connect(threads=1)
+            optimizers = [
+                r[0] for r in self._con.execute("SELECT name FROM duckdb_optimizers()").fetchall()
+            ]
+            keep = {"extension", "materialized_cte"}
+            off = ",".join(o for o in optimizers if o not in keep)
+            self._con.execute(f"SET disabled_optimizers = '{off}'")
+        return self._con
 
     def bound(self, period: Period, overrides: Mapping[str, Scalar] | None = None) -> Bound:
+        if self.backend == "python":
+            return self._program(period, overrides).bound
         return self._statement(period, overrides)[0]
+
+    def _program(self, period: Period, overrides: Mapping[str, Scalar] | None) -> Program:
+        key = (
+            f"{period.kind}:{period}",
+            tuple(sorted((k, repr(v)) for k, v in (overrides or {}).items())),
+        )
+        found = self._programs.get(key)
+        if found is None:
+            if len(self._programs) >= 64:
+                self._programs.pop(next(iter(self._programs)))
+            bound = self.compiled.bind(period, overrides)
+            found = self._programs[key] = Program(bound, self.compiled.retirement)
+        return found
 
     def _statement(
         self, period: Period, overrides: Mapping[str, Scalar] | None
@@ -433,17 +480,24 @@ class OnlineEvaluator:
             self._sql[key] = (bound, sql)
         return bound, sql
 
-    def evaluate(
-        self,
-        person: Any,
-        fact: Any,
-        period: Period | str,
-        *,
-        overrides: Mapping[str, Scalar] | None = None,
-    ) -> Household:
-        """Decisions of every program of the period's kind for the household in `person`."""
-        if isinstance(period, str):
-            period = Period.parse(period)
+    def _rows(self, table: Any) -> list[dict[str, Any]]:
+        if isinstance(table, pa.Table | pa.RecordBatch):
+            rows: list[dict[str, Any]] = table.to_pylist()
+            return rows
+        if isinstance(table, list):
+            return [dict(r) for r in table]
+        self.con.register("online_input", table)
+        try:
+            converted: list[dict[str, Any]] = (
+                self.con.sql("SELECT * FROM online_input").to_arrow_table().to_pylist()
+            )
+            return converted
+        finally:
+            self.con.unregister("online_input")
+
+    def _run_sql(
+        self, person: Any, fact: Any, period: Period, overrides: Mapping[str, Scalar] | None
+    ) -> tuple[Bound, list[dict[str, Any]], list[dict[str, Any]]]:
         bound, sql = self._statement(period, overrides)
         con = self.con
         con.register("online_person", person)
@@ -456,6 +510,25 @@ class OnlineEvaluator:
         row = rows[0]
         families: list[dict[str, Any]] = row[0] or []
         persons: list[dict[str, Any]] = (row[1] if len(row) > 1 else None) or []
+        return bound, families, persons
+
+    def evaluate(
+        self,
+        person: Any,
+        fact: Any,
+        period: Period | str,
+        *,
+        overrides: Mapping[str, Scalar] | None = None,
+    ) -> Household:
+        """Decisions of every program of the period's kind for the household in `person`."""
+        if isinstance(period, str):
+            period = Period.parse(period)
+        if self.backend == "python":
+            program = self._program(period, overrides)
+            bound = program.bound
+            families, persons = program.evaluate(self._rows(person), self._rows(fact))
+        else:
+            bound, families, persons = self._run_sql(person, fact, period, overrides)
         decisions: list[Decision] = []
         for plan in self.compiled.programs:
             if plan.program.period != period.kind:
@@ -470,7 +543,9 @@ class OnlineEvaluator:
         return Household(self.compiled, period, decisions)
 
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 class _Dict:
