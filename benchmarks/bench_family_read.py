@@ -6,12 +6,19 @@ The load is open-loop: request i is due at start + i / rate and its latency is m
 that due time, so a slow server cannot hide its queueing (no coordinated omission).
 
     python benchmarks/bench_family_read.py --store sqlite --families 100000 --rate 200 --seconds 30
+
+Besides the latencies it prints the CPU seconds that the server (uvicorn and its workers, and on
+PostgreSQL the backends serving it) and the load generator spent per request during the
+measured run, and the load average: on this shared 2-core machine the latencies depend on the
+neighbours, the CPU per request does not. The PostgreSQL database is named after
+SOCIALCARD_TEST_DB_PREFIX (default `socialcard`), so parallel checkouts do not collide.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -29,6 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def pg_database(families: int) -> str:
+    return f"{os.environ.get('SOCIALCARD_TEST_DB_PREFIX', 'socialcard')}_bench_read_{families}"
+
+
 def prepare_store(store: str, families: int, reuse: bool) -> str:
     if store == "sqlite":
         path = ROOT / "var" / "bench" / f"read_{families}.db"
@@ -39,7 +50,7 @@ def prepare_store(store: str, families: int, reuse: bool) -> str:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     else:
-        name = f"socialcard_bench_read_{families}"
+        name = pg_database(families)
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
         admin = create_engine(
             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
@@ -58,6 +69,46 @@ def prepare_store(store: str, families: int, reuse: bool) -> str:
         env=env,
     )
     return url
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a local process; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def server_pids(url: str, root: int) -> dict[str, list[int]]:
+    """The server's processes (uvicorn and its workers) and, on PostgreSQL, its backends."""
+    pids = {"server": [root, *_children(root)], "backends": []}
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            pids["backends"] = [
+                int(p)
+                for p in conn.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ]
+        engine.dispose()
+    return pids
+
+
+def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {group: sum(_proc_cpu(p) for p in members) for group, members in pids.items()}
 
 
 def family_ids(url: str) -> tuple[int, int]:
@@ -138,6 +189,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--reuse", action="store_true", help="reuse an existing generated store")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy samples of the server during the run (collapsed stacks)",
+    )
     args = parser.parse_args()
 
     url = prepare_store(args.store, args.families, args.reuse)
@@ -163,15 +219,56 @@ def main() -> None:
                 time.sleep(0.2)
         ids = family_ids(url)
         asyncio.run(run_load("127.0.0.1", args.port, key, ids, args.rate, 3))  # warm-up
+        pids = server_pids(url, server.pid)
+        profiler = None
+        if args.profile:
+            profiler = subprocess.Popen(
+                [
+                    BIN / "py-spy",
+                    "record",
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "-o",
+                    args.profile,
+                    "-p",
+                    str(server.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        load_before = os.getloadavg()
+        server_before, client_before = cpu_of(pids), time.process_time()
         latencies = asyncio.run(run_load("127.0.0.1", args.port, key, ids, args.rate, args.seconds))
+        server_cpu = {k: v - server_before[k] for k, v in cpu_of(pids).items()}
+        client_cpu = time.process_time() - client_before
+        load_after = os.getloadavg()
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes the graph when interrupted
+            profiler.wait(timeout=60)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
     ms = [x * 1000 for x in latencies]
+    n = len(ms)
     print(
-        f"store={args.store} families={args.families} rate={args.rate}/s "
-        f"requests={len(ms)} p50={percentile(ms, 0.50):.1f}ms p90={percentile(ms, 0.90):.1f}ms "
+        f"store={args.store} families={args.families} rate={args.rate}/s workers={args.workers} "
+        f"requests={n} p50={percentile(ms, 0.50):.1f}ms p90={percentile(ms, 0.90):.1f}ms "
         f"p99={percentile(ms, 0.99):.1f}ms max={max(ms):.1f}ms"
+    )
+    print(
+        f"cpu per request: server {server_cpu['server'] / n * 1e3:.2f} ms"
+        + (
+            f", postgres backends {server_cpu['backends'] / n * 1e3:.2f} ms"
+            if pids["backends"]
+            else ""
+        )
+        + f", load generator {client_cpu / n * 1e3:.2f} ms"
+    )
+    print(
+        "load average (1, 5, 15 min): "
+        f"{' '.join(f'{x:.2f}' for x in load_before)} before, "
+        f"{' '.join(f'{x:.2f}' for x in load_after)} after"
     )
 
 

@@ -8,6 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from socialcard.registry.models import Fact, FamilyMember, Person
+from socialcard.registry.schemas import FactRead, PersonRead
 from socialcard.security.models import AuditEvent
 from tests.factories import make_fact, make_family, make_person
 
@@ -109,6 +111,66 @@ class TestGetFamily:
         response = client.get(url, headers=agency_headers)
         assert response.status_code == 403
         assert response.json()["code"] == "role_not_allowed"
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+    def test_members_and_facts_carry_every_field_of_the_schema(
+        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+    ) -> None:
+        family_id, person_ids = _family(session)
+        body = client.get(
+            f"/api/v1/families/{family_id}",
+            params={"purpose": "case_review", "on": "2025-08-01"},
+            headers=operator_headers,
+        ).json()
+        child = session.get(Person, person_ids[2])
+        assert child is not None
+        member = body["members"][2]
+        assert member["person"] == PersonRead.model_validate(child).model_dump(mode="json")
+        fact = session.scalars(select(Fact).where(Fact.person_id == child.id)).one()
+        assert member["facts"] == [FactRead.model_validate(fact).model_dump(mode="json")]
+        assert (member["role"], member["from_on"], member["until_on"]) == (
+            "child",
+            "2020-01-01",
+            None,
+        )
+        assert body["members"][0]["facts"] == []
+        assert (body["id"], body["as_of"]) == (family_id, "2025-08-01")
+
+    def test_past_members_only_on_request_and_audited_as_listed(
+        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+    ) -> None:
+        family_id, person_ids = _family(session)
+        left = session.scalars(
+            select(FamilyMember).where(FamilyMember.person_id == person_ids[1])
+        ).one()
+        left.until_on = date(2024, 12, 31)
+        session.flush()
+        url = f"/api/v1/families/{family_id}"
+        current = client.get(url, params={"purpose": "audit"}, headers=operator_headers).json()
+        assert [m["person"]["id"] for m in current["members"]] == [person_ids[0], person_ids[2]]
+        everyone = client.get(
+            url, params={"purpose": "audit", "include_past": "true"}, headers=operator_headers
+        ).json()
+        assert [(m["person"]["id"], m["until_on"]) for m in everyone["members"]] == [
+            (person_ids[0], None),
+            (person_ids[1], "2024-12-31"),
+            (person_ids[2], None),
+        ]
+        audited = session.scalars(select(AuditEvent.subject_id).order_by(AuditEvent.id)).all()
+        assert audited == [person_ids[0], person_ids[2], *person_ids]
+
+    def test_family_without_current_members_is_returned_empty(
+        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+    ) -> None:
+        family = make_family(session, [], region_kato="751110000")
+        body = client.get(
+            f"/api/v1/families/{family.id}", params={"purpose": "audit"}, headers=operator_headers
+        ).json()
+        assert (body["ref"], body["region_kato"], body["members"]) == (
+            family.ref,
+            "751110000",
+            [],
+        )
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
 
 

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from socialcard.core.db import new_session, run_before_commit
 
 
-def get_session() -> Iterator[Session]:
-    """One session per request: commit on success, roll back on any exception."""
+async def get_session() -> AsyncIterator[Session]:
+    """One session per request: commit on success, roll back on any exception.
+
+    The commit ends the dependency before the response is sent (scope "function" below), so
+    no response leaves before what the request wrote (the audit of a read) is committed, and a
+    failed commit answers as an error. Creating the session does no I/O, so it happens on the
+    event loop; the commit takes one thread-pool hop (a sync generator would take two).
+    """
     session = new_session()
     try:
         yield session
+    except BaseException:
+        await run_in_threadpool(_discard, session)
+        raise
+    if session.in_transaction() or session.info.get("before_commit"):
+        await run_in_threadpool(_commit, session)
+    else:
+        session.close()  # nothing was read or written: no connection to give back
+
+
+def _commit(session: Session) -> None:
+    try:
         run_before_commit(session)
         session.commit()
     except BaseException:
@@ -25,4 +43,11 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+def _discard(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_session, scope="function")]

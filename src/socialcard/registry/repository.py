@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Date, Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
@@ -63,10 +65,6 @@ def search_persons(
     return rows, total
 
 
-def family_by_id(session: Session, family_id: int) -> Family | None:
-    return session.get(Family, family_id)
-
-
 def family_by_ref(session: Session, ref: str) -> Family | None:
     return session.scalars(select(Family).where(Family.ref == ref)).first()
 
@@ -79,18 +77,64 @@ def current_membership(session: Session, person_id: int) -> FamilyMember | None:
     ).first()
 
 
-def family_members(
-    session: Session, family_id: int, *, include_past: bool
-) -> Sequence[tuple[FamilyMember, Person]]:
-    """Members of a family with their persons, current only unless include_past."""
-    query = (
-        select(FamilyMember, Person)
-        .join(Person, Person.id == FamilyMember.person_id)
-        .where(FamilyMember.family_id == family_id)
-    )
+def family_sheet(
+    session: Session,
+    family_id: int,
+    *,
+    on: date,
+    include_past: bool,
+    person_columns: tuple[str, ...],
+    fact_columns: tuple[str, ...],
+) -> Sequence[Row[Any]]:
+    """A family with its members, their persons and the facts live on a date, in one query.
+
+    One row per live fact, or per member without one, or a single row for a family without
+    members (member columns null); none when the family does not exist. Columns: family_id,
+    family_ref, family_region_kato, member_id, role, from_on, until_on, `person_<name>` for each
+    person column and the fact columns under their own names. Members come in membership order.
+    """
+    query = _family_sheet_query(person_columns, fact_columns, include_past=include_past)
+    # Core execution of a statement built once: this read runs on every family request.
+    return session.connection().execute(query, {"family_id": family_id, "on": on}).all()
+
+
+@lru_cache(maxsize=8)
+def _family_sheet_query(
+    person_columns: tuple[str, ...], fact_columns: tuple[str, ...], *, include_past: bool
+) -> Select[Any]:
+    family, member = Family.__table__.c, FamilyMember.__table__.c
+    person, fact = Person.__table__.c, Fact.__table__.c
+    on = bindparam("on", type_=Date())
+    member_on = member.family_id == family.id
     if not include_past:
-        query = query.where(FamilyMember.until_on.is_(None))
-    return [(m, p) for m, p in session.execute(query.order_by(FamilyMember.id))]
+        member_on = and_(member_on, member.until_on.is_(None))
+    return (
+        select(
+            family.id.label("family_id"),
+            family.ref.label("family_ref"),
+            family.region_kato.label("family_region_kato"),
+            member.id.label("member_id"),
+            member.role,
+            member.from_on,
+            member.until_on,
+            *(person[name].label(f"person_{name}") for name in person_columns),
+            *(fact[name] for name in fact_columns),
+        )
+        .select_from(Family.__table__)
+        .outerjoin(FamilyMember.__table__, member_on)
+        .outerjoin(Person.__table__, person.id == member.person_id)
+        .outerjoin(
+            Fact.__table__,
+            and_(
+                fact.person_id == person.id,
+                fact.superseded_at.is_(None),
+                fact.valid_from <= on,
+                or_(fact.valid_until.is_(None), fact.valid_until >= on),
+            ),
+        )
+        .where(family.id == bindparam("family_id"))
+        .order_by(member.id, fact.id)
+    )
 
 
 def live_facts(session: Session, person_ids: Sequence[int], *, on: date) -> Sequence[Fact]:

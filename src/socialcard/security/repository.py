@@ -34,4 +34,8 @@ def audit_events(
 
 
 def insert_audit_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.execute(insert(AuditEvent), rows)
+    # Core, not the ORM's bulk insert: this runs on every read of personal data.
+    session.connection().execute(_AUDIT_INSERT, rows)
+
+
+_AUDIT_INSERT = insert(AuditEvent)

@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
@@ -46,20 +47,26 @@ def create_api_key(session: Session, *, name: str, role: str) -> ApiKeyCreated:
     return ApiKeyCreated(id=key.id, name=name, role=role, key=raw)
 
 
+def cached_actor(*, raw_key: str, request_id: str | None = None) -> Actor | None:
+    """The actor behind a key verified within the cache period, or None (no I/O)."""
+    cached = _auth_cache.get(hash_key(raw_key))
+    if cached is None or cached[0] <= time.monotonic():
+        return None
+    return replace(cached[1], request_id=request_id)
+
+
 def authenticate(session: Session, *, raw_key: str, request_id: str | None = None) -> Actor:
     """The actor behind a raw key; InvalidApiKey when unknown or revoked."""
+    actor = cached_actor(raw_key=raw_key, request_id=request_id)
+    if actor is not None:
+        return actor
     digest = hash_key(raw_key)
-    cached = _auth_cache.get(digest)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        actor = cached[1]
-    else:
-        key = repository.key_by_hash(session, digest)
-        if key is None or key.revoked_at is not None:
-            raise InvalidApiKey("the API key is unknown or revoked")
-        actor = Actor(key_id=key.id, name=key.name, role=key.role)
-        _auth_cache[digest] = (now + _AUTH_CACHE_SECONDS, actor)
-    return Actor(key_id=actor.key_id, name=actor.name, role=actor.role, request_id=request_id)
+    key = repository.key_by_hash(session, digest)
+    if key is None or key.revoked_at is not None:
+        raise InvalidApiKey("the API key is unknown or revoked")
+    actor = Actor(key_id=key.id, name=key.name, role=key.role)
+    _auth_cache[digest] = (time.monotonic() + _AUTH_CACHE_SECONDS, actor)
+    return replace(actor, request_id=request_id)
 
 
 def clear_auth_cache() -> None:

@@ -1,0 +1,113 @@
+"""The per-request session commits before the response leaves, and only on success."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from socialcard.core.db import add_before_commit
+from socialcard.core.deps import DbSession
+from socialcard.core.errors import Conflict, NotFound
+from socialcard.core.http import install_error_handlers
+from socialcard.security import service as security_service
+from socialcard.security.deps import require_roles
+from socialcard.security.enums import Purpose, Role
+from socialcard.security.models import AuditEvent
+from socialcard.security.schemas import Actor
+
+Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
+
+
+def _refuse(_session: Session) -> None:
+    raise Conflict("the commit is refused")
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/read/{person_id}")
+    def read(
+        person_id: int, session: DbSession, actor: Operator, outcome: str = "ok"
+    ) -> dict[str, int]:
+        security_service.record_access(
+            session,
+            actor=actor,
+            action="person.read",
+            subject_type="person",
+            subject_ids=[person_id],
+            purpose=Purpose.CASE_REVIEW,
+        )
+        if outcome == "endpoint_fails":
+            raise NotFound("nothing here")
+        if outcome == "commit_fails":
+            add_before_commit(session, "refuse", _refuse)
+        return {"read": person_id}
+
+    return app
+
+
+@pytest.fixture
+def real_client(committed_engine: Engine) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """The real get_session (no test override): requests commit to the store."""
+    with Session(committed_engine) as session:
+        created = security_service.create_api_key(session, name="deps", role="operator")
+        session.commit()
+    with TestClient(_app(), raise_server_exceptions=False) as client:
+        yield client, {"X-API-Key": created.key}
+
+
+def _audited(engine: Engine, person_id: int) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).where(AuditEvent.subject_id == person_id)
+        return int(session.scalar(query.select_from(AuditEvent)) or 0)
+
+
+class TestGetSession:
+    def test_commits_what_the_request_wrote(
+        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
+    ) -> None:
+        client, headers = real_client
+        assert client.get("/read/7", headers=headers).json() == {"read": 7}
+        assert _audited(committed_engine, 7) == 1
+
+    def test_an_endpoint_error_keeps_nothing(
+        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
+    ) -> None:
+        client, headers = real_client
+        response = client.get("/read/8", params={"outcome": "endpoint_fails"}, headers=headers)
+        assert response.status_code == 404
+        assert _audited(committed_engine, 8) == 0
+
+    def test_a_failed_commit_is_the_answer_not_a_sent_success(
+        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
+    ) -> None:
+        # The commit runs before the response is sent: the client learns it failed, and the
+        # data read is never sent without its audit row.
+        client, headers = real_client
+        response = client.get("/read/9", params={"outcome": "commit_fails"}, headers=headers)
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "read" not in response.json()
+        assert _audited(committed_engine, 9) == 0
+
+
+class TestCachedActor:
+    def test_known_only_after_a_verification_and_carries_the_request_id(
+        self, session: Session
+    ) -> None:
+        created = security_service.create_api_key(session, name="cache", role="operator")
+        assert security_service.cached_actor(raw_key=created.key) is None
+        security_service.authenticate(session, raw_key=created.key, request_id="r1")
+        actor = security_service.cached_actor(raw_key=created.key, request_id="r2")
+        assert actor is not None
+        assert (actor.name, actor.role, actor.request_id) == ("cache", "operator", "r2")
+
+    def test_unknown_key_is_not_cached(self, session: Session) -> None:
+        assert security_service.cached_actor(raw_key="sc_unknown") is None
