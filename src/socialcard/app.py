@@ -15,8 +15,8 @@ from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
 from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
-from socialcard.wellbeing.router import router as wellbeing_router
 from socialcard.wallet.router import router as wallet_router
+from socialcard.wellbeing.router import router as wellbeing_router
 
 
 def create_app() -> FastAPI:

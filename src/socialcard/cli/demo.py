@@ -19,8 +19,8 @@ from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
-from socialcard.wellbeing import cli as wellbeing_cli
 from socialcard.wallet import demo as wallet_demo
+from socialcard.wellbeing import cli as wellbeing_cli
 
 console = Console()
 

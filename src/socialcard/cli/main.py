@@ -11,8 +11,8 @@ from socialcard.proactive import cli as proactive_cli
 from socialcard.registry import cli as registry_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
-from socialcard.wellbeing import cli as wellbeing_cli
 from socialcard.wallet import cli as wallet_cli
+from socialcard.wellbeing import cli as wellbeing_cli
 
 app = typer.Typer(
     name="socialcard",
