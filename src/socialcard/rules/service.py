@@ -46,7 +46,7 @@ from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
 from socialcard.rules import codec, repository
 from socialcard.rules.engine.compiler import CompiledPack, ProgramPlan, VersionPlan, load_pack
-from socialcard.rules.engine.explain import Decision
+from socialcard.rules.engine.explain import Decision, plain_value
 from socialcard.rules.engine.model import LANGUAGES, Scalar
 from socialcard.rules.engine.periods import Period, add_months
 from socialcard.rules.engine.problems import EvaluationError, PackError
@@ -312,7 +312,7 @@ def _encode_param(value: Any) -> list[Any]:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return plain_value(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if hasattr(value, "isoformat"):

@@ -148,8 +148,8 @@ class Decision:
             "eligible": self.eligible,
             "amount_minor": self.amount_minor,
             "conditions": dict(self.conditions),
-            "variables": {k: _plain(v) for k, v in self.variables.items()},
-            "parameters": {k: _plain(v) for k, v in self.parameters.items()},
+            "variables": {k: plain_value(v) for k, v in self.variables.items()},
+            "parameters": {k: plain_value(v) for k, v in self.parameters.items()},
         }
 
     def explain(self, lang: str, pack: Pack) -> Explanation:
@@ -218,9 +218,17 @@ class Decision:
         )
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A value as stored in a decision record: decimals as canonical text.
+
+    >>> plain_value(Decimal("3559570.00")), plain_value(Decimal("0.70")), plain_value(Decimal("12"))
+    ('3559570', '0.7', '12')
+    """
     if isinstance(value, Decimal):
-        return str(value)
+        # Canonical: the batch (DuckDB) and online (Python) paths may carry the same number
+        # at different scales (3559570.0 and 3559570.00).
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
