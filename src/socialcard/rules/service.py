@@ -44,7 +44,7 @@ from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
 from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
-from socialcard.rules import codec, repository, snapshot_worker
+from socialcard.rules import codec, repository
 from socialcard.rules.engine.compiler import CompiledPack, ProgramPlan, VersionPlan, load_pack
 from socialcard.rules.engine.explain import Decision
 from socialcard.rules.engine.model import LANGUAGES, Scalar
@@ -460,7 +460,9 @@ def execute_run(
     # Read before this session writes: on SQLite a reader on another connection while this
     # one holds the write lock can fail the commit ("locking protocol").
     person, fact = (
-        snapshot if snapshot is not None else snapshot_worker.read_registry(_bind_url(session))
+        snapshot
+        if snapshot is not None
+        else registry_snapshot.registry_snapshot(_bind_url(session))
     )
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
@@ -537,7 +539,7 @@ def run_rules(
     read_before = 0.0
     if snapshot is None:
         t0 = time.perf_counter()
-        snapshot = snapshot_worker.read_registry(_bind_url(session))
+        snapshot = registry_snapshot.registry_snapshot(_bind_url(session))
         read_before = time.perf_counter() - t0
     run = create_run(
         session,
@@ -1232,7 +1234,9 @@ def simulate_registry(
     _require_in_force(pack.compiled, when, plans)
     t0 = time.perf_counter()
     person, fact = (
-        snapshot if snapshot is not None else snapshot_worker.read_registry(_bind_url(session))
+        snapshot
+        if snapshot is not None
+        else registry_snapshot.registry_snapshot(_bind_url(session))
     )
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)
