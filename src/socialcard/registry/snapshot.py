@@ -8,6 +8,9 @@ the caller's transaction.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -62,13 +66,50 @@ def _adbc_connect(database_url: str) -> Any:
 
 
 def registry_snapshot(database_url: str) -> tuple[pa.Table, pa.Table]:
-    """The whole registry as (person, fact) Arrow tables, read over ADBC (committed data)."""
+    """The whole registry as (person, fact) Arrow tables, read over ADBC (committed data).
+
+    On SQLite the read runs in a child process: the ADBC driver links its own copy of SQLite,
+    and two copies in one process break SQLite's POSIX locks (closing the driver's file drops
+    the application's locks and can delete the WAL under its connections: "locking protocol",
+    "disk I/O error", commits other processes never see). The child hands the tables back as
+    Arrow IPC files, memory-mapped without a copy.
+    """
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return _read_in_child(database_url)
+    return _read_adbc(database_url)
+
+
+def _read_adbc(database_url: str) -> tuple[pa.Table, pa.Table]:
     with _adbc_connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute(repository.SNAPSHOT_PERSON_SQL)
         persons = cursor.fetch_arrow_table()
         cursor.execute(repository.SNAPSHOT_FACT_SQL)
         facts = cursor.fetch_arrow_table()
     return _conform(persons, PERSON_SCHEMA), _conform(facts, FACT_SCHEMA)
+
+
+def _read_in_child(database_url: str) -> tuple[pa.Table, pa.Table]:
+    with tempfile.TemporaryDirectory(prefix="socialcard-snapshot-") as folder:
+        paths = [str(Path(folder) / "person.arrow"), str(Path(folder) / "fact.arrow")]
+        completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
+            [sys.executable, "-m", __name__, database_url, *paths],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"reading the registry failed: {completed.stderr.strip()[-2000:]}")
+        return _read_ipc(paths[0]), _read_ipc(paths[1])
+
+
+def _read_ipc(path: str) -> pa.Table:
+    with pa.memory_map(path) as source:
+        return ipc.open_file(source).read_all()
+
+
+def _write_ipc(table: pa.Table, path: str) -> None:
+    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
 def family_snapshot(session: Session, family_id: int) -> tuple[pa.Table, pa.Table]:
@@ -102,3 +143,16 @@ def _table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
                 values[i] = date.fromisoformat(value[:10])
         records.append(dict(zip(schema.names, values, strict=True)))
     return pa.Table.from_pylist(records, schema=schema)
+
+
+def _main(argv: list[str]) -> int:
+    """The child of `_read_in_child`: URL, person file, fact file."""
+    database_url, person_path, fact_path = argv
+    persons, facts = _read_adbc(database_url)
+    _write_ipc(persons, person_path)
+    _write_ipc(facts, fact_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

@@ -311,6 +311,9 @@ def _encode_param(value: Any) -> list[Any]:
 
 
 def _plain(value: Any) -> Any:
+    """A JSON-safe value, as the engine's Decision.as_dict renders it."""
+    if isinstance(value, float):
+        return round(value, 4)
     if isinstance(value, Decimal):
         return plain_value(value)
     if isinstance(value, dict):
