@@ -4,7 +4,7 @@ Use `load_pack(path)` to read and check a pack (every problem reported at once a
 PackError), then `Engine(compiled).load(person, fact)` and `.evaluate(period)` for a batch,
 `OnlineEvaluator(compiled).evaluate(person, fact, period)` for one household, `run_cases` for
 the pack's rule tests and `simulate` for what-if. This package imports no other socialcard
-domain: only DuckDB, sqlglot, PyYAML, PyArrow and the standard library.
+domain: only DuckDB, sqlglot, PyYAML, PyArrow, numpy and the standard library.
 """
 
 from socialcard.rules.engine.cases import CaseResult, household_tables, run_cases
