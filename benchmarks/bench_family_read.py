@@ -175,6 +175,28 @@ async def run_load(
     return latencies
 
 
+async def run_closed(
+    host: str, port: int, key: str, ids: tuple[int, int], connections: int, seconds: float
+) -> list[float]:
+    """Closed loop: each connection sends its next request when the previous one is answered
+    (the server's throughput and CPU cost per request; latencies hide queueing here)."""
+    latencies: list[float] = []
+    rng = random.Random(1)
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        reader, writer = await _connection(host, port)
+        while (sent := time.perf_counter()) < deadline:
+            path = f"/api/v1/families/{rng.randint(*ids)}?purpose=case_review"
+            if await _get(reader, writer, path, key) != 200:
+                print("error")
+            latencies.append(time.perf_counter() - sent)
+        writer.close()
+
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    return latencies
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -188,6 +210,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--closed", type=int, metavar="N", help="closed loop on N connections instead of --rate"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse an existing generated store")
     parser.add_argument(
         "--profile",
@@ -239,7 +264,11 @@ def main() -> None:
             )
         load_before = os.getloadavg()
         server_before, client_before = cpu_of(pids), time.process_time()
-        latencies = asyncio.run(run_load("127.0.0.1", args.port, key, ids, args.rate, args.seconds))
+        latencies = asyncio.run(
+            run_closed("127.0.0.1", args.port, key, ids, args.closed, args.seconds)
+            if args.closed
+            else run_load("127.0.0.1", args.port, key, ids, args.rate, args.seconds)
+        )
         server_cpu = {k: v - server_before[k] for k, v in cpu_of(pids).items()}
         client_cpu = time.process_time() - client_before
         load_after = os.getloadavg()
@@ -251,9 +280,11 @@ def main() -> None:
         server.wait(timeout=30)
     ms = [x * 1000 for x in latencies]
     n = len(ms)
+    load = f"closed loop on {args.closed} connections" if args.closed else f"rate={args.rate}/s"
     print(
-        f"store={args.store} families={args.families} rate={args.rate}/s workers={args.workers} "
-        f"requests={n} p50={percentile(ms, 0.50):.1f}ms p90={percentile(ms, 0.90):.1f}ms "
+        f"store={args.store} families={args.families} {load} workers={args.workers} "
+        f"requests={n} ({n / args.seconds:.0f}/s) p50={percentile(ms, 0.50):.1f}ms "
+        f"p90={percentile(ms, 0.90):.1f}ms "
         f"p99={percentile(ms, 0.99):.1f}ms max={max(ms):.1f}ms"
     )
     print(
