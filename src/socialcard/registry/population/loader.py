@@ -694,6 +694,9 @@ def generate_population(
             dropped = []
             t1 = time.perf_counter()
             report.seconds_index = t1 - t0
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                repository.analyze_loaded(conn)
         report.seconds_finish = time.perf_counter() - t1
     finally:
         if feed is not None:
