@@ -88,27 +88,35 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def server_pids(url: str, root: int) -> dict[str, list[int]]:
-    """The server's processes (uvicorn and its workers) and, on PostgreSQL, its backends."""
-    pids = {"server": [root, *_children(root)], "backends": []}
+def cpu_by_process(url: str, root: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the server's processes (uvicorn and its workers) and, on
+    PostgreSQL, of the client backends connected to the benchmark's database."""
+    groups = {"server": [root, *_children(root)], "backends": []}
     if url.startswith("postgresql"):
         engine = create_engine(url)
         with engine.connect() as conn:
-            pids["backends"] = [
+            groups["backends"] = [
                 int(p)
                 for p in conn.scalars(
                     text(
-                        "SELECT pid FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
                     )
                 )
             ]
         engine.dispose()
-    return pids
+    return {group: {pid: _proc_cpu(pid) for pid in pids} for group, pids in groups.items()}
 
 
-def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
-    return {group: sum(_proc_cpu(p) for p in members) for group, members in pids.items()}
+def cpu_spent(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds per group between two readings; a backend opened in between counts whole,
+    one closed in between is missed (the pool keeps its connections, so rarely)."""
+    return {
+        group: sum(cpu - before[group].get(pid, 0.0) for pid, cpu in now.items())
+        for group, now in after.items()
+    }
 
 
 def family_ids(url: str) -> tuple[int, int]:
@@ -175,6 +183,28 @@ async def run_load(
     return latencies
 
 
+async def run_closed(
+    host: str, port: int, key: str, ids: tuple[int, int], connections: int, seconds: float
+) -> list[float]:
+    """Closed loop: each connection sends its next request when the previous one is answered
+    (the server's throughput and CPU cost per request; latencies hide queueing here)."""
+    latencies: list[float] = []
+    rng = random.Random(1)
+    deadline = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        reader, writer = await _connection(host, port)
+        while (sent := time.perf_counter()) < deadline:
+            path = f"/api/v1/families/{rng.randint(*ids)}?purpose=case_review"
+            if await _get(reader, writer, path, key) != 200:
+                print("error")
+            latencies.append(time.perf_counter() - sent)
+        writer.close()
+
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    return latencies
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -188,6 +218,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--closed", type=int, metavar="N", help="closed loop on N connections instead of --rate"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse an existing generated store")
     parser.add_argument(
         "--profile",
@@ -219,7 +252,6 @@ def main() -> None:
                 time.sleep(0.2)
         ids = family_ids(url)
         asyncio.run(run_load("127.0.0.1", args.port, key, ids, args.rate, 3))  # warm-up
-        pids = server_pids(url, server.pid)
         profiler = None
         if args.profile:
             profiler = subprocess.Popen(
@@ -238,9 +270,13 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )
         load_before = os.getloadavg()
-        server_before, client_before = cpu_of(pids), time.process_time()
-        latencies = asyncio.run(run_load("127.0.0.1", args.port, key, ids, args.rate, args.seconds))
-        server_cpu = {k: v - server_before[k] for k, v in cpu_of(pids).items()}
+        server_before, client_before = cpu_by_process(url, server.pid), time.process_time()
+        latencies = asyncio.run(
+            run_closed("127.0.0.1", args.port, key, ids, args.closed, args.seconds)
+            if args.closed
+            else run_load("127.0.0.1", args.port, key, ids, args.rate, args.seconds)
+        )
+        server_cpu = cpu_spent(server_before, cpu_by_process(url, server.pid))
         client_cpu = time.process_time() - client_before
         load_after = os.getloadavg()
         if profiler is not None:
@@ -251,16 +287,18 @@ def main() -> None:
         server.wait(timeout=30)
     ms = [x * 1000 for x in latencies]
     n = len(ms)
+    load = f"closed loop on {args.closed} connections" if args.closed else f"rate={args.rate}/s"
     print(
-        f"store={args.store} families={args.families} rate={args.rate}/s workers={args.workers} "
-        f"requests={n} p50={percentile(ms, 0.50):.1f}ms p90={percentile(ms, 0.90):.1f}ms "
+        f"store={args.store} families={args.families} {load} workers={args.workers} "
+        f"requests={n} ({n / args.seconds:.0f}/s) p50={percentile(ms, 0.50):.1f}ms "
+        f"p90={percentile(ms, 0.90):.1f}ms "
         f"p99={percentile(ms, 0.99):.1f}ms max={max(ms):.1f}ms"
     )
     print(
         f"cpu per request: server {server_cpu['server'] / n * 1e3:.2f} ms"
         + (
             f", postgres backends {server_cpu['backends'] / n * 1e3:.2f} ms"
-            if pids["backends"]
+            if args.store == "postgres"
             else ""
         )
         + f", load generator {client_cpu / n * 1e3:.2f} ms"

@@ -77,22 +77,21 @@ class TestGetSession:
         assert client.get("/read/7", headers=headers).json() == {"read": 7}
         assert _audited(committed_engine, 7) == 1
 
-    def test_an_endpoint_error_keeps_nothing(
-        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
+    @pytest.mark.parametrize(
+        ("outcome", "status"), [("endpoint_fails", 404), ("commit_fails", 409)]
+    )
+    def test_a_failure_is_the_answer_and_keeps_nothing(
+        self,
+        real_client: tuple[TestClient, dict[str, str]],
+        committed_engine: Engine,
+        outcome: str,
+        status: int,
     ) -> None:
+        # The commit runs before the response is sent: a failed commit is what the client
+        # hears, and the data read is never sent without its audit row.
         client, headers = real_client
-        response = client.get("/read/8", params={"outcome": "endpoint_fails"}, headers=headers)
-        assert response.status_code == 404
-        assert _audited(committed_engine, 8) == 0
-
-    def test_a_failed_commit_is_the_answer_not_a_sent_success(
-        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
-    ) -> None:
-        # The commit runs before the response is sent: the client learns it failed, and the
-        # data read is never sent without its audit row.
-        client, headers = real_client
-        response = client.get("/read/9", params={"outcome": "commit_fails"}, headers=headers)
-        assert response.status_code == 409
+        response = client.get("/read/9", params={"outcome": outcome}, headers=headers)
+        assert response.status_code == status
         assert response.headers["content-type"] == "application/problem+json"
         assert "read" not in response.json()
         assert _audited(committed_engine, 9) == 0

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -364,6 +364,27 @@ class TestGeneratePopulation:
         assert _indexes(committed_engine) == before
         with committed_engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata()) == []
+
+    @pytest.mark.usefixtures("postgres_only")
+    def test_the_planner_has_statistics_of_the_load(self, committed_engine: Engine) -> None:
+        # Without them a family read scanned a whole index until autovacuum came round.
+        with committed_engine.connect() as conn:
+            started = conn.scalar(text("SELECT clock_timestamp()"))
+        _generate(committed_engine, families=37)
+        with committed_engine.connect() as conn:
+            analyzed = conn.execute(
+                text(
+                    "SELECT relname FROM pg_stat_user_tables "
+                    "WHERE relname LIKE 'registry_%' AND last_analyze >= :started"
+                ),
+                {"started": started},
+            ).scalars()
+            assert set(analyzed) >= {
+                "registry_family",
+                "registry_person",
+                "registry_family_member",
+                "registry_fact",
+            }
 
     def test_an_index_left_missing_is_recreated(self, committed_engine: Engine) -> None:
         before = _indexes(committed_engine)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from socialcard.registry.identifiers import iin_check_digit, make_iin, validate_iin
-from socialcard.registry.population.checks import check_scalar, check_vectorised
 from socialcard.registry.population.errors import GenerationError
 from socialcard.registry.population.generator import (
     NONE_DAY,
@@ -21,6 +20,7 @@ from socialcard.registry.population.generator import (
 )
 from socialcard.registry.population.identity import SerialAllocator
 from socialcard.registry.population.loader import iter_tables
+from socialcard.registry.validation_columnar import check_scalar, check_vectorised
 
 AS_OF = date(2025, 6, 30)
 TODAY = date(2025, 7, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -36,18 +37,23 @@ def _family(session: Session) -> tuple[int, list[int]]:
     return family.id, [mother.id, father.id, child.id]
 
 
+def _read_family(client: TestClient, headers: dict[str, str], family_id: int, **params: str) -> Any:
+    """The body of a successful family read (purpose case_review unless given)."""
+    response = client.get(
+        f"/api/v1/families/{family_id}",
+        params={"purpose": "case_review", **params},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 class TestGetFamily:
     def test_returns_members_with_current_facts(
         self, client: TestClient, session: Session, operator_headers: dict[str, str]
     ) -> None:
         family_id, _person_ids = _family(session)
-        response = client.get(
-            f"/api/v1/families/{family_id}",
-            params={"purpose": "case_review", "on": "2025-08-01"},
-            headers=operator_headers,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
+        body = _read_family(client, operator_headers, family_id, on="2025-08-01")
         assert [m["role"] for m in body["members"]] == ["head", "spouse", "child"]
         father_facts = body["members"][1]["facts"]
         assert sorted((f["source"], f["amount_minor"]) for f in father_facts) == [
@@ -60,11 +66,7 @@ class TestGetFamily:
         self, client: TestClient, session: Session, operator_headers: dict[str, str]
     ) -> None:
         family_id, _ = _family(session)
-        body = client.get(
-            f"/api/v1/families/{family_id}",
-            params={"purpose": "case_review", "on": "2025-03-01"},
-            headers=operator_headers,
-        ).json()
+        body = _read_family(client, operator_headers, family_id, on="2025-03-01")
         sgd = [f for f in body["members"][1]["facts"] if f["source"] == "sgd"]
         assert [f["amount_minor"] for f in sgd] == [300_000_00]
 
@@ -117,11 +119,7 @@ class TestGetFamily:
         self, client: TestClient, session: Session, operator_headers: dict[str, str]
     ) -> None:
         family_id, person_ids = _family(session)
-        body = client.get(
-            f"/api/v1/families/{family_id}",
-            params={"purpose": "case_review", "on": "2025-08-01"},
-            headers=operator_headers,
-        ).json()
+        body = _read_family(client, operator_headers, family_id, on="2025-08-01")
         child = session.get(Person, person_ids[2])
         assert child is not None
         member = body["members"][2]
@@ -145,12 +143,11 @@ class TestGetFamily:
         ).one()
         left.until_on = date(2024, 12, 31)
         session.flush()
-        url = f"/api/v1/families/{family_id}"
-        current = client.get(url, params={"purpose": "audit"}, headers=operator_headers).json()
+        current = _read_family(client, operator_headers, family_id, purpose="audit")
         assert [m["person"]["id"] for m in current["members"]] == [person_ids[0], person_ids[2]]
-        everyone = client.get(
-            url, params={"purpose": "audit", "include_past": "true"}, headers=operator_headers
-        ).json()
+        everyone = _read_family(
+            client, operator_headers, family_id, purpose="audit", include_past="true"
+        )
         assert [(m["person"]["id"], m["until_on"]) for m in everyone["members"]] == [
             (person_ids[0], None),
             (person_ids[1], "2024-12-31"),
@@ -163,9 +160,7 @@ class TestGetFamily:
         self, client: TestClient, session: Session, operator_headers: dict[str, str]
     ) -> None:
         family = make_family(session, [], region_kato="751110000")
-        body = client.get(
-            f"/api/v1/families/{family.id}", params={"purpose": "audit"}, headers=operator_headers
-        ).json()
+        body = _read_family(client, operator_headers, family.id, purpose="audit")
         assert (body["ref"], body["region_kato"], body["members"]) == (
             family.ref,
             "751110000",

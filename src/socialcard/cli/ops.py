@@ -44,4 +44,5 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             log_level="warning",
+            access_log=False,  # filtered out at "warning" anyway; skip building each record
         )

@@ -25,9 +25,9 @@ from socialcard.registry.identifiers import IdentifierError, scheme_for
 from socialcard.registry.regions import is_known_kato
 
 EARLIEST_BIRTH = date(1900, 1, 1)
-_LANGUAGES = frozenset(lang.value for lang in Language)
-_ROLES = frozenset(role.value for role in MemberRole)
-_NAME_PUNCTUATION = frozenset(" -'’.")
+LANGUAGES = frozenset(lang.value for lang in Language)
+ROLES = frozenset(role.value for role in MemberRole)
+NAME_PUNCTUATION = frozenset(" -'’.")
 MAX_AMOUNT_MINOR = 10**13  # 100 billion tenge: anything larger is a unit mistake
 
 
@@ -122,7 +122,7 @@ def _name(row: Mapping[str, Any], field: str, *, required: bool) -> str | None:
     value = _text(row, field, required=required, max_len=100)
     if value is not None and not value.isalpha():
         for char in value:
-            if not (char.isalpha() or char in _NAME_PUNCTUATION):
+            if not (char.isalpha() or char in NAME_PUNCTUATION):
                 raise RowError(field, f"contains a character not allowed in a name: {char!r}")
     return value
 
@@ -226,7 +226,7 @@ def validate_person(row: Mapping[str, Any], *, today: date, country: str = "KZ")
         except ValueError as exc:
             raise RowError("phone", str(exc)) from None
     language = _text(row, "language", required=False, max_len=2) or "kk"
-    if language not in _LANGUAGES:
+    if language not in LANGUAGES:
         raise RowError("language", f"must be one of kk, ru, en, got {language!r}")
     region_kato = validate_region(row)
     address = _text(row, "address", required=False, max_len=300)
@@ -258,8 +258,8 @@ def validate_member(row: Mapping[str, Any], *, today: date, country: str = "KZ")
     region_kato = validate_region(row)
     national_id = validate_national_id(row, country)
     role = _text(row, "role", required=True, max_len=10)
-    if role not in _ROLES:
-        raise RowError("role", f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}")
+    if role not in ROLES:
+        raise RowError("role", f"must be one of {', '.join(sorted(ROLES))}, got {role!r}")
     from_on = _required_date(row, "from_on")
     if from_on > today:
         raise RowError("from_on", f"is in the future ({from_on.isoformat()})")

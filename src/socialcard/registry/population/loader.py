@@ -56,7 +56,6 @@ from socialcard.core.clock import utcnow
 from socialcard.core.db import build_engine
 from socialcard.core.logging import get_logger
 from socialcard.registry.population import repository
-from socialcard.registry.population.checks import Mode, Problem, check
 from socialcard.registry.population.errors import GenerationError, SeedAlreadyGenerated
 from socialcard.registry.population.generator import (
     NONE_DAY,
@@ -70,6 +69,7 @@ from socialcard.registry.population.generator import (
 )
 from socialcard.registry.population.geography import plan_for
 from socialcard.registry.population.identity import SerialAllocator
+from socialcard.registry.validation_columnar import Mode, Problem, check
 
 log = get_logger(__name__)
 
@@ -694,6 +694,9 @@ def generate_population(
             dropped = []
             t1 = time.perf_counter()
             report.seconds_index = t1 - t0
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                repository.analyze_loaded(conn)
         report.seconds_finish = time.perf_counter() - t1
     finally:
         if feed is not None:
