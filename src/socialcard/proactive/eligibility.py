@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
+from socialcard.core.config import get_settings
 from socialcard.core.db import is_sqlite
 from socialcard.core.errors import AppError
 from socialcard.proactive import repository
@@ -88,16 +89,25 @@ class FamilyResult:
     evaluated: set[tuple[str, int]] = field(default_factory=set)  # (program, entity id)
 
 
-@lru_cache(maxsize=2)
-def compiled_pack(path: Path | None = None) -> CompiledPack:
-    """The configured rule pack, loaded once per process (a relative path is looked up in the
-    working directory, then in the source checkout)."""
-    chosen = path or get_proactive_settings().pack_path
+def pack_path() -> Path:
+    """The rule pack's directory: a relative path is looked up in the working directory, then
+    in the source checkout (so the demo works from anywhere)."""
+    chosen = get_proactive_settings().pack_path or Path(get_settings().rules.pack_path)
     if not chosen.is_absolute() and not chosen.exists():
         checkout = Path(__file__).resolve().parents[3] / chosen
         if checkout.exists():
-            chosen = checkout
-    return load_pack(chosen)
+            return checkout
+    return chosen
+
+
+@lru_cache(maxsize=2)
+def _compiled(path: Path) -> CompiledPack:
+    return load_pack(path)
+
+
+def compiled_pack() -> CompiledPack:
+    """The configured rule pack, loaded once per process."""
+    return _compiled(pack_path())
 
 
 def parse_period(text: str) -> Period:
@@ -391,7 +401,7 @@ def rules_run_for(session: Session, *, program_id: str, period: str, fresh: bool
             registry_snapshot.registry_snapshot_in_session(session) if is_sqlite(session) else None
         )
         run = rules_service.run_rules(
-            session, period=period, programs=[program_id], snapshot=snapshot
+            session, period=period, programs=[program_id], snapshot=snapshot, pack_path=pack_path()
         )
     return run.id
 
@@ -440,7 +450,11 @@ def family_candidates(
     out = FamilyResult()
     try:
         evaluation = rules_service.evaluate_family(
-            session, family_id=family_id, period=period, programs=list(programs)
+            session,
+            family_id=family_id,
+            period=period,
+            programs=list(programs),
+            pack_path=pack_path(),
         )
     except AppError:
         return out  # no current members, or no program in force: nothing to offer or keep
