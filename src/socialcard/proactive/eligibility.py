@@ -145,8 +145,13 @@ def legal_basis(program_id: str, lang: str = "ru") -> str:
 
 def program_title(program_id: str, lang: str) -> str:
     """The program's title in a language."""
+    return _title(pack_path(), program_id, lang)
+
+
+@lru_cache(maxsize=256)
+def _title(path: Path, program_id: str, lang: str) -> str:
     try:
-        program = compiled_pack().pack.program(program_id)
+        program = _compiled(path).pack.program(program_id)
     except KeyError:
         return program_id
     return program.title.get(lang) or program.title.get("ru") or program_id
@@ -358,6 +363,7 @@ def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candid
     needs_family = [r.family_id for r in raws if r.family_id is not None and not self_receives(r)]
     members = repository.family_members_for_recipient(session, needs_family)
     out: list[Candidate] = []
+    bases: dict[str, str] = {}
     for raw in raws:
         known = persons.get(raw.person_id) if raw.person_id is not None else None
         recipient: int | None = raw.person_id
@@ -377,7 +383,8 @@ def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candid
                 region_kato=region or "",
                 amount_minor=int(raw.amount_minor or 0),
                 period=period,
-                legal_basis=legal_basis(raw.program_id),
+                legal_basis=bases.get(raw.program_id)
+                or bases.setdefault(raw.program_id, legal_basis(raw.program_id)),
                 explanation=raw.explanation,
             )
         )
