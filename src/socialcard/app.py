@@ -13,6 +13,7 @@ from socialcard.proactive.router import pages as proactive_pages
 from socialcard.proactive.router import router as proactive_router
 from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
+from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
 
 
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
     app.include_router(registry_router)
     app.include_router(ingestion_router)
     app.include_router(security_router)
+    app.include_router(rules_router)
     app.include_router(proactive_router)
     app.include_router(proactive_pages)
     return app

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.errors import InvalidInput, NotFound
 from socialcard.rules import service
 from socialcard.rules.errors import FamilyNotFound
+from socialcard.rules.schemas import RunRead, StoredDecision
 from tests.rules.service_data import Families, build_families
 
 
@@ -17,7 +18,7 @@ def families(session: Session) -> Families:
     return build_families(session)
 
 
-def _run(session: Session, **kwargs: object) -> service.RunRead:  # type: ignore[name-defined]
+def _run(session: Session, **kwargs: object) -> RunRead:
     return service.run_rules(
         session,
         snapshot=service.session_snapshot(session),
@@ -236,7 +237,7 @@ class TestExplainDecision:
 
 class TestRunOverTheCommittedRegistry:
     def test_reads_the_registry_over_adbc(self, committed_engine: Engine):
-        with Session(committed_engine) as session:
+        with Session(committed_engine, expire_on_commit=False) as session:
             families = build_families(session)
             session.commit()
             run = service.run_rules(session, period="2026-03")
@@ -246,3 +247,37 @@ class TestRunOverTheCommittedRegistry:
                 service.eligible_decisions(session, run_id=run.id, program_id="kz.large_family")
             )
             assert [d.family_id for d in found] == [families.large.id]
+
+
+class TestStoredEqualsOnlineOnAGeneratedRegion:
+    def test_stored_decisions_agree_with_online_for_generated_families(
+        self, committed_engine: Engine
+    ):
+        from socialcard.registry.population.loader import generate_population
+
+        generate_population(committed_engine, families=150, seed=11, region="750000000")
+        with Session(committed_engine) as session:
+            run = service.run_rules(session, period="2026-03")
+            session.commit()
+            assert run.families >= 150
+            checked = 0
+            page = service.list_decisions(session, run_id=run.id, size=60)
+            by_family: dict[int, list[StoredDecision]] = {}
+            for d in page.items:
+                if d.family_id is not None:
+                    by_family.setdefault(d.family_id, []).append(d)
+            for family_id, stored in by_family.items():
+                online = service.evaluate_family(session, family_id=family_id, period="2026-03")
+                live = {(d.program_id, d.entity_id): d for d in online.decisions}
+                for kept in stored:
+                    now = live[(kept.program_id, kept.entity_id)]
+                    assert (kept.eligible, kept.amount_minor, kept.conditions, kept.variables) == (
+                        now.eligible,
+                        now.amount_minor,
+                        now.conditions,
+                        now.variables,
+                    ), (family_id, kept.program_id)
+                    checked += 1
+            assert checked > 500
+            eligible = sum(p.eligible for p in service.get_run(session, run_id=run.id).by_program)
+            assert eligible == run.eligible > 0

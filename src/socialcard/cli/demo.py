@@ -17,6 +17,7 @@ from socialcard.core.migrate import upgrade
 from socialcard.proactive.demo import run_demo_campaigns
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
+from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
 
 console = Console()
@@ -57,7 +58,6 @@ def register(app: typer.Typer) -> None:
                     region=region,
                     progress=lambda done: bar.update(task, completed=done),
                 )
-        run_demo_campaigns(console)
         with session_scope() as session:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)
@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
             f"Registry: {counts['persons']:,} persons in {counts['families']:,} families, "
             f"{counts['facts']:,} facts, {counts['events']:,} life events."
         )
+        rules_cli.demo_step()
+        run_demo_campaigns(console)
         console.print(f"Operator API key: {key.key}")
         console.print(f"Auditor API key:  {auditor.key}")
         if family_ids:

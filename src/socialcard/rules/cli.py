@@ -1,22 +1,23 @@
-"""Rules commands: check a pack, run its rule tests, simulate a reform (`socialcard rules`)."""
+"""Rules commands (`socialcard rules`): check a pack, run its tests, store a whole-registry
+run, explain one family, simulate a reform."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from socialcard.core.errors import AppError
 from socialcard.rules.engine.cases import pack_cases, run_cases
 from socialcard.rules.engine.compiler import CompiledPack, load_pack
 from socialcard.rules.engine.explain import format_value
 from socialcard.rules.engine.loader import load_cases
 from socialcard.rules.engine.model import Case, Scalar
 from socialcard.rules.engine.periods import Period
-from socialcard.rules.engine.problems import EvaluationError, PackError
+from socialcard.rules.engine.problems import PackError
 
 PackArg = Annotated[Path, typer.Argument(help="The rule pack directory, e.g. packs/kz.")]
 
@@ -134,15 +135,17 @@ def register(app: typer.Typer) -> None:
         ] = None,
         fact: Annotated[Path | None, typer.Option(help="Parquet file of the fact table.")] = None,
         synthetic: Annotated[
-            int, typer.Option(help="Without files: this many synthetic families.")
+            int, typer.Option(help="Instead of the registry: this many synthetic families.")
         ] = 0,
         sample: Annotated[int, typer.Option(help="Gainers and losers to show.")] = 5,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
-        """What-if: baseline against reform, by program and region, with gainers and losers."""
+        """What-if over the registry (or parquet files, or a synthetic population): baseline
+        against reform, by program and region, with gainers and losers."""
         import pyarrow.parquet as pq
 
-        from socialcard.rules.engine.simulate import simulate
+        from socialcard.core.db import session_scope
+        from socialcard.rules import service
         from socialcard.rules.engine.synthetic import generate
 
         compiled = _load(pack)
@@ -151,32 +154,32 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"--period: {exc}", err=True)
             raise typer.Exit(2) from exc
+        snapshot = None
         if person is not None and fact is not None:
-            person_table, fact_table = pq.read_table(person), pq.read_table(fact)
+            snapshot = (pq.read_table(person), pq.read_table(fact))
         elif synthetic > 0:
             population = generate(synthetic, seed=1, as_of=when.end)
-            person_table, fact_table = population.person, population.fact
-        else:
-            typer.echo("give --person and --fact parquet files, or --synthetic N", err=True)
+            snapshot = (population.person, population.fact)
+        elif person is not None or fact is not None:
+            typer.echo("give both --person and --fact parquet files", err=True)
             raise typer.Exit(2)
+        overrides = _overrides(set_ or [])
         try:
-            result = simulate(
-                compiled, person_table, fact_table, when, _overrides(set_ or []), sample=sample
-            )
-        except EvaluationError as exc:
-            typer.echo(str(exc), err=True)
+            with session_scope() as session:
+                result = service.simulate_registry(
+                    session,
+                    period=period,
+                    overrides=overrides,
+                    sample=sample,
+                    pack_path=pack,
+                    snapshot=snapshot,
+                )
+        except AppError as exc:
+            typer.echo(exc.message, err=True)
             raise typer.Exit(2) from exc
         money = compiled.pack
         if as_json:
-            payload = {
-                "period": str(result.period),
-                "overrides": {k: str(v) for k, v in result.overrides.items()},
-                "totals": [d.__dict__ for d in result.totals],
-                "by_region": [d.__dict__ for d in result.by_region],
-                "gainers": [c.__dict__ for c in result.gainers],
-                "losers": [c.__dict__ for c in result.losers],
-            }
-            typer.echo(json.dumps(payload, default=str, ensure_ascii=False, indent=2))
+            typer.echo(result.model_dump_json(indent=2))
             return
         for d in result.totals:
             typer.echo(
@@ -189,8 +192,167 @@ def register(app: typer.Typer) -> None:
             for c in changes:
                 why = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in c.flipped.items())
                 typer.echo(
-                    f"{title[:-1]} {c.program_id} {c.entity_id} ({c.region}):"
+                    f"{title[:-1]} {c.program_id} {c.entity_id} ({c.region_kato}):"
                     f" {format_value(c.baseline_minor, 'money', 'en', money)} ->"
                     f" {format_value(c.reform_minor, 'money', 'en', money)}"
                     + (f"; {why}" if why else "")
                 )
+
+    @rules.command("run")
+    def run_command(
+        period: Annotated[str, typer.Option(help="The first month, YYYY-MM (or YYYY).")],
+        months: Annotated[int, typer.Option(min=1, max=24, help="Consecutive months.")] = 1,
+        pack: Annotated[
+            Path | None, typer.Option(help="The rule pack (default: settings rules.pack_path).")
+        ] = None,
+        program: Annotated[
+            list[str] | None, typer.Option("--program", help="Only these programs.")
+        ] = None,
+    ) -> None:
+        """Evaluate the pack over the whole registry and store every decision."""
+        from socialcard.core.db import session_scope
+
+        try:
+            with session_scope() as session:
+                run = _run_with_progress(
+                    session, period=period, months=months, pack=pack, programs=program
+                )
+        except AppError as exc:
+            typer.echo(exc.message, err=True)
+            raise typer.Exit(2) from exc
+        print_run(run.id)
+
+    @rules.command("explain")
+    def explain_command(
+        family: Annotated[int, typer.Option(help="The family id.")],
+        period: Annotated[str, typer.Option(help="YYYY-MM (or YYYY).")],
+        lang: Annotated[
+            str | None, typer.Option(help="kk, ru or en (default: the head's).")
+        ] = None,
+        purpose: Annotated[
+            str, typer.Option(help="Why the data is read; kept in the audit log.")
+        ] = "case_review",
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Evaluate one family now and explain every program's decision (audited read)."""
+        import getpass
+
+        from socialcard.core.db import session_scope
+        from socialcard.rules import service
+        from socialcard.security.enums import Purpose
+        from socialcard.security.schemas import Actor
+
+        try:
+            reason = Purpose(purpose)
+        except ValueError as exc:
+            typer.echo(f"--purpose: one of {', '.join(p.value for p in Purpose)}", err=True)
+            raise typer.Exit(2) from exc
+        actor = Actor(key_id=None, name=f"cli:{getpass.getuser()}", role="operator")
+        try:
+            with session_scope() as session:
+                result = service.family_eligibility(
+                    session,
+                    family_id=family,
+                    period=period,
+                    actor=actor,
+                    purpose=reason,
+                    lang=lang,
+                )
+        except AppError as exc:
+            typer.echo(exc.message, err=True)
+            raise typer.Exit(2 if exc.status_code != 404 else 1) from exc
+        if as_json:
+            typer.echo(result.model_dump_json(indent=2))
+            return
+        for decision in result.decisions:
+            typer.echo(decision.explanation.text)
+
+
+def _run_with_progress(
+    session: Any,
+    *,
+    period: str,
+    months: int,
+    pack: Path | None,
+    programs: list[str] | None,
+) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from socialcard.rules import service
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(),
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "read registry" if stage == "read" else "evaluate and store months"
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        return service.run_rules(
+            session,
+            period=period,
+            months=months,
+            programs=programs,
+            pack_path=pack,
+            progress=tick,
+        )
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def print_run(run_id: int) -> None:
+    """Print a stored run: eligible counts and monthly cost by program, and the time split."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from socialcard.core.db import session_scope
+    from socialcard.rules import service
+
+    with session_scope() as session:
+        run = service.get_run(session, run_id=run_id)
+        pack = service.run_pack(session, run_id=run_id).compiled.pack
+    table = Table(
+        title=f"Rules run {run.id}: pack {run.pack_id}, {run.period}"
+        + (f" (+{run.months - 1} months)" if run.months > 1 else "")
+    )
+    for column in ("period", "program", "version", "eligible", "of", "monthly cost"):
+        table.add_column(column, justify="right" if column in ("eligible", "of") else "left")
+    for p in run.by_program:
+        table.add_row(
+            p.period,
+            p.program_id,
+            p.version or "-",
+            f"{p.eligible:,}",
+            f"{p.evaluated:,}",
+            format_value(p.amount_minor, "money", "en", pack),
+        )
+    console = Console()
+    console.print(table)
+    s = run.seconds
+    console.print(
+        f"{run.families:,} families, {run.persons:,} persons, {run.decisions:,} decisions"
+        f" ({run.eligible:,} eligible); seconds: read {s.read:.1f}, compile {s.compile:.2f},"
+        f" evaluate {s.evaluate:.1f}, write {s.write:.1f}"
+    )
+
+
+def demo_step(period: str | None = None) -> None:
+    """The demo's rules step: a stored run over the generated region, printed."""
+    from socialcard.core.clock import today
+    from socialcard.core.db import session_scope
+
+    when = period or f"{today():%Y-%m}"
+    with session_scope() as session:
+        run = _run_with_progress(session, period=when, months=1, pack=None, programs=None)
+    print_run(run.id)

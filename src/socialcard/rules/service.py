@@ -25,6 +25,7 @@ Services never commit. Errors are `socialcard.core.errors` subclasses naming the
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 import time
@@ -43,7 +44,7 @@ from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
 from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
-from socialcard.rules import codec, repository
+from socialcard.rules import codec, repository, snapshot_worker
 from socialcard.rules.engine.compiler import CompiledPack, ProgramPlan, VersionPlan, load_pack
 from socialcard.rules.engine.explain import Decision
 from socialcard.rules.engine.model import LANGUAGES, Scalar
@@ -171,7 +172,6 @@ def parse_value(text: str) -> Scalar:
     >>> parse_value("3932_00"), parse_value("0.8"), parse_value("true")
     (393200, Decimal('0.8'), True)
     """
-    import datetime as dt
     from decimal import InvalidOperation
 
     lowered = text.strip().lower()
@@ -199,7 +199,7 @@ def parse_overrides(
     for name, raw in (overrides or {}).items():
         where = f"{field}.{name}"
         value: Scalar
-        if isinstance(raw, bool | int):
+        if isinstance(raw, bool | int | Decimal | dt.date):
             value = raw
         elif isinstance(raw, float):
             value = Decimal(repr(raw))
@@ -311,6 +311,9 @@ def _encode_param(value: Any) -> list[Any]:
 
 
 def _plain(value: Any) -> Any:
+    """A JSON-safe value, as the engine's Decision.as_dict renders it."""
+    if isinstance(value, float):
+        return round(value, 4)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
@@ -357,6 +360,14 @@ def get_run(session: Session, *, run_id: int) -> RunDetail:
     )
 
 
+def run_pack(session: Session, *, run_id: int) -> LoadedPack:
+    """The compiled pack a run was made with (read from its path)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    return loaded_pack(run.pack_path)
+
+
 def list_runs(session: Session, *, page: int, size: int) -> RunPage:
     rows, total = repository.list_runs(session, offset=(page - 1) * size, limit=size)
     return RunPage(items=[_run_read(r) for r in rows], page=page, size=size, total=total)
@@ -372,6 +383,18 @@ def latest_run(session: Session, *, period: str, pack_id: str | None = None) -> 
 # --- stored runs ---------------------------------------------------------------------------
 
 
+def _check_request(
+    *, period: str, months: int, programs: Sequence[str] | None, pack_path: str | Path | None
+) -> tuple[Period, LoadedPack]:
+    first = parse_period(period)
+    periods = _periods(first, months)
+    pack = loaded_pack(pack_path)
+    plans = _select_plans(pack.compiled, first.kind, programs)
+    for when in periods:
+        _require_in_force(pack.compiled, when, plans)
+    return first, pack
+
+
 def create_run(
     session: Session,
     *,
@@ -382,12 +405,9 @@ def create_run(
     requested_by: str | None = None,
 ) -> RunRead:
     """Check the request and record a queued run (executed by `execute_run`)."""
-    first = parse_period(period)
-    periods = _periods(first, months)
-    pack = loaded_pack(pack_path)
-    plans = _select_plans(pack.compiled, first.kind, programs)
-    for when in periods:
-        _require_in_force(pack.compiled, when, plans)
+    first, pack = _check_request(
+        period=period, months=months, programs=programs, pack_path=pack_path
+    )
     run = RulesRun(
         pack_id=pack.compiled.pack.id,
         pack_path=pack.path,
@@ -420,6 +440,7 @@ def execute_run(
     snapshot: tuple[pa.Table, pa.Table] | None = None,
     progress: Progress | None = None,
     threads: int | None = None,
+    read_before: float = 0.0,
 ) -> RunRead:
     """Evaluate a queued run and store its results (the caller commits; on an error the
     caller rolls back and may `mark_failed`)."""
@@ -429,7 +450,6 @@ def execute_run(
     tick = progress or (lambda _stage, _done, _total: None)
     run.status = "running"
     run.started_at = utcnow()
-    session.flush()
     pack = loaded_pack(run.pack_path)
     compile_s = pack.compile_seconds
     first = Period.parse(run.period)
@@ -437,11 +457,12 @@ def execute_run(
     plans = _select_plans(pack.compiled, first.kind, run.programs)
     tick("read", 0, 1)
     t0 = time.perf_counter()
+    # Read before this session writes: on SQLite a reader on another connection while this
+    # one holds the write lock can fail the commit ("locking protocol").
     person, fact = (
-        snapshot
-        if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session))
+        snapshot if snapshot is not None else snapshot_worker.read_registry(_bind_url(session))
     )
+    session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
         engine.load(person, fact)
@@ -452,7 +473,7 @@ def execute_run(
             " AS head_person_id FROM rules_person_snapshot GROUP BY 1"
         )
         engine.con.unregister("rules_person_snapshot")
-        read_s = time.perf_counter() - t0
+        read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
         run.persons = person.num_rows
         del person, fact
@@ -507,7 +528,17 @@ def run_rules(
     requested_by: str | None = None,
     threads: int | None = None,
 ) -> RunRead:
-    """Evaluate the pack over the whole registry for the period(s) and store every decision."""
+    """Evaluate the pack over the whole registry for the period(s) and store every decision.
+
+    The registry is read (committed data, over ADBC) before this session writes anything;
+    on SQLite, commit your own writes before calling, or pass `snapshot`.
+    """
+    _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
+    read_before = 0.0
+    if snapshot is None:
+        t0 = time.perf_counter()
+        snapshot = snapshot_worker.read_registry(_bind_url(session))
+        read_before = time.perf_counter() - t0
     run = create_run(
         session,
         period=period,
@@ -517,7 +548,12 @@ def run_rules(
         requested_by=requested_by,
     )
     return execute_run(
-        session, run_id=run.id, snapshot=snapshot, progress=progress, threads=threads
+        session,
+        run_id=run.id,
+        snapshot=snapshot,
+        progress=progress,
+        threads=threads,
+        read_before=read_before,
     )
 
 
@@ -1196,9 +1232,7 @@ def simulate_registry(
     _require_in_force(pack.compiled, when, plans)
     t0 = time.perf_counter()
     person, fact = (
-        snapshot
-        if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session))
+        snapshot if snapshot is not None else snapshot_worker.read_registry(_bind_url(session))
     )
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)

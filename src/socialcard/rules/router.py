@@ -1,0 +1,185 @@
+"""Rules HTTP API: stored runs and their decisions, one family's eligibility, what-if."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from socialcard.core.db import new_session, session_scope
+from socialcard.core.deps import DbSession
+from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
+from socialcard.rules import repository, service
+from socialcard.rules.schemas import (
+    DecisionPage,
+    FamilyEvaluation,
+    Lang,
+    RunCreate,
+    RunDetail,
+    RunPage,
+    RunRead,
+    SimulationCreate,
+    SimulationRead,
+    StoredDecisionExplained,
+)
+from socialcard.security.deps import require_roles
+from socialcard.security.enums import Purpose, Role
+from socialcard.security.schemas import Actor
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["rules"], responses=PROBLEM_RESPONSES)
+Starter = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.POLICY_OWNER))]
+Reader = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.POLICY_OWNER, Role.AUDITOR))]
+Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
+PolicyOwner = Annotated[Actor, Depends(require_roles(Role.POLICY_OWNER))]
+PeriodQuery = Annotated[str, Query(max_length=7, description="YYYY-MM (or YYYY)")]
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Cannot evaluate", "content": {PROBLEM_JSON: {}}}
+}
+
+
+def execute_in_background(run_id: int) -> None:
+    """Run a queued run in its own transaction; a failure is recorded on the run."""
+    deadline = time.monotonic() + 30
+    while True:  # the request that queued it commits as its response goes out
+        with new_session() as probe:
+            run = repository.run_by_id(probe, run_id)
+            if run is not None or time.monotonic() > deadline:
+                break
+        time.sleep(0.05)
+    if run is None:
+        log.error("rules run %s was never committed", run_id)
+        return
+    try:
+        with session_scope() as session:
+            service.execute_run(session, run_id=run_id)
+    except Exception as exc:  # a failed run is a state of the run, not a crash
+        log.exception("rules run %s failed", run_id)
+        with session_scope() as session:
+            service.mark_failed(session, run_id=run_id, error=str(exc) or type(exc).__name__)
+
+
+@router.post(
+    "/rules/runs",
+    response_model=RunRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=CONFLICT,
+)
+def start_run(body: RunCreate, session: DbSession, actor: Starter) -> RunRead:
+    """Evaluate the pack over the whole registry and store every decision (in the
+    background): 202 with the run; poll GET /rules/runs/{id}."""
+    run = service.create_run(
+        session,
+        period=body.period,
+        months=body.months,
+        programs=body.programs,
+        requested_by=actor.name,
+    )
+    # A thread of its own: it waits for this request's commit, then works for seconds to
+    # minutes without holding a server worker.
+    threading.Thread(
+        target=execute_in_background, args=(run.id,), name=f"rules-run-{run.id}", daemon=True
+    ).start()
+    return run
+
+
+@router.get("/rules/runs", response_model=RunPage)
+def list_runs(
+    session: DbSession,
+    actor: Reader,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RunPage:
+    """Stored runs, newest first."""
+    return service.list_runs(session, page=page, size=size)
+
+
+@router.get("/rules/runs/{run_id}", response_model=RunDetail)
+def get_run(
+    run_id: Annotated[int, Path(ge=1, le=2**62)], session: DbSession, actor: Reader
+) -> RunDetail:
+    """A run's status, timings and summary by program and by region."""
+    return service.get_run(session, run_id=run_id)
+
+
+@router.get("/rules/runs/{run_id}/decisions", response_model=DecisionPage)
+def list_decisions(
+    run_id: Annotated[int, Path(ge=1, le=2**62)],
+    session: DbSession,
+    actor: Reader,
+    program: Annotated[str | None, Query(max_length=80)] = None,
+    eligible: bool | None = None,
+    region: Annotated[str | None, Query(max_length=9, description="KATO code or prefix")] = None,
+    period: Annotated[str | None, Query(max_length=7)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DecisionPage:
+    """Stored decisions, filtered by program, eligibility and region; pages of families."""
+    return service.list_decisions(
+        session,
+        run_id=run_id,
+        program_id=program,
+        eligible=eligible,
+        region=region,
+        period=period,
+        page=page,
+        size=size,
+    )
+
+
+@router.get(
+    "/rules/runs/{run_id}/families/{family_key}/decisions/{program_id}",
+    response_model=StoredDecisionExplained,
+)
+def get_decision(
+    run_id: Annotated[int, Path(ge=1, le=2**62)],
+    family_key: Annotated[int, Path(ge=-(2**62), le=2**62)],
+    program_id: Annotated[str, Path(max_length=80)],
+    session: DbSession,
+    actor: Reader,
+    person_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    period: Annotated[str | None, Query(max_length=7)] = None,
+    lang: Lang = "ru",
+) -> StoredDecisionExplained:
+    """One stored decision with its explanation in kk, ru or en."""
+    return service.explain_decision(
+        session,
+        run_id=run_id,
+        family_key=family_key,
+        program_id=program_id,
+        person_id=person_id,
+        period=period,
+        lang=lang,
+    )
+
+
+@router.get(
+    "/families/{family_id}/eligibility", response_model=FamilyEvaluation, responses=CONFLICT
+)
+def family_eligibility(
+    family_id: Annotated[int, Path(ge=1, le=2**62)],
+    session: DbSession,
+    actor: Operator,
+    period: PeriodQuery,
+    purpose: Annotated[Purpose, Query(description="Why the data is read; kept in the audit log.")],
+    lang: Lang | None = None,
+) -> Response:
+    """Evaluate one family now: every program's decision with conditions, values,
+    parameters, version, legal basis and explanation (default: the head's language)."""
+    result = service.family_eligibility(
+        session, family_id=family_id, period=period, actor=actor, purpose=purpose, lang=lang
+    )
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+@router.post("/rules/simulations", response_model=SimulationRead, responses=CONFLICT)
+def simulate(body: SimulationCreate, session: DbSession, actor: PolicyOwner) -> SimulationRead:
+    """What-if over the registry: counts and monthly cost by program and region, baseline
+    against reform, with gainers and losers and why."""
+    return service.simulate_registry(
+        session, period=body.period, overrides=body.overrides, sample=body.sample
+    )

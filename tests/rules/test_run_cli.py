@@ -1,0 +1,134 @@
+"""`socialcard rules run | explain | simulate` over the store, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from socialcard.cli.main import app
+from socialcard.rules.models import RulesOutcome, RulesRun
+from socialcard.security.models import AuditEvent
+from tests.rules.conftest import KZ
+from tests.rules.service_data import Families, build_families
+
+runner = CliRunner()
+
+
+def _families(engine: Engine) -> Families:
+    with Session(engine, expire_on_commit=False) as session:
+        families = build_families(session)
+        session.commit()
+    return families
+
+
+class TestRunCommand:
+    def test_stores_a_run_and_prints_counts_and_cost_by_program(self, committed_engine: Engine):
+        _families(committed_engine)
+        result = runner.invoke(app, ["rules", "run", "--period", "2026-03", "--pack", str(KZ)])
+        assert result.exit_code == 0, result.output
+        assert "kz.large_family" in result.output
+        assert "3 families" in result.output
+        with Session(committed_engine) as session:
+            run = session.scalars(select(RulesRun)).one()
+            assert run.status == "succeeded"
+            outcomes = session.scalar(select(func.count()).select_from(RulesOutcome))
+            assert outcomes == 3
+
+    def test_twelve_months_in_one_run(self, committed_engine: Engine):
+        _families(committed_engine)
+        result = runner.invoke(app, ["rules", "run", "--period", "2026-01", "--months", "12"])
+        assert result.exit_code == 0, result.output
+        with Session(committed_engine) as session:
+            outcomes = session.scalar(select(func.count()).select_from(RulesOutcome))
+            assert outcomes == 36
+
+    def test_bad_period_exits_2_naming_it(self, committed_engine: Engine):
+        result = runner.invoke(app, ["rules", "run", "--period", "2026-14"])
+        assert result.exit_code == 2
+        assert "period" in result.output
+
+
+class TestExplainCommand:
+    def test_explains_every_program_in_the_language_and_audits(self, committed_engine: Engine):
+        families = _families(committed_engine)
+        result = runner.invoke(
+            app,
+            [
+                "rules",
+                "explain",
+                "--family",
+                str(families.large.id),
+                "--period",
+                "2026-03",
+                "--lang",
+                "ru",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert "Многодетн" in result.output or "многодет" in result.output.lower()
+        assert "выполнено" in result.output
+        with Session(committed_engine) as session:
+            audited = session.scalars(
+                select(AuditEvent.subject_id).where(AuditEvent.action == "family.eligibility.read")
+            ).all()
+        assert sorted(audited) == sorted(families.large_members)
+
+    def test_json_output(self, committed_engine: Engine):
+        families = _families(committed_engine)
+        result = runner.invoke(
+            app,
+            [
+                "rules",
+                "explain",
+                "--family",
+                str(families.retired.id),
+                "--period",
+                "2026-03",
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        body = json.loads(result.output)
+        pension = next(d for d in body["decisions"] if d["program_id"] == "kz.base_pension")
+        assert pension["eligible"] is True
+
+    def test_unknown_family_exits_1(self, committed_engine: Engine):
+        result = runner.invoke(
+            app, ["rules", "explain", "--family", "4242424", "--period", "2026-03"]
+        )
+        assert result.exit_code == 1
+        assert "4242424" in result.output
+
+
+class TestSimulateOverTheRegistry:
+    def test_reform_over_the_registry_by_default(self, committed_engine: Engine):
+        _families(committed_engine)
+        result = runner.invoke(
+            app,
+            [
+                "rules",
+                "simulate",
+                str(KZ),
+                "--period",
+                "2026-03",
+                "--set",
+                "kz.large_family.coef.4=100",
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        body = json.loads(result.output)
+        large = next(t for t in body["totals"] if t["program_id"] == "kz.large_family")
+        assert large["baseline_count"] == 1
+        assert large["reform_minor"] != large["baseline_minor"]
+
+    def test_malformed_override_exits_2_naming_it(self, committed_engine: Engine):
+        result = runner.invoke(
+            app,
+            ["rules", "simulate", str(KZ), "--period", "2026-03", "--set", "kz.asp.nope=1"],
+        )
+        assert result.exit_code == 2
+        assert "kz.asp.nope" in result.output
