@@ -47,7 +47,8 @@ class TestCampaignCommands:
         assert json.loads(override.stdout)["status"] == "refused"
         funnel = runner.invoke(app, ["campaign", "funnel", "--no-regions"])
         assert funnel.exit_code == 0
-        assert "kz.large_family 2026-03" in funnel.stdout
+        assert "Campaign funnel 2026-03" in funnel.stdout
+        assert "kz.large_family" in funnel.stdout
         offers = runner.invoke(
             app, ["campaign", "offers", "--purpose", "case_review", "--status", "refused"]
         )
@@ -113,8 +114,8 @@ class TestDemoStep:
         run_demo_campaigns(Console(file=out, width=150), period=PERIOD)
         run_demo_campaigns(Console(file=out, width=150), period=PERIOD)
         text = out.getvalue()
-        assert "Campaign funnel" in text
-        assert "kz.large_family 2026-03" in text
+        assert "Campaign funnel 2026-03" in text
+        assert "kz.large_family" in text
         with session_scope() as session:
             assert len(session.scalars(select(Offer)).all()) >= 1
             assert {m.status for m in session.scalars(select(Message))} == {"delivered"}

@@ -60,10 +60,6 @@ def register(app: typer.Typer) -> None:
                     region=region,
                     progress=lambda done: bar.update(task, completed=done),
                 )
-        rules_cli.demo_step()
-        wellbeing_cli.demo_step(console)
-        run_demo_campaigns(console)
-        wallet_demo.run_demo_step(console)
         with session_scope() as session:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)
@@ -76,6 +72,10 @@ def register(app: typer.Typer) -> None:
             f"Registry: {counts['persons']:,} persons in {counts['families']:,} families, "
             f"{counts['facts']:,} facts, {counts['events']:,} life events."
         )
+        rules_cli.demo_step()
+        wellbeing_cli.demo_step(console)
+        run_demo_campaigns(console)
+        wallet_demo.run_demo_step(console)
         console.print(f"Operator API key: {key.key}")
         console.print(f"Auditor API key:  {auditor.key}")
         if family_ids:

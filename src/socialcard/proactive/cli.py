@@ -7,6 +7,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -49,7 +50,10 @@ def print_funnel(
         "assigned",
         "paid",
     )
-    table = Table(title="Campaign funnel")
+    periods = sorted({row.period for row in rows})
+    one_period = len(periods) == 1
+    title = f"Campaign funnel {periods[0]}" if one_period else "Campaign funnel"
+    table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     table.add_column("campaign", no_wrap=True)
     if by_region:
         table.add_column("region", no_wrap=True)
@@ -58,7 +62,7 @@ def print_funnel(
         table.add_column(header, justify="right", min_width=len(header))
     lines: dict[tuple[str, str], dict[str, int]] = {}
     for row in rows:
-        label = f"{row.program_id} {row.period}"
+        label = row.program_id if one_period else f"{row.program_id} {row.period}"
         key = (label, row.region_kato if by_region else "")
         line = lines.setdefault(key, dict.fromkeys(columns, 0))
         for name in columns:

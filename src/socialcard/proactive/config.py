@@ -23,7 +23,8 @@ class ProactiveSettings(BaseSettings):
         env_prefix="SOCIALCARD_PROACTIVE__", env_file=".env", extra="ignore"
     )
 
-    pack_path: Path = Path("packs/kz")
+    # The rule pack; unset means the rules domain's `SOCIALCARD_RULES__PACK_PATH`.
+    pack_path: Path | None = None
     campaigns_file: Path = CAMPAIGNS_FILE
     gateway: Literal["file", "http"] = "file"
     outbox_file: Path = Path("var") / "sms-outbox.jsonl"

@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
+from socialcard.core.config import get_settings
 from socialcard.core.db import is_sqlite
 from socialcard.core.errors import AppError
 from socialcard.proactive import repository
@@ -88,16 +89,25 @@ class FamilyResult:
     evaluated: set[tuple[str, int]] = field(default_factory=set)  # (program, entity id)
 
 
-@lru_cache(maxsize=2)
-def compiled_pack(path: Path | None = None) -> CompiledPack:
-    """The configured rule pack, loaded once per process (a relative path is looked up in the
-    working directory, then in the source checkout)."""
-    chosen = path or get_proactive_settings().pack_path
+def pack_path() -> Path:
+    """The rule pack's directory: a relative path is looked up in the working directory, then
+    in the source checkout (so the demo works from anywhere)."""
+    chosen = get_proactive_settings().pack_path or Path(get_settings().rules.pack_path)
     if not chosen.is_absolute() and not chosen.exists():
         checkout = Path(__file__).resolve().parents[3] / chosen
         if checkout.exists():
-            chosen = checkout
-    return load_pack(chosen)
+            return checkout
+    return chosen
+
+
+@lru_cache(maxsize=2)
+def _compiled(path: Path) -> CompiledPack:
+    return load_pack(path)
+
+
+def compiled_pack() -> CompiledPack:
+    """The configured rule pack, loaded once per process."""
+    return _compiled(pack_path())
 
 
 def parse_period(text: str) -> Period:
@@ -135,8 +145,13 @@ def legal_basis(program_id: str, lang: str = "ru") -> str:
 
 def program_title(program_id: str, lang: str) -> str:
     """The program's title in a language."""
+    return _title(pack_path(), program_id, lang)
+
+
+@lru_cache(maxsize=256)
+def _title(path: Path, program_id: str, lang: str) -> str:
     try:
-        program = compiled_pack().pack.program(program_id)
+        program = _compiled(path).pack.program(program_id)
     except KeyError:
         return program_id
     return program.title.get(lang) or program.title.get("ru") or program_id
@@ -348,6 +363,7 @@ def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candid
     needs_family = [r.family_id for r in raws if r.family_id is not None and not self_receives(r)]
     members = repository.family_members_for_recipient(session, needs_family)
     out: list[Candidate] = []
+    bases: dict[str, str] = {}
     for raw in raws:
         known = persons.get(raw.person_id) if raw.person_id is not None else None
         recipient: int | None = raw.person_id
@@ -367,7 +383,8 @@ def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candid
                 region_kato=region or "",
                 amount_minor=int(raw.amount_minor or 0),
                 period=period,
-                legal_basis=legal_basis(raw.program_id),
+                legal_basis=bases.get(raw.program_id)
+                or bases.setdefault(raw.program_id, legal_basis(raw.program_id)),
                 explanation=raw.explanation,
             )
         )
@@ -391,7 +408,7 @@ def rules_run_for(session: Session, *, program_id: str, period: str, fresh: bool
             registry_snapshot.registry_snapshot_in_session(session) if is_sqlite(session) else None
         )
         run = rules_service.run_rules(
-            session, period=period, programs=[program_id], snapshot=snapshot
+            session, period=period, programs=[program_id], snapshot=snapshot, pack_path=pack_path()
         )
     return run.id
 
@@ -440,7 +457,11 @@ def family_candidates(
     out = FamilyResult()
     try:
         evaluation = rules_service.evaluate_family(
-            session, family_id=family_id, period=period, programs=list(programs)
+            session,
+            family_id=family_id,
+            period=period,
+            programs=list(programs),
+            pack_path=pack_path(),
         )
     except AppError:
         return out  # no current members, or no program in force: nothing to offer or keep

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from socialcard.core.bulk import copy_rows
 from socialcard.proactive.enums import (
     AssignmentStatus,
     MessageKind,
@@ -124,11 +125,25 @@ def family_of_person(session: Session, person_id: int) -> int | None:
 
 
 def insert_offers(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
-    """Insert offers; returns entity id -> offer id."""
+    """Insert offers in bulk (COPY on PostgreSQL, executemany on SQLite, in the session's
+    transaction); returns entity id -> offer id. Rows share one program and period."""
     if not rows:
         return {}
-    result = session.execute(insert(Offer).returning(Offer.entity_id, Offer.id), rows)
-    return {row[0]: row[1] for row in result}
+    columns = tuple(rows[0])
+    copy_rows(session, Offer.__tablename__, columns, [tuple(r[c] for c in columns) for r in rows])
+    program_id, period = rows[0]["program_id"], rows[0]["period"]
+    entity_ids = [r["entity_id"] for r in rows]
+    found: dict[int, int] = {}
+    for chunk in _chunks(entity_ids):
+        for entity_id, offer_id in session.execute(
+            select(Offer.entity_id, Offer.id).where(
+                Offer.program_id == program_id,
+                Offer.period == period,
+                Offer.entity_id.in_(chunk),
+            )
+        ):
+            found[entity_id] = offer_id
+    return found
 
 
 def offer_by_id(session: Session, offer_id: int) -> Offer | None:
@@ -230,8 +245,12 @@ def search_offers(
 
 
 def insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert messages in bulk (COPY on PostgreSQL, executemany on SQLite)."""
     if rows:
-        session.execute(insert(Message), rows)
+        columns = tuple(rows[0])
+        copy_rows(
+            session, Message.__tablename__, columns, [tuple(r[c] for c in columns) for r in rows]
+        )
 
 
 def message_key_exists(session: Session, key: str) -> bool:

@@ -345,6 +345,7 @@ def offer_candidates(
     expires = links.link_expiry(deadline, link_settings.link_ttl_hours, now)
     messages: list[dict[str, Any]] = []
     deadline_text = deadline.strftime("%d.%m.%Y")
+    titles = {lang: eligibility.program_title(campaign.program_id, lang) for lang in LANGUAGES}
     for entity_id, offer_id in ids.items():
         blocked[entity_id] = "already_offered"
         candidate = chosen[entity_id]
@@ -354,7 +355,7 @@ def offer_candidates(
         lang = language_of(language)
         token = links.make_token(offer_id, expires_at=expires)
         values = {
-            "program": eligibility.program_title(candidate.program_id, lang),
+            "program": titles[lang],
             "amount": format_amount(candidate.amount_minor),
             "deadline": deadline_text,
             "link": f"{base}/consent/{token}",

@@ -94,7 +94,7 @@ def check_template(body: str) -> None:
 
 def render(body: str, values: Mapping[str, str]) -> str:
     """Fill a template's placeholders (missing ones become empty)."""
-    return string.Formatter().vformat(body, (), _Blank(values)).strip()
+    return body.format_map(_Blank(values)).strip()
 
 
 class _Blank(dict[str, str]):
