@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, select, text, update
+from sqlalchemy import Table, and_, case, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from socialcard.core.db import is_sqlite
 from socialcard.wallet.enums import HoldStatus, PostingKind
@@ -37,7 +38,21 @@ def begin_write(session: Session) -> None:
     connection = session.connection()
     driver = connection.connection.driver_connection
     if driver is not None and not driver.in_transaction:
+        # Threads of this process queue on a mutex rather than in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms and so turns contention into seconds-long tails.
+        # If the mutex is not free within the busy timeout, SQLite's own waiting takes over.
+        if _WRITE_MUTEX.acquire(timeout=30):
+            session.info["wallet_write_mutex"] = True
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_WRITE_MUTEX = threading.Lock()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_write_mutex(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and session.info.pop("wallet_write_mutex", False):
+        _WRITE_MUTEX.release()
 
 
 def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any]) -> Any:
