@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
+from socialcard.core.logging import get_logger
 from socialcard.wallet.enums import AccountKind, PostingKind, VoucherStatus
 from socialcard.wallet.errors import InsufficientFunds, PersonNotFound
 from socialcard.wallet.funding.schemas import (
@@ -25,6 +26,8 @@ from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.catalog import VoucherType
 from socialcard.wallet.vouchers.schemas import PrescriptionLine
+
+log = get_logger(__name__)
 
 
 def _source_code(program_id: str) -> str:
@@ -208,6 +211,13 @@ def fund_order(
             memo=f"{order.program_id} {order.period}",
         )
         status = VoucherStatus.CREATED if vtype.needs_activation else VoucherStatus.ACTIVATED
+        log.info(
+            "benefit_funded",
+            voucher_id=voucher_id,
+            posting_id=posting_id,
+            program_id=order.program_id,
+            amount_minor=order.amount_minor,
+        )
         return FundingResult(
             voucher_id=voucher_id,
             account_id=account_id,

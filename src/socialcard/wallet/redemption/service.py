@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
+from socialcard.core.logging import get_logger
 from socialcard.wallet.enums import Decision, DeclineReason, HoldStatus, VoucherStatus
 from socialcard.wallet.errors import HoldNotFound
 from socialcard.wallet.ledger import repository as ledger_repository
@@ -31,6 +32,8 @@ from socialcard.wallet.types import Record
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.catalog import load_catalog
 from socialcard.wallet.vouchers.policy import Evaluation, Item, evaluate
+
+log = get_logger(__name__)
 
 # Merchant account ids never change; caching them saves a query per capture.
 _merchant_accounts: dict[int, int] = {}
@@ -153,6 +156,13 @@ def authorize(
             )
         if voucher_values:
             voucher_service.update_voucher(session, voucher.id, voucher_values)
+        log.info(
+            "voucher_redeemed" if request.capture else "voucher_authorized",
+            hold_id=hold_id,
+            voucher_id=voucher.id,
+            merchant_id=terminal.merchant_id,
+            amount_minor=amount,
+        )
         return {
             "authorization_id": hold_id,
             "decision": outcome.decision.value,

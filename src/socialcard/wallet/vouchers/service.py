@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.errors import field_error
+from socialcard.core.logging import get_logger
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind, VoucherStatus
 from socialcard.wallet.errors import (
     ActivationRefused,
@@ -32,6 +33,7 @@ from socialcard.wallet.vouchers.schemas import (
     WalletRead,
 )
 
+log = get_logger(__name__)
 lock_voucher = repository.lock_voucher
 update_voucher = repository.update_voucher
 voucher_by_token = repository.voucher_by_token
@@ -311,6 +313,12 @@ def expire_due(session: Session, *, now: datetime | None = None) -> ExpiryResult
                 session, voucher_id, {"status": VoucherStatus.EXPIRED.value, "expired_at": now}
             )
             vouchers_expired += 1
+    log.info(
+        "vouchers_expired",
+        holds=holds_expired,
+        vouchers=vouchers_expired,
+        returned_minor=returned,
+    )
     return ExpiryResult(
         holds_expired=holds_expired, vouchers_expired=vouchers_expired, returned_minor=returned
     )
