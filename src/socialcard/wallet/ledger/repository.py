@@ -173,6 +173,36 @@ _CAPTURE_NOW_PG = text(
 )
 
 
+# Capturing an open hold on PostgreSQL: posting, entries, balance and hold in one round trip.
+_CAPTURE_HOLD_PG = text(
+    """
+    WITH p AS (
+        INSERT INTO wallet_posting (kind, posted_at, hold_id, voucher_id, merchant_id)
+        VALUES ('capture', :now, :hold_id, :voucher_id, :merchant_id)
+        RETURNING id
+    ), e AS (
+        INSERT INTO wallet_entry (posting_id, account_id, amount_minor)
+        SELECT p.id, x.account_id, x.amount_minor
+        FROM p, (VALUES (CAST(:account_id AS BIGINT), CAST(-:amount AS BIGINT)),
+                        (CAST(:merchant_account_id AS BIGINT), CAST(:amount AS BIGINT)))
+             AS x(account_id, amount_minor)
+    ), a AS (
+        UPDATE wallet_account
+        SET balance_minor = balance_minor - :amount, held_minor = held_minor - :held
+        WHERE id = :account_id
+    ), h AS (
+        UPDATE wallet_hold SET status = 'captured', captured_minor = :amount, resolved_at = :now
+        WHERE id = :hold_id
+    )
+    SELECT p.id AS posting_id FROM p
+    """
+)
+
+
+def capture_hold_pg(session: Session, values: dict[str, Any]) -> int:
+    return int(session.execute(_CAPTURE_HOLD_PG, values).scalar_one())
+
+
 def insert_capture_pg(session: Session, values: dict[str, Any]) -> tuple[int, int]:
     row = session.execute(_CAPTURE_NOW_PG, values).one()
     return int(row.hold_id), int(row.posting_id)
