@@ -184,6 +184,10 @@ def fund_order(
                 details=[field_error("amount_minor", "exceeds the program budget")],
             )
         first, last = _period_bounds(order.period)
+        if vtype.activation_days is not None and vtype.activation_requires:
+            # An unactivated gas voucher lapses after the last activation day (the 29th);
+            # activation extends it to the end of the month.
+            last = min(last, first.replace(day=vtype.activation_days[1]))
         voucher_id, account_id, _token = voucher_service.issue_voucher(
             session,
             person_id=order.person_id,

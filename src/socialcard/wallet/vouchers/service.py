@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import secrets
 from datetime import date, datetime
@@ -156,6 +157,8 @@ def activate(
                 details=[field_error("utility_account", "required")],
             )
         values["utility_account"] = utility_account
+        year, month = int(voucher.period[:4]), int(voucher.period[5:7])
+        values["valid_until"] = date(year, month, calendar.monthrange(year, month)[1])
     repository.update_voucher(session, voucher_id, values)
     refreshed = repository.lock_voucher(session, voucher_id=voucher_id)
     assert refreshed is not None  # noqa: S101 - locked just above
