@@ -467,3 +467,17 @@ class TestGasExpiry:
         assert (result.vouchers_expired, result.returned_minor) == (1, 5_000)
         assert _balance(session, idle.account_id) == (0, 0)
         assert _balance(session, used.account_id) == (5_000, 0)
+
+
+class TestCashBalance:
+    def test_cash_pays_any_item_at_accepting_merchants_but_not_at_a_museum(
+        self, session: Session
+    ) -> None:
+        _, pharmacy, _ = make_merchant(session, category="pharmacy", licensed=True)
+        _, museum, _ = make_merchant(session, category="museum")
+        funded = fund(session, amount_minor=10_000, benefit_type="cash")
+        token = token_of(session, funded.voucher_id)
+        anything = [{"sku": "soap", "category": "other", "quantity": 1, "amount_minor": 700}]
+        assert _authorize(session, pharmacy, token, anything, capture=True).decision == "approved"
+        refused = _authorize(session, museum, token, anything, capture=True)
+        assert (refused.decision, refused.reason) == ("declined", "merchant_category_not_allowed")
