@@ -120,3 +120,18 @@ class TestSameKeyAtOnce:
         changed = _run_at_once(10, lambda _: _authorize(factory, terminal, token, 1_600, "same"))
         assert {getattr(c, "code", None) for c in changed} == {"idempotency_key_reused"}
         assert _check(committed_engine).ok
+
+
+class TestWriteMutex:
+    def test_released_after_commit_and_after_an_error(self, committed_engine: Engine) -> None:
+        from socialcard.wallet.ledger import repository
+
+        merchant_service.clear_terminal_cache()
+        terminal, token, _ = _setup(committed_engine, 10_000)
+        factory = sessionmaker(bind=committed_engine, expire_on_commit=False)
+        _authorize(factory, terminal, token, 1_000, "m1")
+        assert not repository._WRITE_MUTEX.locked()
+        results = _run_at_once(1, lambda _: _authorize(factory, terminal, token, 1_001, "m1"))
+        assert getattr(results[0], "code", None) == "idempotency_key_reused"
+        assert not repository._WRITE_MUTEX.locked()
+        assert _authorize(factory, terminal, token, 1_000, "m2").decision == "approved"

@@ -454,3 +454,30 @@ class TestExpiry:
         assert stats[("food", "expired")].vouchers == 1
         assert wallet_service.check(session).ok
         assert voucher_id
+
+
+class TestGasExpiry:
+    def test_unactivated_gas_lapses_after_the_29th_activated_lasts_the_month(
+        self, session: Session
+    ) -> None:
+        idle = fund(session, amount_minor=5_000, benefit_type="gas")
+        used = fund(session, amount_minor=5_000, benefit_type="gas")
+        activate(session, used.voucher_id, utility_account="1234567")
+        result = voucher_service.expire_due(session, now=datetime(2026, 3, 30, 1, tzinfo=UTC))
+        assert (result.vouchers_expired, result.returned_minor) == (1, 5_000)
+        assert _balance(session, idle.account_id) == (0, 0)
+        assert _balance(session, used.account_id) == (5_000, 0)
+
+
+class TestCashBalance:
+    def test_cash_pays_any_item_at_accepting_merchants_but_not_at_a_museum(
+        self, session: Session
+    ) -> None:
+        _, pharmacy, _ = make_merchant(session, category="pharmacy", licensed=True)
+        _, museum, _ = make_merchant(session, category="museum")
+        funded = fund(session, amount_minor=10_000, benefit_type="cash")
+        token = token_of(session, funded.voucher_id)
+        anything = [{"sku": "soap", "category": "other", "quantity": 1, "amount_minor": 700}]
+        assert _authorize(session, pharmacy, token, anything, capture=True).decision == "approved"
+        refused = _authorize(session, museum, token, anything, capture=True)
+        assert (refused.decision, refused.reason) == ("declined", "merchant_category_not_allowed")

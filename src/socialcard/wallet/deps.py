@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated
 
-from fastapi import Depends, Header, Path
+from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session
 
 from socialcard.core.deps import get_session
@@ -12,8 +14,6 @@ from socialcard.security.deps import require_roles
 from socialcard.security.enums import Role
 from socialcard.security.schemas import Actor
 from socialcard.wallet.errors import MissingTerminalKey
-from socialcard.wallet.merchants import service as merchant_service
-from socialcard.wallet.merchants.service import TerminalContext
 from socialcard.wallet.vouchers import service as voucher_service
 
 # scope="function": the session commits before the response is sent. With the default request
@@ -33,23 +33,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def current_terminal(
-    session: WalletSession,
-    x_terminal_key: Annotated[str | None, Header()] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> TerminalContext:
-    """The merchant terminal calling, from its key (`X-Terminal-Key` or `Authorization: Bearer`)."""
-    raw = x_terminal_key
-    if raw is None and authorization and authorization.lower().startswith("bearer "):
-        raw = authorization[7:].strip()
-    if not raw:
-        raise MissingTerminalKey("send the terminal key in the X-Terminal-Key header")
-    return merchant_service.authenticate_terminal(session, raw_key=raw)
-
-
-Terminal = Annotated[TerminalContext, Depends(current_terminal)]
-
-
 def current_citizen(
     session: WalletSession,
     actor: Annotated[Actor, Depends(require_roles(Role.CITIZEN))],
@@ -61,3 +44,34 @@ def current_citizen(
 CitizenId = Annotated[int, Depends(current_citizen)]
 Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
 Overseer = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.AUDITOR))]
+
+
+async def wallet_transaction(request: Request) -> Callable[[], AbstractContextManager[Session]]:
+    """A per-request transaction the endpoint opens and commits itself, in its own thread.
+
+    The business routes use this instead of WalletSession: the session is opened, used and
+    committed in the one worker thread that runs the endpoint (a sync dependency would cost a
+    thread hop to open and another to commit), and the commit happens before the answer is
+    sent. The app's override of get_session (the tests' rolled-back session) is honoured.
+    """
+    factory = request.app.dependency_overrides.get(get_session, get_session)
+    return contextmanager(factory)
+
+
+Transaction = Annotated[Callable[[], AbstractContextManager[Session]], Depends(wallet_transaction)]
+
+
+async def terminal_key(
+    x_terminal_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The raw terminal key (`X-Terminal-Key` or `Authorization: Bearer`), checked later."""
+    raw = x_terminal_key
+    if raw is None and authorization and authorization.lower().startswith("bearer "):
+        raw = authorization[7:].strip()
+    if not raw:
+        raise MissingTerminalKey("send the terminal key in the X-Terminal-Key header")
+    return raw
+
+
+TerminalKey = Annotated[str, Depends(terminal_key)]

@@ -7,11 +7,11 @@ The proactive domain (issue 4, branch h-proactive) exposes, in `socialcard.proac
 
 This module is written against exactly those two names. It imports the proactive service
 lazily, so the wallet works (and its tests pass) before the branches are merged. Each order is
-read through attribute access and needs: id, person_id, program_id, region_kato,
-amount_minor, period (YYYY-MM or a date whose month is the period) and, optionally,
-benefit_type (defaults to `default_benefit_type`). The order id is the funding's idempotency
-key (`proactive-order:<id>`), so a crash between funding and marking it paid is safe: the next
-run funds nothing new and marks the order paid with the same voucher reference.
+read through attribute access (PaymentOrderRead on h-proactive fits): id, person_id,
+program_id, region_kato, amount_minor, period (YYYY-MM or a date), optionally benefit_type
+(default `cash`, the social-wallet balance) and destination_kind (orders not destined for
+"wallet", e.g. "bank", are left alone). Each order is funded and marked paid in one
+transaction, keyed `proactive-order:<id>`, so a crash or a rerun never pays twice.
 """
 
 from __future__ import annotations
@@ -59,13 +59,17 @@ def order_to_funding(order: Any, *, default_benefit_type: str) -> FundingOrder:
 def pay_pending_orders(
     *,
     limit: int = 1000,
-    default_benefit_type: str = "food",
+    default_benefit_type: str = "cash",
     new_session: Callable[[], Any] = session_scope,
 ) -> OrdersResult:
     """Fund each pending payment order in its own transaction and mark it paid in the same one."""
     proactive = _proactive_service()
     with new_session() as session:
-        orders = list(proactive.pending_payment_orders(session, limit=limit))
+        orders = [
+            order
+            for order in proactive.pending_payment_orders(session, limit=limit)
+            if getattr(order, "destination_kind", "wallet") == "wallet"
+        ]
     paid, failed = 0, []
     for order in orders:
         try:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
+from socialcard.core.logging import get_logger
 from socialcard.wallet.enums import AccountKind, PostingKind, VoucherStatus
 from socialcard.wallet.errors import InsufficientFunds, PersonNotFound
 from socialcard.wallet.funding.schemas import (
@@ -25,6 +26,8 @@ from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.catalog import VoucherType
 from socialcard.wallet.vouchers.schemas import PrescriptionLine
+
+log = get_logger(__name__)
 
 
 def _source_code(program_id: str) -> str:
@@ -181,6 +184,10 @@ def fund_order(
                 details=[field_error("amount_minor", "exceeds the program budget")],
             )
         first, last = _period_bounds(order.period)
+        if vtype.activation_days is not None and vtype.activation_requires:
+            # An unactivated gas voucher lapses after the last activation day (the 29th);
+            # activation extends it to the end of the month.
+            last = min(last, first.replace(day=vtype.activation_days[1]))
         voucher_id, account_id, _token = voucher_service.issue_voucher(
             session,
             person_id=order.person_id,
@@ -208,6 +215,13 @@ def fund_order(
             memo=f"{order.program_id} {order.period}",
         )
         status = VoucherStatus.CREATED if vtype.needs_activation else VoucherStatus.ACTIVATED
+        log.info(
+            "benefit_funded",
+            voucher_id=voucher_id,
+            posting_id=posting_id,
+            program_id=order.program_id,
+            amount_minor=order.amount_minor,
+        )
         return FundingResult(
             voucher_id=voucher_id,
             account_id=account_id,

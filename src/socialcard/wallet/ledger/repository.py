@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, select, text, update
+from sqlalchemy import Table, and_, case, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from socialcard.core.db import is_sqlite
 from socialcard.wallet.enums import HoldStatus, PostingKind
@@ -37,7 +38,21 @@ def begin_write(session: Session) -> None:
     connection = session.connection()
     driver = connection.connection.driver_connection
     if driver is not None and not driver.in_transaction:
+        # Threads of this process queue on a mutex rather than in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms and so turns contention into seconds-long tails.
+        # If the mutex is not free within the busy timeout, SQLite's own waiting takes over.
+        if _WRITE_MUTEX.acquire(timeout=30):
+            session.info["wallet_write_mutex"] = True
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_WRITE_MUTEX = threading.Lock()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_write_mutex(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and session.info.pop("wallet_write_mutex", False):
+        _WRITE_MUTEX.release()
 
 
 def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any]) -> Any:
@@ -156,6 +171,36 @@ _CAPTURE_NOW_PG = text(
     SELECT h.id AS hold_id, p.id AS posting_id FROM h, p
     """
 )
+
+
+# Capturing an open hold on PostgreSQL: posting, entries, balance and hold in one round trip.
+_CAPTURE_HOLD_PG = text(
+    """
+    WITH p AS (
+        INSERT INTO wallet_posting (kind, posted_at, hold_id, voucher_id, merchant_id)
+        VALUES ('capture', :now, :hold_id, :voucher_id, :merchant_id)
+        RETURNING id
+    ), e AS (
+        INSERT INTO wallet_entry (posting_id, account_id, amount_minor)
+        SELECT p.id, x.account_id, x.amount_minor
+        FROM p, (VALUES (CAST(:account_id AS BIGINT), CAST(-:amount AS BIGINT)),
+                        (CAST(:merchant_account_id AS BIGINT), CAST(:amount AS BIGINT)))
+             AS x(account_id, amount_minor)
+    ), a AS (
+        UPDATE wallet_account
+        SET balance_minor = balance_minor - :amount, held_minor = held_minor - :held
+        WHERE id = :account_id
+    ), h AS (
+        UPDATE wallet_hold SET status = 'captured', captured_minor = :amount, resolved_at = :now
+        WHERE id = :hold_id
+    )
+    SELECT p.id AS posting_id FROM p
+    """
+)
+
+
+def capture_hold_pg(session: Session, values: dict[str, Any]) -> int:
+    return int(session.execute(_CAPTURE_HOLD_PG, values).scalar_one())
 
 
 def insert_capture_pg(session: Session, values: dict[str, Any]) -> tuple[int, int]:

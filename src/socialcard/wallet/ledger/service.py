@@ -377,6 +377,20 @@ def capture_hold(
             f"capture of {amount_minor} exceeds the authorized {hold.amount_minor}",
             details=[field_error("amount_minor", "exceeds the authorized amount")],
         )
+    if amount_minor > 0 and not is_sqlite(session):
+        return repository.capture_hold_pg(
+            session,
+            {
+                "hold_id": hold.id,
+                "voucher_id": hold.voucher_id,
+                "merchant_id": hold.merchant_id,
+                "account_id": hold.account_id,
+                "merchant_account_id": merchant_account_id,
+                "amount": amount_minor,
+                "held": hold.amount_minor,
+                "now": now,
+            },
+        )
     posting_id = 0
     if amount_minor > 0:
         posting_id = post(

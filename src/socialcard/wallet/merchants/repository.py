@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from socialcard.wallet.ledger.models import Account
 from socialcard.wallet.merchants.models import Merchant, Settlement, Terminal
 from socialcard.wallet.types import Record
 
@@ -32,8 +33,10 @@ def terminal_context(session: Session, key_hash: str) -> Record | None:
             Merchant.id.label("merchant_id"),
             Merchant.category,
             Merchant.licensed,
+            Account.id.label("account_id"),
         )
         .join(Merchant, Merchant.id == Terminal.merchant_id)
+        .join(Account, (Account.merchant_id == Merchant.id) & (Account.kind == "merchant"))
         .where(Terminal.key_hash == key_hash, Terminal.revoked_at.is_(None))
     )
     return session.execute(stmt).first()

@@ -39,6 +39,7 @@ class TerminalContext:
     merchant_id: int
     category: str
     licensed: bool
+    merchant_account_id: int
 
 
 def validate_bin(value: str) -> str:
@@ -155,6 +156,7 @@ def authenticate_terminal(session: Session, *, raw_key: str) -> TerminalContext:
         merchant_id=row.merchant_id,
         category=row.category,
         licensed=row.licensed,
+        merchant_account_id=row.account_id,
     )
     _terminal_cache[digest] = (now + _CACHE_SECONDS, context)
     return context

@@ -7,7 +7,8 @@ from datetime import date
 from fastapi import APIRouter, Response
 
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
-from socialcard.wallet.deps import IdempotencyKey, IdPath, Terminal, WalletSession
+from socialcard.wallet.deps import IdempotencyKey, IdPath, TerminalKey, Transaction
+from socialcard.wallet.merchants import service as merchant_service
 from socialcard.wallet.redemption import service
 from socialcard.wallet.redemption.schemas import (
     AuthorizationRead,
@@ -30,10 +31,12 @@ _ERRORS = {
 
 @router.post("/authorizations", response_model=AuthorizationRead, responses=_ERRORS)
 def authorize(
-    body: AuthorizeRequest, session: WalletSession, terminal: Terminal, key: IdempotencyKey = None
+    body: AuthorizeRequest, transaction: Transaction, raw: TerminalKey, key: IdempotencyKey = None
 ) -> AuthorizationRead:
     """Authorize a purchase (approved, partly approved or declined with a reason code)."""
-    return service.authorize(session, terminal=terminal, idempotency_key=key, request=body)
+    with transaction() as session:
+        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
+        return service.authorize(session, terminal=terminal, idempotency_key=key, request=body)
 
 
 @router.post(
@@ -42,26 +45,30 @@ def authorize(
 def capture(
     hold_id: IdPath,
     body: CaptureRequest,
-    session: WalletSession,
-    terminal: Terminal,
+    transaction: Transaction,
+    raw: TerminalKey,
     key: IdempotencyKey = None,
 ) -> AuthorizationRead:
     """Capture all or part of an authorization; the rest is released."""
-    return service.capture(
-        session,
-        terminal=terminal,
-        idempotency_key=key,
-        hold_id=hold_id,
-        amount_minor=body.amount_minor,
-    )
+    with transaction() as session:
+        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
+        return service.capture(
+            session,
+            terminal=terminal,
+            idempotency_key=key,
+            hold_id=hold_id,
+            amount_minor=body.amount_minor,
+        )
 
 
 @router.post("/authorizations/{hold_id}/void", response_model=AuthorizationRead, responses=_ERRORS)
 def void(
-    hold_id: IdPath, session: WalletSession, terminal: Terminal, key: IdempotencyKey = None
+    hold_id: IdPath, transaction: Transaction, raw: TerminalKey, key: IdempotencyKey = None
 ) -> AuthorizationRead:
     """Cancel an authorization that was not captured."""
-    return service.void(session, terminal=terminal, idempotency_key=key, hold_id=hold_id)
+    with transaction() as session:
+        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
+        return service.void(session, terminal=terminal, idempotency_key=key, hold_id=hold_id)
 
 
 @router.post(
@@ -70,24 +77,28 @@ def void(
 def refund(
     hold_id: IdPath,
     body: RefundRequest,
-    session: WalletSession,
-    terminal: Terminal,
+    transaction: Transaction,
+    raw: TerminalKey,
     key: IdempotencyKey = None,
 ) -> AuthorizationRead:
     """Return captured value to the citizen's voucher (never cash)."""
-    return service.refund(
-        session,
-        terminal=terminal,
-        idempotency_key=key,
-        hold_id=hold_id,
-        amount_minor=body.amount_minor,
-    )
+    with transaction() as session:
+        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
+        return service.refund(
+            session,
+            terminal=terminal,
+            idempotency_key=key,
+            hold_id=hold_id,
+            amount_minor=body.amount_minor,
+        )
 
 
 @router.post("/balance-inquiry", response_model=InquiryRead, responses=PROBLEM_RESPONSES)
-def inquiry(body: InquiryRequest, session: WalletSession, terminal: Terminal) -> InquiryRead:
+def inquiry(body: InquiryRequest, transaction: Transaction, raw: TerminalKey) -> InquiryRead:
     """Whether the voucher pays for these items here and how much; nothing more."""
-    return service.inquire(session, terminal=terminal, request=body)
+    with transaction() as session:
+        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
+        return service.inquire(session, terminal=terminal, request=body)
 
 
 @router.get(
@@ -95,7 +106,9 @@ def inquiry(body: InquiryRequest, session: WalletSession, terminal: Terminal) ->
     responses={**PROBLEM_RESPONSES, 200: {"content": {"text/csv": {}}}},
     response_class=Response,
 )
-def settlement_csv(day_on: date, session: WalletSession, terminal: Terminal) -> Response:
+def settlement_csv(day_on: date, transaction: Transaction, raw: TerminalKey) -> Response:
     """The merchant's statement for a UTC day, one line per posting, totals equal to the ledger."""
-    _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day_on)
+    with transaction() as session:
+        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
+        _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day_on)
     return Response(text, media_type="text/csv")

@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
+from socialcard.core.logging import get_logger
 from socialcard.wallet.enums import Decision, DeclineReason, HoldStatus, VoucherStatus
 from socialcard.wallet.errors import HoldNotFound
 from socialcard.wallet.ledger import repository as ledger_repository
 from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.merchants import repository as merchant_repository
 from socialcard.wallet.merchants.models import Settlement
-from socialcard.wallet.merchants.service import TerminalContext, merchant_account_code
+from socialcard.wallet.merchants.service import TerminalContext
 from socialcard.wallet.redemption.schemas import (
     AuthorizationRead,
     AuthorizeRequest,
@@ -32,18 +33,7 @@ from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.catalog import load_catalog
 from socialcard.wallet.vouchers.policy import Evaluation, Item, evaluate
 
-# Merchant account ids never change; caching them saves a query per capture.
-_merchant_accounts: dict[int, int] = {}
-
-
-def _merchant_account_id(session: Session, merchant_id: int) -> int:
-    account_id = _merchant_accounts.get(merchant_id)
-    if account_id is None:
-        row = ledger_repository.account_by_code(session, merchant_account_code(merchant_id))
-        if row is None:
-            raise HoldNotFound("the merchant has no ledger account", code="merchant_not_found")
-        account_id = _merchant_accounts[merchant_id] = int(row.id)
-    return account_id
+log = get_logger(__name__)
 
 
 def _items(items: list[ItemIn]) -> list[Item]:
@@ -130,7 +120,7 @@ def authorize(
                 voucher_id=voucher.id,
                 merchant_id=terminal.merchant_id,
                 terminal_id=terminal.terminal_id,
-                merchant_account_id=_merchant_account_id(session, terminal.merchant_id),
+                merchant_account_id=terminal.merchant_account_id,
                 amount_minor=amount,
                 lines=lines,
                 now=when,
@@ -153,6 +143,13 @@ def authorize(
             )
         if voucher_values:
             voucher_service.update_voucher(session, voucher.id, voucher_values)
+        log.info(
+            "voucher_redeemed" if request.capture else "voucher_authorized",
+            hold_id=hold_id,
+            voucher_id=voucher.id,
+            merchant_id=terminal.merchant_id,
+            amount_minor=amount,
+        )
         return {
             "authorization_id": hold_id,
             "decision": outcome.decision.value,
@@ -245,7 +242,7 @@ def capture(
             session,
             hold=hold,
             amount_minor=amount,
-            merchant_account_id=_merchant_account_id(session, terminal.merchant_id),
+            merchant_account_id=terminal.merchant_account_id,
             now=when,
         )
         if amount == 0:
@@ -309,7 +306,7 @@ def refund(
             session,
             hold=hold,
             amount_minor=amount_minor,
-            merchant_account_id=_merchant_account_id(session, terminal.merchant_id),
+            merchant_account_id=terminal.merchant_account_id,
             now=when,
         )
         if voucher.status == VoucherStatus.REDEEMED.value:

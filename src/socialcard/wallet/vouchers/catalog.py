@@ -20,6 +20,7 @@ class VoucherType:
     title: dict[str, str]
     item_categories: frozenset[str]
     needs_activation: bool
+    any_item: bool = False
     bound_to_merchant: bool = False
     uses_per_day: int | None = None
     units_per_use: int | None = None
@@ -54,6 +55,7 @@ def _voucher_type(code: str, raw: dict[str, Any]) -> VoucherType:
         title=dict(raw["title"]),
         item_categories=frozenset(raw.get("item_categories", [])),
         needs_activation=bool(raw.get("needs_activation", False)),
+        any_item=bool(raw.get("any_item", False)),
         bound_to_merchant=bool(raw.get("bound_to_merchant", False)),
         uses_per_day=raw.get("uses_per_day"),
         units_per_use=raw.get("units_per_use"),

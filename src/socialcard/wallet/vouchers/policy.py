@@ -82,7 +82,7 @@ def evaluate(
     first_reason: DeclineReason | None = None
     for item in items:
         quantity, reason = item.quantity, None
-        if item.category not in vtype.item_categories:
+        if not vtype.any_item and item.category not in vtype.item_categories:
             quantity, reason = 0, DeclineReason.ITEM_NOT_ALLOWED
         elif prescription is not None:
             line = next((p for p in prescription if p["atc"] == item.atc), None)

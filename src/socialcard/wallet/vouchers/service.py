@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import secrets
 from datetime import date, datetime
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.errors import field_error
+from socialcard.core.logging import get_logger
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind, VoucherStatus
 from socialcard.wallet.errors import (
     ActivationRefused,
@@ -32,6 +34,7 @@ from socialcard.wallet.vouchers.schemas import (
     WalletRead,
 )
 
+log = get_logger(__name__)
 lock_voucher = repository.lock_voucher
 update_voucher = repository.update_voucher
 voucher_by_token = repository.voucher_by_token
@@ -154,6 +157,8 @@ def activate(
                 details=[field_error("utility_account", "required")],
             )
         values["utility_account"] = utility_account
+        year, month = int(voucher.period[:4]), int(voucher.period[5:7])
+        values["valid_until"] = date(year, month, calendar.monthrange(year, month)[1])
     repository.update_voucher(session, voucher_id, values)
     refreshed = repository.lock_voucher(session, voucher_id=voucher_id)
     assert refreshed is not None  # noqa: S101 - locked just above
@@ -311,6 +316,12 @@ def expire_due(session: Session, *, now: datetime | None = None) -> ExpiryResult
                 session, voucher_id, {"status": VoucherStatus.EXPIRED.value, "expired_at": now}
             )
             vouchers_expired += 1
+    log.info(
+        "vouchers_expired",
+        holds=holds_expired,
+        vouchers=vouchers_expired,
+        returned_minor=returned,
+    )
     return ExpiryResult(
         holds_expired=holds_expired, vouchers_expired=vouchers_expired, returned_minor=returned
     )
