@@ -9,17 +9,17 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session
 
-from socialcard.core.deps import get_session
+from socialcard.core.db import session_scope
+from socialcard.core.deps import DbSession, get_session
 from socialcard.security.deps import require_roles
 from socialcard.security.enums import Role
 from socialcard.security.schemas import Actor
 from socialcard.wallet.errors import MissingTerminalKey
 from socialcard.wallet.vouchers import service as voucher_service
 
-# scope="function": the session commits before the response is sent. With the default request
-# scope FastAPI sends the response first and commits afterwards, so a terminal could be told
-# "approved" for a redemption that a crash at that moment never commits.
-WalletSession = Annotated[Session, Depends(get_session, scope="function")]
+# The shared request session commits before the response is sent (core/deps.py), so a terminal
+# is never told "approved" for a redemption that a crash at that moment leaves uncommitted.
+WalletSession = DbSession
 
 # Ids in paths are bounded: a number past BIGINT would overflow the store (a 5xx otherwise).
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
@@ -54,8 +54,10 @@ async def wallet_transaction(request: Request) -> Callable[[], AbstractContextMa
     thread hop to open and another to commit), and the commit happens before the answer is
     sent. The app's override of get_session (the tests' rolled-back session) is honoured.
     """
-    factory = request.app.dependency_overrides.get(get_session, get_session)
-    return contextmanager(factory)
+    override = request.app.dependency_overrides.get(get_session)
+    if override is None:
+        return session_scope
+    return contextmanager(override)
 
 
 Transaction = Annotated[Callable[[], AbstractContextManager[Session]], Depends(wallet_transaction)]
