@@ -656,12 +656,24 @@ def _run_period(
         people = pv is not None and any(s.vp is not None for s in person_slots)
         if people:
             segs = " || '|' || ".join(_segment(s) for s in person_slots)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT fkey,"
-                f" bit_or({_mask(person_slots)}) AS mask,"
-                f" string_agg(CAST(person_id AS VARCHAR) || ':' || {segs}, ';'"
-                f" ORDER BY person_id) AS pay FROM {pv} WHERE is_member GROUP BY fkey"
+            outputs = "".join(
+                f", {s.plan.eligible_column}, {s.plan.amount_column}"
+                for s in person_slots
+                if s.vp is not None
             )
+            # One pass over the person view (it recomputes the person variables): the
+            # segments and the outputs the regional summary needs.
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE rules_pslim AS SELECT fkey, person_id,"
+                f" region{outputs}, {_mask(person_slots)} AS mask,"
+                f" CAST(person_id AS VARCHAR) || ':' || {segs} AS seg"
+                f" FROM {pv} WHERE is_member"
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT fkey, bit_or(mask) AS mask,"
+                " string_agg(seg, ';' ORDER BY person_id) AS pay FROM rules_pslim GROUP BY fkey"
+            )
+            con.execute("ALTER TABLE rules_pslim DROP COLUMN seg")
         else:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT NULL::BIGINT AS fkey,"
@@ -673,7 +685,7 @@ def _run_period(
         eligible_total = decisions_total = 0
         for slots, source, guard in (
             (family_slots, fr, "f_family_size > 0"),
-            (person_slots, pv, "is_member"),
+            (person_slots, "rules_pslim" if people else None, "true"),
         ):
             live = [s for s in slots if s.vp is not None]
             rows: list[tuple[Any, ...]] = []
@@ -734,6 +746,7 @@ def _run_period(
         evaluate_s = time.perf_counter() - t0 - compile_s - write_s
         con.execute("DROP TABLE IF EXISTS rules_fam")
         con.execute("DROP TABLE IF EXISTS rules_per")
+        con.execute("DROP TABLE IF EXISTS rules_pslim")
     finally:
         result.drop()
     return _PeriodStats(families, decisions_total, eligible_total, compile_s, evaluate_s, write_s)
