@@ -444,6 +444,26 @@ def execute_run(
 ) -> RunRead:
     """Evaluate a queued run and store its results (the caller commits; on an error the
     caller rolls back and may `mark_failed`)."""
+    return _execute(
+        session,
+        run_id=run_id,
+        holder=[snapshot] if snapshot is not None else [],
+        progress=progress,
+        threads=threads,
+        read_before=read_before,
+    )
+
+
+def _execute(
+    session: Session,
+    *,
+    run_id: int,
+    holder: list[tuple[pa.Table, pa.Table]],
+    progress: Progress | None,
+    threads: int | None,
+    read_before: float,
+) -> RunRead:
+    # The snapshot comes in a holder so that it is freed once DuckDB holds its own copy.
     run = repository.run_by_id(session, run_id)
     if run is None:
         raise RunNotFound(f"no rules run with id {run_id}")
@@ -460,9 +480,7 @@ def execute_run(
     # Read before this session writes: on SQLite a reader on another connection while this
     # one holds the write lock can fail the commit ("locking protocol").
     person, fact = (
-        snapshot
-        if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session))
+        holder.pop() if holder else registry_snapshot.registry_snapshot(_bind_url(session))
     )
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
@@ -549,10 +567,12 @@ def run_rules(
         pack_path=pack_path,
         requested_by=requested_by,
     )
-    return execute_run(
+    holder = [snapshot]
+    del snapshot
+    return _execute(
         session,
         run_id=run.id,
-        snapshot=snapshot,
+        holder=holder,
         progress=progress,
         threads=threads,
         read_before=read_before,
