@@ -6,7 +6,7 @@ One text per family, built by DuckDB in the batch and parsed here on read::
     family    = segment ("|" segment)*            one per family program, in position order
     person    = member (";" member)*
     member    = person_id ":" segment ("|" segment)*   one per person program
-    segment   = E C* "=" amount ("~" value)*
+    segment   = E C* "=" amount ("~" value)*    values only when eligible or a condition is met
 
 E is 1/0 (eligible), C one character per named condition (1 met, 0 not met, - unknown),
 amount the integer minor units (empty when none), and the values are the variables the
@@ -53,11 +53,22 @@ def value_sql(column: str, kind: str) -> str:
 def segment_sql(
     eligible: str, amount: str, conditions: Sequence[str], values: Sequence[tuple[str, str]]
 ) -> str:
-    """The DuckDB expression of one decision's segment."""
+    """The DuckDB expression of one decision's segment.
+
+    The values are kept when the decision is eligible or any of its conditions is met; a
+    decision that meets none (a man for the mothers' award, an adult for the birth allowance:
+    most person decisions) keeps its verdicts, amount, version and parameters but not the
+    values (about 40 % of the text, and of the work, at 1 M families).
+    """
     parts = [f"(CASE WHEN {eligible} THEN '1' ELSE '0' END)"]
     parts += [f"(CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' ELSE '-' END)" for c in conditions]
     parts.append(f"'=' || coalesce(CAST({amount} AS VARCHAR), '')")
-    parts += [f"'~' || {value_sql(column, kind)}" for column, kind in values]
+    if values:
+        shown = " || ".join(f"'~' || {value_sql(column, kind)}" for column, kind in values)
+        relevant = " OR ".join(
+            [f"coalesce({eligible}, false)"] + [f"coalesce({c}, false)" for c in conditions]
+        )
+        parts.append(f"(CASE WHEN {relevant} THEN {shown} ELSE '' END)")
     return " || ".join(parts)
 
 

@@ -444,6 +444,26 @@ def execute_run(
 ) -> RunRead:
     """Evaluate a queued run and store its results (the caller commits; on an error the
     caller rolls back and may `mark_failed`)."""
+    return _execute(
+        session,
+        run_id=run_id,
+        holder=[snapshot] if snapshot is not None else [],
+        progress=progress,
+        threads=threads,
+        read_before=read_before,
+    )
+
+
+def _execute(
+    session: Session,
+    *,
+    run_id: int,
+    holder: list[tuple[pa.Table, pa.Table]],
+    progress: Progress | None,
+    threads: int | None,
+    read_before: float,
+) -> RunRead:
+    # The snapshot comes in a holder so that it is freed once DuckDB holds its own copy.
     run = repository.run_by_id(session, run_id)
     if run is None:
         raise RunNotFound(f"no rules run with id {run_id}")
@@ -460,9 +480,7 @@ def execute_run(
     # Read before this session writes: on SQLite a reader on another connection while this
     # one holds the write lock can fail the commit ("locking protocol").
     person, fact = (
-        snapshot
-        if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session))
+        holder.pop() if holder else registry_snapshot.registry_snapshot(_bind_url(session))
     )
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
@@ -549,10 +567,12 @@ def run_rules(
         pack_path=pack_path,
         requested_by=requested_by,
     )
-    return execute_run(
+    holder = [snapshot]
+    del snapshot
+    return _execute(
         session,
         run_id=run.id,
-        snapshot=snapshot,
+        holder=holder,
         progress=progress,
         threads=threads,
         read_before=read_before,
@@ -656,12 +676,24 @@ def _run_period(
         people = pv is not None and any(s.vp is not None for s in person_slots)
         if people:
             segs = " || '|' || ".join(_segment(s) for s in person_slots)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT fkey,"
-                f" bit_or({_mask(person_slots)}) AS mask,"
-                f" string_agg(CAST(person_id AS VARCHAR) || ':' || {segs}, ';'"
-                f" ORDER BY person_id) AS pay FROM {pv} WHERE is_member GROUP BY fkey"
+            outputs = "".join(
+                f", {s.plan.eligible_column}, {s.plan.amount_column}"
+                for s in person_slots
+                if s.vp is not None
             )
+            # One pass over the person view (it recomputes the person variables): the
+            # segments and the outputs the regional summary needs.
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE rules_pslim AS SELECT fkey, person_id,"
+                f" region{outputs}, {_mask(person_slots)} AS mask,"
+                f" CAST(person_id AS VARCHAR) || ':' || {segs} AS seg"
+                f" FROM {pv} WHERE is_member"
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT fkey, bit_or(mask) AS mask,"
+                " string_agg(seg, ';' ORDER BY person_id) AS pay FROM rules_pslim GROUP BY fkey"
+            )
+            con.execute("ALTER TABLE rules_pslim DROP COLUMN seg")
         else:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT NULL::BIGINT AS fkey,"
@@ -673,7 +705,7 @@ def _run_period(
         eligible_total = decisions_total = 0
         for slots, source, guard in (
             (family_slots, fr, "f_family_size > 0"),
-            (person_slots, pv, "is_member"),
+            (person_slots, "rules_pslim" if people else None, "true"),
         ):
             live = [s for s in slots if s.vp is not None]
             rows: list[tuple[Any, ...]] = []
@@ -734,6 +766,7 @@ def _run_period(
         evaluate_s = time.perf_counter() - t0 - compile_s - write_s
         con.execute("DROP TABLE IF EXISTS rules_fam")
         con.execute("DROP TABLE IF EXISTS rules_per")
+        con.execute("DROP TABLE IF EXISTS rules_pslim")
     finally:
         result.drop()
     return _PeriodStats(families, decisions_total, eligible_total, compile_s, evaluate_s, write_s)
