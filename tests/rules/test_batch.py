@@ -131,3 +131,24 @@ class TestColumnarFactAggregates:
         for row, person_id in enumerate(person_ids):
             want = expected.get(person_id, (None,) * len(names))
             assert tuple(columns[n][row] for n in names) == tuple(want), person_id
+
+    def test_the_order_of_the_facts_does_not_matter(self, engine: Engine) -> None:
+        period = Period.parse("2026-03")
+        names = sorted(FACT_AGGS)
+        literals = period_constants(period)
+        literals["zzper_lookback"] = str(income_lookback_start(period, set(INCOME_AGGS)))
+        person_ids = np.array(
+            [
+                r[0]
+                for r in engine.con.execute(
+                    "SELECT person_id FROM person_input ORDER BY 1"
+                ).fetchall()
+            ],
+            dtype=np.int64,
+        )
+        facts = engine.con.sql("SELECT * FROM fact_input ORDER BY person_id").to_arrow_table()
+        shuffled = facts.take(np.random.default_rng(3).permutation(facts.num_rows))
+        ordered = FactArrays(person_ids, facts).aggregate(names, literals)
+        mixed = FactArrays(person_ids, shuffled).aggregate(names, literals)
+        for name in names:
+            assert ordered[name].equals(mixed[name]), name

@@ -124,7 +124,9 @@ class FactArrays:
         # A fact without a start date matches no period (the SQL's `vf <= end` is NULL).
         known &= fact["vf"].is_valid().to_numpy(zero_copy_only=False)
         order = np.flatnonzero(known)
-        order = order[np.argsort(pos[order], kind="stable")]
+        keys = pos[order]
+        if len(keys) > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+            order = order[np.argsort(keys, kind="stable")]
 
         def col(name: str, dtype: type) -> tuple[NDArray, NDArray[np.bool_]]:  # type: ignore[type-arg]
             chunked = fact[name]
