@@ -24,6 +24,17 @@ from socialcard.security.schemas import Actor
 Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
 
 
+def _audit(session: Session, actor: Actor, person_id: int) -> None:
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="person.read",
+        subject_type="person",
+        subject_ids=[person_id],
+        purpose=Purpose.CASE_REVIEW,
+    )
+
+
 def _app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
@@ -32,14 +43,7 @@ def _app() -> FastAPI:
     def read(
         person_id: int, session: DbSession, actor: Operator, outcome: str = "ok"
     ) -> dict[str, int]:
-        security_service.record_access(
-            session,
-            actor=actor,
-            action="person.read",
-            subject_type="person",
-            subject_ids=[person_id],
-            purpose=Purpose.CASE_REVIEW,
-        )
+        _audit(session, actor, person_id)
         if outcome == "endpoint_fails":
             raise NotFound("nothing here")
         return {"read": person_id}
@@ -48,14 +52,7 @@ def _app() -> FastAPI:
     def stream(session: DbSession, actor: Operator, first: int, count: int) -> StreamingResponse:
         def lines() -> Iterator[str]:
             for person_id in range(first, first + count):
-                security_service.record_access(
-                    session,
-                    actor=actor,
-                    action="person.export",
-                    subject_type="person",
-                    subject_ids=[person_id],
-                    purpose=Purpose.CASE_REVIEW,
-                )
+                _audit(session, actor, person_id)
                 yield f"{person_id}\n"
 
         return StreamingResponse(lines(), media_type="text/plain")
