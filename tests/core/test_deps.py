@@ -1,4 +1,4 @@
-"""The per-request session commits before the response leaves, and only on success."""
+"""The request session commits what a request and its streamed response wrote, or nothing."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Annotated
 
 import pytest
 from fastapi import Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from socialcard.core.db import add_before_commit
 from socialcard.core.deps import DbSession
-from socialcard.core.errors import Conflict, NotFound
+from socialcard.core.errors import NotFound
 from socialcard.core.http import install_error_handlers
 from socialcard.security import service as security_service
 from socialcard.security.deps import require_roles
@@ -24,8 +24,15 @@ from socialcard.security.schemas import Actor
 Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
 
 
-def _refuse(_session: Session) -> None:
-    raise Conflict("the commit is refused")
+def _audit(session: Session, actor: Actor, person_id: int) -> None:
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="person.read",
+        subject_type="person",
+        subject_ids=[person_id],
+        purpose=Purpose.CASE_REVIEW,
+    )
 
 
 def _app() -> FastAPI:
@@ -36,19 +43,19 @@ def _app() -> FastAPI:
     def read(
         person_id: int, session: DbSession, actor: Operator, outcome: str = "ok"
     ) -> dict[str, int]:
-        security_service.record_access(
-            session,
-            actor=actor,
-            action="person.read",
-            subject_type="person",
-            subject_ids=[person_id],
-            purpose=Purpose.CASE_REVIEW,
-        )
+        _audit(session, actor, person_id)
         if outcome == "endpoint_fails":
             raise NotFound("nothing here")
-        if outcome == "commit_fails":
-            add_before_commit(session, "refuse", _refuse)
         return {"read": person_id}
+
+    @app.get("/stream")
+    def stream(session: DbSession, actor: Operator, first: int, count: int) -> StreamingResponse:
+        def lines() -> Iterator[str]:
+            for person_id in range(first, first + count):
+                _audit(session, actor, person_id)
+                yield f"{person_id}\n"
+
+        return StreamingResponse(lines(), media_type="text/plain")
 
     return app
 
@@ -77,24 +84,23 @@ class TestGetSession:
         assert client.get("/read/7", headers=headers).json() == {"read": 7}
         assert _audited(committed_engine, 7) == 1
 
-    @pytest.mark.parametrize(
-        ("outcome", "status"), [("endpoint_fails", 404), ("commit_fails", 409)]
-    )
-    def test_a_failure_is_the_answer_and_keeps_nothing(
-        self,
-        real_client: tuple[TestClient, dict[str, str]],
-        committed_engine: Engine,
-        outcome: str,
-        status: int,
+    def test_an_endpoint_error_keeps_nothing(
+        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
     ) -> None:
-        # The commit runs before the response is sent: a failed commit is what the client
-        # hears, and the data read is never sent without its audit row.
         client, headers = real_client
-        response = client.get("/read/9", params={"outcome": outcome}, headers=headers)
-        assert response.status_code == status
+        response = client.get("/read/8", params={"outcome": "endpoint_fails"}, headers=headers)
+        assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
-        assert "read" not in response.json()
-        assert _audited(committed_engine, 9) == 0
+        assert _audited(committed_engine, 8) == 0
+
+    def test_a_streamed_response_still_writes_through_the_session(
+        self, real_client: tuple[TestClient, dict[str, str]], committed_engine: Engine
+    ) -> None:
+        # The commit waits for the response to be sent: an export audits as it streams.
+        client, headers = real_client
+        response = client.get("/stream", params={"first": 20, "count": 3}, headers=headers)
+        assert response.text == "20\n21\n22\n"
+        assert [_audited(committed_engine, i) for i in (20, 21, 22)] == [1, 1, 1]
 
 
 class TestCachedActor:

@@ -15,10 +15,10 @@ from socialcard.core.db import new_session, run_before_commit
 async def get_session() -> AsyncIterator[Session]:
     """One session per request: commit on success, roll back on any exception.
 
-    The commit ends the dependency before the response is sent (scope "function" below), so
-    no response leaves before what the request wrote (the audit of a read) is committed, and a
-    failed commit answers as an error. Creating the session does no I/O, so it happens on the
-    event loop; the commit takes one thread-pool hop (a sync generator would take two).
+    The commit runs when the request is done, after the response has been sent, so that a
+    streamed response can still read through the session and record its audit rows (FastAPI's
+    default "request" scope). Creating the session does no I/O, so it happens on the event
+    loop; the commit takes one thread-pool hop (a sync generator took two).
     """
     session = new_session()
     try:
@@ -50,4 +50,4 @@ def _discard(session: Session) -> None:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(get_session, scope="function")]
+DbSession = Annotated[Session, Depends(get_session)]
