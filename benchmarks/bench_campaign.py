@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5_000, help="HTTP gateway sends")
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--only-events", action="store_true", help="Skip to the life events.")
     args = parser.parse_args()
 
     url, populated = store_url(args.store, args.reuse)
@@ -88,14 +89,11 @@ def main() -> int:
     from socialcard.core.logging import configure_logging
     from socialcard.core.metadata import metadata
     from socialcard.core.migrate import upgrade
-    from socialcard.proactive import eligibility, jobs, service
+    from socialcard.proactive import eligibility, jobs
     from socialcard.proactive.config import ProactiveSettings
     from socialcard.proactive.gateways import HttpGateway, OutgoingSms
     from socialcard.proactive.models import Message, Offer
-    from socialcard.registry import events as registry_events
     from socialcard.registry import snapshot as registry_snapshot
-    from socialcard.registry.enums import EventKind
-    from socialcard.registry.models import FamilyMember, Person
     from socialcard.registry.population.loader import generate_population
 
     configure_logging("WARNING", json=False)
@@ -106,6 +104,9 @@ def main() -> int:
         start = clock()
         generate_population(engine, families=args.families, seed=11)
         print(f"generated {args.families:,} families: {since(start)}")
+    if args.only_events:
+        life_events(args)
+        return 0
     with engine.begin() as conn:  # a fresh campaign each run; the population is kept
         for table in reversed(metadata().sorted_tables):
             if table.name.startswith("proactive_") or table.name == "registry_event_cursor":
@@ -188,7 +189,23 @@ def main() -> int:
         provider.terminate()
         provider.wait()
 
-    # 4. life event -> offer in the outbox, per event (the watcher's one-shot)
+    p99 = life_events(args)
+    print(
+        f"SUMMARY campaign {best:.1f} s; gateway {max(rates[1]):,.0f}/s;"
+        f" event p99 {p99 * 1000:.0f} ms"
+    )
+    return 0
+
+
+def life_events(args: argparse.Namespace) -> float:
+    """Births on the store: from the event's commit to its offer committed (one-shot pass)."""
+    from socialcard.core.db import session_scope
+    from socialcard.proactive import service
+    from socialcard.proactive.models import Offer
+    from socialcard.registry import events as registry_events
+    from socialcard.registry.enums import EventKind
+    from socialcard.registry.models import FamilyMember, Person
+
     latencies = []
     with session_scope() as session:
         family_ids = [
@@ -198,11 +215,11 @@ def main() -> int:
                 .where(FamilyMember.until_on.is_(None))
                 .group_by(FamilyMember.family_id)
                 .having(func.count() == 2)
-                .limit(args.events)
+                .limit(args.events + 1)
             )
         ]
     born = date(2026, 3, 10)
-    for family_id in family_ids:
+    for index, family_id in enumerate(family_ids):
         with session_scope() as session:
             baby = Person(
                 national_id=f"9{family_id:011d}"[-12:],
@@ -227,8 +244,12 @@ def main() -> int:
             found = session.scalar(
                 select(func.count()).select_from(Offer).where(Offer.entity_id == baby.id)
             )
-        latencies.append(time.perf_counter() - start_event)
         assert found, "no offer for the birth"
+        if index == 0:  # the watcher's first event compiles the pack: a one-off start-up cost
+            print(f"first event (start-up): {(time.perf_counter() - start_event) * 1000:.0f} ms")
+            continue
+        latencies.append(time.perf_counter() - start_event)
+    print("slowest ms:", [round(x * 1000) for x in sorted(latencies)[-5:]])
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -236,11 +257,7 @@ def main() -> int:
         f"LIFE EVENT -> offer: n={len(latencies)} p50 {p50 * 1000:.0f} ms,"
         f" p99 {p99 * 1000:.0f} ms; {load()}"
     )
-    print(
-        f"SUMMARY campaign {best:.1f} s; gateway {max(rates[1]):,.0f}/s;"
-        f" event p99 {p99 * 1000:.0f} ms"
-    )
-    return 0
+    return p99
 
 
 if __name__ == "__main__":
