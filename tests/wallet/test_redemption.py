@@ -481,3 +481,25 @@ class TestCashBalance:
         assert _authorize(session, pharmacy, token, anything, capture=True).decision == "approved"
         refused = _authorize(session, museum, token, anything, capture=True)
         assert (refused.decision, refused.reason) == ("declined", "merchant_category_not_allowed")
+
+
+class TestSettlementCheck:
+    def test_an_issued_statement_that_no_longer_matches_the_ledger_is_reported(
+        self, session: Session
+    ) -> None:
+        merchant_id, terminal, _ = make_merchant(session)
+        _, token, _ = _food(session)
+        sale = _authorize(session, terminal, token, food_items(4_000), capture=True)
+        totals, text = redemption_service.issue_settlement(
+            session, merchant_id=merchant_id, day_on=NOW.date()
+        )
+        assert totals.net_minor == 4_000
+        assert text.splitlines()[-1] == "TOTAL,net,,,4000"
+        assert wallet_service.check(session).ok
+        # A refund posted later on the same day changes the ledger under the issued statement.
+        redemption_service.refund(
+            session, terminal=terminal, idempotency_key="late", hold_id=sale.authorization_id or 0,
+            amount_minor=1_000, now=NOW + timedelta(hours=1),
+        )  # fmt: skip
+        problems = wallet_service.check(session).problems
+        assert any("statement 4000 != ledger 3000" in p for p in problems)
