@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from socialcard.core.deps import DbSession
+from socialcard.core.deps import DbSession, StreamingDbSession
 from socialcard.core.errors import NotFound
 from socialcard.core.http import install_error_handlers
 from socialcard.security import service as security_service
@@ -49,7 +49,9 @@ def _app() -> FastAPI:
         return {"read": person_id}
 
     @app.get("/stream")
-    def stream(session: DbSession, actor: Operator, first: int, count: int) -> StreamingResponse:
+    def stream(
+        session: StreamingDbSession, actor: Operator, first: int, count: int
+    ) -> StreamingResponse:
         def lines() -> Iterator[str]:
             for person_id in range(first, first + count):
                 _audit(session, actor, person_id)

@@ -108,8 +108,12 @@ def _with_points(points: list[int], cuts: list[int]) -> str:
             line = line.split("points:")[0] + f"points: {next(it)}"
         out.append(line)
     text = "\n".join(out) + "\n"
-    for old, new in zip(("min_score: 10", "min_score: 0", "min_score: -15"), cuts, strict=True):
-        text = text.replace(old, f"min_score: {new}")
+    # Two passes: a new cut-off may equal an old one still to be replaced (0 then -1).
+    olds = ("min_score: 10", "min_score: 0", "min_score: -15")
+    for index, old in enumerate(olds):
+        text = text.replace(old, f"min_score: @{index}@")
+    for index, new in enumerate(cuts):
+        text = text.replace(f"min_score: @{index}@", f"min_score: {new}")
     return text
 
 

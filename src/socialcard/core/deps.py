@@ -15,10 +15,10 @@ from socialcard.core.db import new_session, run_before_commit
 async def get_session() -> AsyncIterator[Session]:
     """One session per request: commit on success, roll back on any exception.
 
-    The commit runs when the request is done, after the response has been sent, so that a
-    streamed response can still read through the session and record its audit rows (FastAPI's
-    default "request" scope). Creating the session does no I/O, so it happens on the event
-    loop; the commit takes one thread-pool hop (a sync generator took two).
+    `DbSession` commits before the response is sent; `StreamingDbSession` after the body is
+    sent, for a streamed response that reads (and records its audit rows) while it streams.
+    Creating the session does no I/O, so it happens on the event loop; the commit takes one
+    thread-pool hop (a sync generator took two).
     """
     session = new_session()
     try:
@@ -50,4 +50,9 @@ def _discard(session: Session) -> None:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+# Function scope: the commit ends before the response is sent, so a client is never told
+# "done" (a redemption approved, a consent recorded) for writes that a crash at that moment
+# would lose, and a failed commit answers as an error.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+# Request scope: commits after a streamed body has been sent (the body reads through it).
+StreamingDbSession = Annotated[Session, Depends(get_session)]

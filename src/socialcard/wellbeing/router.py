@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
-from socialcard.core.deps import DbSession
+from socialcard.core.deps import DbSession, StreamingDbSession
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.security.deps import require_roles
 from socialcard.security.enums import Purpose, Role
@@ -99,7 +99,7 @@ def list_families(
 )
 def export_families(
     run_id: RunId,
-    session: DbSession,
+    session: StreamingDbSession,
     actor: Operator,
     purpose: PurposeQuery,
     level: LevelQuery = None,
