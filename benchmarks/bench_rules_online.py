@@ -25,6 +25,7 @@ from socialcard.core.db import build_engine
 from socialcard.core.logging import configure_logging
 from socialcard.registry import snapshot as registry_snapshot
 from socialcard.rules import service
+from socialcard.rules.errors import FamilyNotFound
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -62,7 +63,10 @@ def main() -> int:
         service.evaluate_family(session, family_id=ids[0], period=args.period)  # warm up
         for family_id in ids:
             t0 = time.perf_counter()
-            result = service.evaluate_family(session, family_id=family_id, period=args.period)
+            try:
+                result = service.evaluate_family(session, family_id=family_id, period=args.period)
+            except FamilyNotFound:
+                continue  # every member died or left: nothing to evaluate
             result.model_dump_json()
             t1 = time.perf_counter()
             person, fact = registry_snapshot.family_snapshot(session, family_id)
@@ -75,7 +79,7 @@ def main() -> int:
             session.rollback()
     cpu = time.process_time() - cpu0
     adapter = [t - e for t, e in zip(total, engine_part, strict=True)]
-    print(f"store       {args.store} ({url}), {args.calls} random families, {args.period}")
+    print(f"store       {args.store} ({url}), {len(total)} random families, {args.period}")
     for label, values in (
         ("total", total),
         ("engine", engine_part),
