@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from socialcard.registry.enums import FACT_DETAILS as REGISTRY_DETAILS
-from socialcard.rules import cli
+from socialcard.rules import service as rules_service
 from socialcard.rules.engine import explain, periods
 from socialcard.rules.engine.builtins import FACT_CODES
 from socialcard.rules.engine.loader import FACT_DETAILS
@@ -18,7 +18,7 @@ ENGINE = Path(periods.__file__).parent
 ALLOWED_IMPORTS = {"duckdb", "sqlglot", "yaml", "pyarrow", "numpy", "socialcard"}
 
 
-@pytest.mark.parametrize("module", [periods, explain, cli])
+@pytest.mark.parametrize("module", [periods, explain, rules_service])
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0

@@ -3,8 +3,6 @@ run, explain one family, simulate a reform."""
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,29 +31,9 @@ def _load(pack: Path) -> CompiledPack:
         raise typer.Exit(2) from exc
 
 
-def parse_value(text: str) -> Scalar:
-    """A --set value: integer (underscores allowed), decimal, true/false, date or text.
-
-    >>> parse_value("3932_00"), parse_value("0.8"), parse_value("true")
-    (393200, Decimal('0.8'), True)
-    """
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    cleaned = text.strip().replace("_", "")
-    if cleaned.lstrip("-").isdigit():
-        return int(cleaned)
-    try:
-        return Decimal(cleaned)
-    except InvalidOperation:
-        pass
-    try:
-        return dt.date.fromisoformat(text.strip())
-    except ValueError:
-        return text
-
-
 def _overrides(values: list[str]) -> dict[str, Scalar]:
+    from socialcard.rules import service
+
     out: dict[str, Scalar] = {}
     for item in values:
         name, sep, value = item.partition("=")
@@ -64,7 +42,7 @@ def _overrides(values: list[str]) -> dict[str, Scalar]:
                 f"--set {item!r}: write NAME=VALUE, e.g. kz.asp.poverty_line_share=0.8", err=True
             )
             raise typer.Exit(2)
-        out[name.strip()] = parse_value(value)
+        out[name.strip()] = service.parse_value(value)
     return out
 
 
