@@ -24,7 +24,6 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from socialcard.core.config import get_settings
 from socialcard.core.db import is_sqlite
 from socialcard.core.errors import AppError
 from socialcard.proactive import repository
@@ -92,12 +91,7 @@ class FamilyResult:
 def pack_path() -> Path:
     """The rule pack's directory: a relative path is looked up in the working directory, then
     in the source checkout (so the demo works from anywhere)."""
-    chosen = get_proactive_settings().pack_path or Path(get_settings().rules.pack_path)
-    if not chosen.is_absolute() and not chosen.exists():
-        checkout = Path(__file__).resolve().parents[3] / chosen
-        if checkout.exists():
-            return checkout
-    return chosen
+    return rules_service.resolve_pack_path(get_proactive_settings().pack_path)
 
 
 @lru_cache(maxsize=2)

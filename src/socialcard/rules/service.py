@@ -112,9 +112,20 @@ def pack_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def resolve_pack_path(path: str | Path | None = None) -> Path:
+    """A rule pack's directory (default: settings.rules.pack_path). A relative path is looked up
+    in the working directory, then in the source checkout, so commands work from anywhere."""
+    chosen = Path(path if path is not None else get_settings().rules.pack_path)
+    if not chosen.is_absolute() and not chosen.exists():
+        checkout = Path(__file__).resolve().parents[3] / chosen
+        if checkout.exists():
+            return checkout.resolve()
+    return chosen.resolve()
+
+
 def loaded_pack(path: str | Path | None = None) -> LoadedPack:
     """The compiled pack at `path` (default: settings.rules.pack_path), cached per process."""
-    resolved = Path(path if path is not None else get_settings().rules.pack_path).resolve()
+    resolved = resolve_pack_path(path)
     key = str(resolved)
     cached = _PACKS.get(key)
     if cached is not None:
