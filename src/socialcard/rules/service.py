@@ -860,39 +860,8 @@ def _decode(
     program_id: str | None = None,
     eligible: bool | None = None,
     person_id: int | None = None,
-) -> Iterator[StoredDecision]:
-    """The decisions packed in one outcome row, filtered."""
-    for decision, _ in _decode_typed(
-        run_id,
-        period,
-        layout,
-        family_key,
-        family_id,
-        head,
-        region,
-        payload,
-        program_id=program_id,
-        eligible=eligible,
-        person_id=person_id,
-    ):
-        yield decision
-
-
-def _decode_typed(
-    run_id: int,
-    period: str,
-    layout: _Layout,
-    family_key: int,
-    family_id: int | None,
-    head: int | None,
-    region: str | None,
-    payload: str,
-    *,
-    program_id: str | None = None,
-    eligible: bool | None = None,
-    person_id: int | None = None,
 ) -> list[tuple[StoredDecision, codec.Segment]]:
-    """The decisions with their typed values (for explanations)."""
+    """The decisions packed in one outcome row, filtered, each with its typed values."""
     family_part, members = codec.split_payload(payload)
 
     def make(meta: RulesRunProgram, text: str, entity_id: int, recipient: int | None) -> None:
@@ -954,7 +923,7 @@ def eligible_decisions(
     for key, family_id, head, region, payload in repository.iter_outcomes(
         session, run_id=run.id, period=when, bit=meta.position
     ):
-        yield from _decode(
+        for decision, _ in _decode(
             run.id,
             when,
             layout,
@@ -965,7 +934,8 @@ def eligible_decisions(
             payload,
             program_id=program_id,
             eligible=True,
-        )
+        ):
+            yield decision
 
 
 def _region_prefix(region: str | None) -> str | None:
@@ -1015,7 +985,8 @@ def list_decisions(
     items: list[StoredDecision] = []
     for row in rows:
         items.extend(
-            _decode(
+            decision
+            for decision, _ in _decode(
                 run.id,
                 when,
                 layout,
@@ -1107,7 +1078,7 @@ def explain_decision(
     if row is None:
         raise DecisionNotFound(f"no outcome of family {family_key} in run {run_id} for {when}")
     found = list(
-        _decode_typed(
+        _decode(
             run.id,
             when,
             layout,
