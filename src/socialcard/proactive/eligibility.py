@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.db import is_sqlite
 from socialcard.core.errors import AppError
-from socialcard.proactive import repository
 from socialcard.proactive.config import get_proactive_settings
 from socialcard.proactive.errors import InvalidPeriod, UnknownProgram
+from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
 from socialcard.rules import service as rules_service
 from socialcard.rules.engine import (
@@ -163,14 +163,6 @@ def _recipients(persons: pa.Table, period: Period) -> pa.Table:
 
 def _json_default(value: Any) -> Any:
     return str(value)
-
-
-def session_snapshot(session: Session) -> tuple[pa.Table, pa.Table]:
-    """The whole registry in the engine's input shape, read through the session."""
-    person_cols, fact_cols = repository.snapshot_columns(session)
-    persons = pa.Table.from_pydict(person_cols, schema=registry_snapshot.PERSON_SCHEMA)
-    facts = pa.Table.from_pydict(fact_cols, schema=registry_snapshot.FACT_SCHEMA)
-    return persons, facts
 
 
 def batch_candidates(
@@ -313,12 +305,12 @@ def engine_family_candidates(
 _ROLE_RANK = {"head": 0, "spouse": 1, "parent": 2, "other": 3}
 
 
-def _adult_of(members: Sequence[tuple[int, str, date, date | None]], on: date) -> int | None:
+def _adult_of(members: Sequence[registry_service.Member], on: date) -> int | None:
     """The family's recipient on a day: a living adult, by role, oldest first."""
     adults = [
-        (_ROLE_RANK.get(role, 4), birth, pid)
-        for pid, role, birth, death in members
-        if death is None and _is_adult(birth, on)
+        (_ROLE_RANK.get(m.role, 4), m.birth_on, m.person_id)
+        for m in members
+        if m.death_on is None and _is_adult(m.birth_on, on)
     ]
     return min(adults)[2] if adults else None
 
@@ -346,26 +338,26 @@ class _Raw:
 def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candidate]:
     """Recipients and regions of decisions; those without a living adult are dropped."""
     on = parse_period(period).start
-    persons = repository.persons_birth_region(
+    persons = registry_service.life_dates(
         session, [r.person_id for r in raws if r.person_id is not None]
     )
 
     def self_receives(raw: _Raw) -> bool:
         known = persons.get(raw.person_id) if raw.person_id is not None else None
-        return known is not None and known[1] is None and _is_adult(known[0], on)
+        return known is not None and known.death_on is None and _is_adult(known.birth_on, on)
 
     needs_family = [r.family_id for r in raws if r.family_id is not None and not self_receives(r)]
-    members = repository.family_members_for_recipient(session, needs_family)
+    members = registry_service.current_members(session, needs_family)
     out: list[Candidate] = []
     bases: dict[str, str] = {}
     for raw in raws:
         known = persons.get(raw.person_id) if raw.person_id is not None else None
         recipient: int | None = raw.person_id
-        if known is None or known[1] is not None or not _is_adult(known[0], on):
+        if known is None or known.death_on is not None or not _is_adult(known.birth_on, on):
             recipient = _adult_of(members.get(raw.family_id, []), on) if raw.family_id else None
         if recipient is None:
             continue
-        region = raw.region_kato or (known[2] if known else "")
+        region = raw.region_kato or (known.region_kato if known else "")
         out.append(
             Candidate(
                 program_id=raw.program_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -28,7 +28,6 @@ from socialcard.proactive.models import (
     PaymentOrder,
     Template,
 )
-from socialcard.registry.models import Fact, FamilyMember, Person
 
 _CHUNK = 5_000
 
@@ -92,33 +91,6 @@ def offered_entities(session: Session, program_id: str, period: str) -> set[int]
         select(Offer.entity_id).where(Offer.program_id == program_id, Offer.period == period)
     )
     return set(rows)
-
-
-# registry reads (contact details of recipients) -----------------------------------------------
-
-
-def person_contacts(
-    session: Session, person_ids: Sequence[int]
-) -> dict[int, tuple[str | None, str, date | None]]:
-    """phone, language and death date of persons (the registry's columns, read-only)."""
-    out: dict[int, tuple[str | None, str, date | None]] = {}
-    for chunk in _chunks(sorted(set(person_ids))):
-        for row in session.execute(
-            select(Person.id, Person.phone, Person.language, Person.death_on).where(
-                Person.id.in_(chunk)
-            )
-        ):
-            out[row[0]] = (row[1], row[2], row[3])
-    return out
-
-
-def family_of_person(session: Session, person_id: int) -> int | None:
-    """The person's current family (the registry's membership, read-only)."""
-    return session.scalars(
-        select(FamilyMember.family_id).where(
-            FamilyMember.person_id == person_id, FamilyMember.until_on.is_(None)
-        )
-    ).first()
 
 
 # offers ---------------------------------------------------------------------------------------
@@ -506,83 +478,3 @@ def blocked_among(
         ):
             blocked[entity_id] = "receiving"
     return blocked
-
-
-def snapshot_columns(session: Session) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-    """The registry's person and live-fact rows as columns, through the caller's session (it
-    sees the caller's transaction; the registry's ADBC path reads committed data only)."""
-    persons = session.execute(
-        select(
-            Person.id.label("person_id"),
-            FamilyMember.family_id,
-            FamilyMember.role,
-            Person.sex,
-            Person.birth_on,
-            Person.death_on,
-            Person.region_kato,
-        ).outerjoin(
-            FamilyMember, (FamilyMember.person_id == Person.id) & FamilyMember.until_on.is_(None)
-        )
-    )
-    person_names = list(persons.keys())
-    person_cols: dict[str, list[Any]] = {
-        name: list(col)
-        for name, col in zip(person_names, zip(*persons, strict=False), strict=False)
-    }
-    facts = session.execute(
-        select(
-            Fact.person_id,
-            Fact.kind,
-            Fact.detail,
-            Fact.qualifier,
-            Fact.amount_minor,
-            Fact.quantity,
-            Fact.valid_from,
-            Fact.valid_until,
-            Fact.source,
-        ).where(Fact.superseded_at.is_(None))
-    )
-    fact_names = list(facts.keys())
-    fact_cols: dict[str, list[Any]] = {
-        name: list(col) for name, col in zip(fact_names, zip(*facts, strict=False), strict=False)
-    }
-    for names, cols in ((person_names, person_cols), (fact_names, fact_cols)):
-        for name in names:
-            cols.setdefault(name, [])
-    return person_cols, fact_cols
-
-
-def persons_birth_region(
-    session: Session, person_ids: Sequence[int]
-) -> dict[int, tuple[date, date | None, str]]:
-    """birth date, death date and region of persons (the registry's columns, read-only)."""
-    out: dict[int, tuple[date, date | None, str]] = {}
-    for chunk in _chunks(sorted(set(person_ids))):
-        for row in session.execute(
-            select(Person.id, Person.birth_on, Person.death_on, Person.region_kato).where(
-                Person.id.in_(chunk)
-            )
-        ):
-            out[row[0]] = (row[1], row[2], row[3])
-    return out
-
-
-def family_members_for_recipient(
-    session: Session, family_ids: Sequence[int]
-) -> dict[int, list[tuple[int, str, date, date | None]]]:
-    """Current members of families: (person id, role, birth date, death date)."""
-    out: dict[int, list[tuple[int, str, date, date | None]]] = {}
-    for chunk in _chunks(sorted(set(family_ids))):
-        for row in session.execute(
-            select(
-                FamilyMember.family_id,
-                Person.id,
-                FamilyMember.role,
-                Person.birth_on,
-                Person.death_on,
-            )
-            .join(Person, Person.id == FamilyMember.person_id)
-            .where(FamilyMember.family_id.in_(chunk), FamilyMember.until_on.is_(None))
-        ):
-            out.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
-    return out

@@ -82,6 +82,7 @@ from socialcard.proactive.templates import (
     language_of,
     render,
 )
+from socialcard.registry import service as registry_service
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
@@ -174,11 +175,11 @@ def _queue(
 def _queue_for_offer(
     session: Session, book: TextBook, offer: Offer, kind: MessageKind, **extra: str
 ) -> bool:
-    contact = repository.person_contacts(session, [offer.person_id]).get(offer.person_id)
+    contact = registry_service.contacts(session, [offer.person_id]).get(offer.person_id)
     if contact is None:
         return False
-    phone, language, _ = contact
-    lang = language_of(language)
+    phone = contact.phone
+    lang = language_of(contact.language)
     values = {**_offer_values(offer, lang), **extra}
     return _queue(
         session,
@@ -296,7 +297,7 @@ def offer_candidates(
     settings = campaign_settings(campaign.program_id)
     book = book or TextBook(session)
     stats = OfferStats(eligible=len(candidates))
-    contacts = repository.person_contacts(session, [c.person_id for c in candidates])
+    contacts = registry_service.contacts(session, [c.person_id for c in candidates])
     deadline = now + timedelta(days=settings.consent_days)
     remind = (
         deadline - timedelta(days=settings.reminder_days_before)
@@ -309,7 +310,7 @@ def offer_candidates(
         stats.by_region[candidate.region_kato] = stats.by_region.get(candidate.region_kato, 0) + 1
         reason = blocked.get(candidate.entity_id)
         contact = contacts.get(candidate.person_id)
-        if reason is None and (contact is None or contact[2] is not None):
+        if reason is None and (contact is None or contact.death_on is not None):
             reason = "deceased"
         if reason is not None:
             setattr(stats, reason, getattr(stats, reason) + 1)
@@ -349,10 +350,11 @@ def offer_candidates(
     for entity_id, offer_id in ids.items():
         blocked[entity_id] = "already_offered"
         candidate = chosen[entity_id]
-        phone, language, _ = contacts[candidate.person_id]
+        contact = contacts[candidate.person_id]
+        phone = contact.phone
         if not phone:
             continue
-        lang = language_of(language)
+        lang = language_of(contact.language)
         token = links.make_token(offer_id, expires_at=expires)
         values = {
             "program": titles[lang],
@@ -493,14 +495,14 @@ def _text_shown(session: Session, offer: Offer) -> str:
 
 def offer_page_text(session: Session, offer: Offer) -> str:
     """The offer as the citizen's page shows it, in their language."""
-    contact = repository.person_contacts(session, [offer.person_id]).get(offer.person_id)
-    lang = language_of(contact[1] if contact else None)
+    contact = registry_service.contacts(session, [offer.person_id]).get(offer.person_id)
+    lang = language_of(contact.language if contact else None)
     return TextBook(session).text(MessageKind.OFFER, lang, **_offer_values(offer, lang))
 
 
 def person_language(session: Session, person_id: int) -> str:
-    contact = repository.person_contacts(session, [person_id]).get(person_id)
-    return language_of(contact[1] if contact else None)
+    contact = registry_service.contacts(session, [person_id]).get(person_id)
+    return language_of(contact.language if contact else None)
 
 
 def decide(
@@ -786,7 +788,7 @@ def accrue(session: Session, *, period: str, program_id: str | None = None) -> d
         family_id = (
             family_key
             if family_key > 0
-            else repository.family_of_person(session, items[0].person_id)
+            else registry_service.current_family_id(session, person_id=items[0].person_id)
         )
         result = (
             eligibility.family_candidates(
@@ -905,7 +907,7 @@ def process_events(
                 offer.decided_at = now
         family_id = event.family_id
         if family_id is None and event.person_id is not None:
-            family_id = repository.family_of_person(session, event.person_id)
+            family_id = registry_service.current_family_id(session, person_id=event.person_id)
         if family_id is not None:
             families[(family_id, month)] = None
     for family_id, month in families:

@@ -249,3 +249,44 @@ def snapshot_rows_for_family(
         ).where(Fact.person_id.in_(person_ids), Fact.superseded_at.is_(None))
     ).all()
     return [tuple(r) for r in persons], [tuple(r) for r in facts]
+
+
+# --- Reads for other domains (through registry/service.py) -----------------------------------
+
+
+def persons_columns(
+    session: Session, person_ids: Sequence[int], columns: tuple[str, ...]
+) -> dict[int, tuple[Any, ...]]:
+    """The named person columns of persons, by id (chunked under the bound-parameter limit)."""
+    wanted = [getattr(Person, name) for name in columns]
+    ids = sorted(set(person_ids))
+    out: dict[int, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        for row in session.execute(select(Person.id, *wanted).where(Person.id.in_(chunk))):
+            out[row[0]] = tuple(row[1:])
+    return out
+
+
+def current_members_of(
+    session: Session, family_ids: Sequence[int]
+) -> dict[int, list[tuple[int, str, date, date | None]]]:
+    """Current members of families: (person id, role, birth date, death date), by family."""
+    ids = sorted(set(family_ids))
+    out: dict[int, list[tuple[int, str, date, date | None]]] = {}
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        for row in session.execute(
+            select(
+                FamilyMember.family_id,
+                Person.id,
+                FamilyMember.role,
+                Person.birth_on,
+                Person.death_on,
+            )
+            .join(Person, Person.id == FamilyMember.person_id)
+            .where(FamilyMember.family_id.in_(chunk), FamilyMember.until_on.is_(None))
+            .order_by(FamilyMember.family_id, Person.id)
+        ):
+            out.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -259,6 +260,65 @@ def preferred_language(session: Session, *, person_id: int) -> str | None:
     """The language a person asked to be addressed in (None for an unknown person)."""
     person = repository.person_by_id(session, person_id)
     return person.language if person is not None else None
+
+
+# --- Reads for other domains (proactive, wallet): only the columns they need, not audited
+# (no operator sees them; they address a message or pick a recipient). One place knows the
+# registry's tables.
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """How to reach a person: phone, language, and whether they are alive."""
+
+    phone: str | None
+    language: str
+    death_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class LifeDates:
+    """A person's birth and death dates and region."""
+
+    birth_on: date
+    death_on: date | None
+    region_kato: str
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A current member of a family."""
+
+    person_id: int
+    role: str
+    birth_on: date
+    death_on: date | None
+
+
+def contacts(session: Session, person_ids: Sequence[int]) -> dict[int, Contact]:
+    """Phone, language and death date of persons, by id (unknown ids are absent)."""
+    rows = repository.persons_columns(session, person_ids, ("phone", "language", "death_on"))
+    return {pid: Contact(*row) for pid, row in rows.items()}
+
+
+def life_dates(session: Session, person_ids: Sequence[int]) -> dict[int, LifeDates]:
+    """Birth date, death date and region of persons, by id (unknown ids are absent)."""
+    rows = repository.persons_columns(session, person_ids, ("birth_on", "death_on", "region_kato"))
+    return {pid: LifeDates(*row) for pid, row in rows.items()}
+
+
+def current_family_id(session: Session, *, person_id: int) -> int | None:
+    """The family a person currently belongs to (None when in none)."""
+    membership = repository.current_membership(session, person_id)
+    return membership.family_id if membership is not None else None
+
+
+def current_members(session: Session, family_ids: Sequence[int]) -> dict[int, list[Member]]:
+    """The current members of families, by family id, in person id order."""
+    return {
+        family_id: [Member(*row) for row in rows]
+        for family_id, rows in repository.current_members_of(session, family_ids).items()
+    }
 
 
 def list_regions() -> list[RegionRead]:

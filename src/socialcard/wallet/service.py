@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from socialcard.registry import service as registry_service
 from socialcard.security import service as security_service
 from socialcard.security.enums import Role
 from socialcard.security.schemas import ApiKeyCreated
@@ -11,7 +12,6 @@ from socialcard.wallet.errors import PersonNotFound
 from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.redemption import service as redemption_service
 from socialcard.wallet.schemas import CheckRead
-from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers import service as voucher_service
 
 
@@ -26,7 +26,7 @@ def check(session: Session) -> CheckRead:
 
 def create_citizen_key(session: Session, *, person_id: int) -> ApiKeyCreated:
     """Issue a key of role citizen bound to one person's wallet (shown once)."""
-    if voucher_repository.person_language(session, person_id) is None:
+    if registry_service.preferred_language(session, person_id=person_id) is None:
         raise PersonNotFound(f"no person with id {person_id}")
     created = security_service.create_api_key(
         session, name=f"citizen-{person_id}", role=Role.CITIZEN.value

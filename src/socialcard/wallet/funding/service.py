@@ -12,6 +12,7 @@ from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
 from socialcard.core.logging import get_logger
+from socialcard.registry import service as registry_service
 from socialcard.wallet.enums import AccountKind, PostingKind, VoucherStatus
 from socialcard.wallet.errors import InsufficientFunds, PersonNotFound
 from socialcard.wallet.funding.schemas import (
@@ -22,7 +23,6 @@ from socialcard.wallet.funding.schemas import (
 )
 from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.merchants import service as merchant_service
-from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.catalog import VoucherType
 from socialcard.wallet.vouchers.schemas import PrescriptionLine
@@ -167,7 +167,7 @@ def fund_order(
     vtype = voucher_service.voucher_type(order.benefit_type)
 
     def handler() -> dict[str, Any]:
-        if voucher_repository.person_language(session, order.person_id) is None:
+        if registry_service.preferred_language(session, person_id=order.person_id) is None:
             raise PersonNotFound(
                 f"no person with id {order.person_id}",
                 details=[field_error("person_id", "unknown")],

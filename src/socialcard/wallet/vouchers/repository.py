@@ -9,7 +9,6 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from socialcard.registry.models import Person
 from socialcard.wallet.enums import VoucherStatus
 from socialcard.wallet.ledger.models import Account
 from socialcard.wallet.types import Record
@@ -107,12 +106,6 @@ def statistics(session: Session) -> list[Record]:
         .order_by(_voucher.c.type, _voucher.c.status)
     )
     return list(session.execute(stmt).all())
-
-
-def person_language(session: Session, person_id: int) -> str | None:
-    """The person's language (only that column: no personal data leaves the registry here)."""
-    stmt = select(Person.language).where(Person.id == person_id)
-    return session.execute(stmt).scalar_one_or_none()
 
 
 def citizen_person_id(session: Session, api_key_id: int) -> int | None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.clock import utcnow
 from socialcard.core.errors import field_error
 from socialcard.core.logging import get_logger
+from socialcard.registry import service as registry_service
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind, VoucherStatus
 from socialcard.wallet.errors import (
     ActivationRefused,
@@ -170,7 +171,7 @@ def _title(vtype: VoucherType, language: str | None) -> str:
 
 
 def _voucher_read(session: Session, row: Record, *, language: str | None) -> VoucherRead:
-    language = language or repository.person_language(session, row.person_id)
+    language = language or registry_service.preferred_language(session, person_id=row.person_id)
     return VoucherRead(
         id=row.id,
         type=row.type,
@@ -189,7 +190,7 @@ def _voucher_read(session: Session, row: Record, *, language: str | None) -> Vou
 
 def citizen_wallet(session: Session, *, person_id: int) -> WalletRead:
     """A citizen's balances per benefit type and their vouchers, titles in their language."""
-    language = repository.person_language(session, person_id)
+    language = registry_service.preferred_language(session, person_id=person_id)
     vouchers = [
         _voucher_read(session, row, language=language)
         for row in repository.person_vouchers(session, person_id)
