@@ -1,8 +1,9 @@
 """`socialcard demo`: the README's main job on the embedded default store.
 
-Migrates the store, generates a synthetic region if the registry is empty, issues an operator
-key, prints what to try, and serves the API. Later domains add their steps here (rules run,
-campaign funnel, wallet statistics).
+Migrates the store, generates a synthetic region if the registry is empty, runs the rules and
+the well-being score for this month, runs campaigns whose SMS simulated citizens answer, pays
+the consented decisions and issues vouchers from the rules run's decisions into social wallets,
+redeems some, prints the funnel and voucher statistics, issues operator keys, and serves.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from socialcard.core.clock import today
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
-from socialcard.proactive.demo import run_demo_campaigns
+from socialcard.proactive.demo import print_demo_funnel, run_demo_campaigns
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
@@ -72,10 +74,12 @@ def register(app: typer.Typer) -> None:
             f"Registry: {counts['persons']:,} persons in {counts['families']:,} families, "
             f"{counts['facts']:,} facts, {counts['events']:,} life events."
         )
+        period = f"{today():%Y-%m}"
         rules_cli.demo_step()
         wellbeing_cli.demo_step(console)
-        run_demo_campaigns(console)
-        wallet_demo.run_demo_step(console)
+        run_demo_campaigns(console, period, seed=seed, funnel=False)
+        wallet_demo.run_demo_step(console, period=period)
+        print_demo_funnel(console)
         console.print(f"Operator API key: {key.key}")
         console.print(f"Auditor API key:  {auditor.key}")
         if family_ids:

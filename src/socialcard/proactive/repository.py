@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -64,6 +64,18 @@ def active_assignment_entities(session: Session, program_id: str) -> set[int]:
         )
     )
     return set(rows)
+
+
+def active_assignment_recipients(session: Session, program_id: str, until: date) -> dict[int, int]:
+    """Entity -> recipient person of the program's active assignments starting by `until`."""
+    rows = session.execute(
+        select(Assignment.entity_id, Assignment.person_id).where(
+            Assignment.program_id == program_id,
+            Assignment.status == AssignmentStatus.ACTIVE,
+            Assignment.from_on <= until,
+        )
+    )
+    return dict(rows.tuples().all())
 
 
 def pending_offer_entities(session: Session, program_id: str) -> set[int]:
@@ -263,6 +275,31 @@ def messages_of_offer(session: Session, offer_id: int) -> Sequence[Message]:
     return session.scalars(
         select(Message).where(Message.offer_id == offer_id).order_by(Message.id)
     ).all()
+
+
+def delivered_offer_messages(session: Session, period: str) -> list[tuple[Message, Offer]]:
+    """Delivered offer messages of a month's offers still pending, oldest first."""
+    rows = session.execute(
+        select(Message, Offer)
+        .join(Offer, Offer.id == Message.offer_id)
+        .where(
+            Offer.period == period,
+            Offer.status == OfferStatus.PENDING,
+            Message.kind == MessageKind.OFFER,
+            Message.status == MessageStatus.DELIVERED,
+        )
+        .order_by(Message.id)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def pending_deadlines(session: Session, period: str) -> datetime | None:
+    """The latest deadline of a month's pending offers."""
+    return session.scalar(
+        select(func.max(Offer.deadline_at)).where(
+            Offer.period == period, Offer.status == OfferStatus.PENDING
+        )
+    )
 
 
 def offer_message(session: Session, offer_id: int) -> Message | None:

@@ -728,6 +728,31 @@ def decide_by_link(
     )
 
 
+@dataclass(frozen=True)
+class AwaitingAnswer:
+    """A delivered offer SMS whose offer has no answer yet."""
+
+    message_id: int
+    phone: str
+    language: str
+    program_id: str
+    entity_id: int
+    period: str
+
+
+def awaiting_answer(session: Session, *, period: str) -> list[AwaitingAnswer]:
+    """The month's delivered offer messages whose offers are still pending."""
+    return [
+        AwaitingAnswer(m.id, m.phone, m.language, o.program_id, o.entity_id, o.period)
+        for m, o in repository.delivered_offer_messages(session, period)
+    ]
+
+
+def last_deadline(session: Session, *, period: str) -> datetime | None:
+    """When the last of the month's pending offers runs out (None when none is pending)."""
+    return repository.pending_deadlines(session, period)
+
+
 # deadlines, accrual, endings ------------------------------------------------------------------
 
 
@@ -1129,7 +1154,13 @@ def set_template(session: Session, *, kind: str, language: str, body: str) -> Te
     return TemplateRead(kind=kind, language=language, body=body, edited=True)
 
 
-# payment orders (consumed by the wallet) ------------------------------------------------------
+# payment orders and recipients (consumed by the wallet) ---------------------------------------
+
+
+def receiving(session: Session, *, program_id: str, period: str) -> dict[int, int]:
+    """Who is receiving a program in a month: entity id -> the recipient who agreed (active
+    assignments that started by the month's end)."""
+    return repository.active_assignment_recipients(session, program_id, period_end(period))
 
 
 def pending_payment_orders(session: Session, *, limit: int = 1000) -> list[PaymentOrderRead]:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from socialcard.core.db import session_scope
 from socialcard.core.errors import AppError
@@ -199,26 +201,48 @@ def register(app: typer.Typer) -> None:
         typer.echo(text, nl=False)
 
     @wallet.command("stats")
-    def stats() -> None:
-        """Voucher statistics by type and status."""
+    def stats(
+        region_digits: int = typer.Option(
+            2, min=1, max=9, help="Group regions by this many KATO digits (2 oblasts, 4 districts)"
+        ),
+    ) -> None:
+        """Voucher statistics by type and region: issued, activated, redeemed, expired."""
         with session_scope() as session:
-            print_statistics(session, Console())
+            print_statistics(session, Console(), region_digits=region_digits)
 
 
-def print_statistics(session: object, out: Console) -> None:
-    """Render voucher statistics as a table."""
-    from sqlalchemy.orm import Session
+def _thousand_tenge(minor: int) -> str:
+    return f"{minor / 100_000:,.0f}"
 
-    assert isinstance(session, Session)  # noqa: S101 - typed loosely for the demo's one-liner
-    table = Table(title="Vouchers")
-    for column in ("type", "status", "vouchers", "nominal ₸", "remaining ₸"):
-        table.add_column(column, justify="right" if column[0] in "vnr" else "left")
-    for row in voucher_service.statistics(session):
+
+def print_statistics(session: Session, out: Console, *, region_digits: int = 2) -> None:
+    """Render voucher statistics by type and region (counts, then thousand tenge) as a table;
+    regions are KATO codes cut to `region_digits` (2: oblasts and republican cities)."""
+    table = Table(
+        title="Vouchers by type and region (counts; then thousand ₸)",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    counts = ("issued", "activated", "redeemed", "expired")
+    money = ("issued_minor", "redeemed_minor", "expired_minor")
+    table.add_column("type", no_wrap=True)
+    table.add_column("KATO", no_wrap=True)
+    for header in ("issued", "activ.", "redeem.", "expired", "issued", "redeemed", "expired"):
+        table.add_column(header, justify="right", no_wrap=True)
+    rows = voucher_service.summary(session, region_digits=region_digits)
+    for row in rows:
         table.add_row(
             row.type,
-            row.status,
-            f"{row.vouchers:,}",
-            f"{row.nominal_minor / 100:,.2f}",
-            f"{row.remaining_minor / 100:,.2f}",
+            row.region_kato[:region_digits],
+            *(f"{getattr(row, name):,}" for name in counts),
+            *(_thousand_tenge(getattr(row, name)) for name in money),
         )
+    table.add_row(
+        "total",
+        "",
+        *(f"{sum(getattr(r, name) for r in rows):,}" for name in counts),
+        *(_thousand_tenge(sum(getattr(r, name) for r in rows)) for name in money),
+        style="bold",
+    )
     out.print(table)

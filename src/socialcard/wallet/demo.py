@@ -1,19 +1,26 @@
-"""The wallet's step of `socialcard demo`: fund vouchers for a sample of the region's families,
-redeem a few at demo merchants, and print voucher statistics."""
+"""The wallet's step of `socialcard demo`: pay the consented decisions' payment orders into
+citizens' wallets, issue the month's earmarked vouchers from the stored rules run's decisions,
+redeem some at demo merchants, expire what is past its window, and print the statistics.
+
+The demo plays the treasury too: before paying, it tops up each program's regional budget to
+what the month's orders need (an allocation posting from the program's source account)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from rich.console import Console
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
-from socialcard.core.config import get_settings
 from socialcard.core.errors import AppError
-from socialcard.registry import service as registry_service
-from socialcard.security.enums import Purpose
-from socialcard.security.schemas import Actor
+from socialcard.proactive import service as proactive_service
+from socialcard.rules import service as rules_service
+from socialcard.wallet import service as wallet_service
+from socialcard.wallet.funding import decisions as decision_funding
+from socialcard.wallet.funding import orders as payment_orders
 from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.funding.schemas import BudgetAllocation
 from socialcard.wallet.merchants import repository as merchant_repository
@@ -24,9 +31,7 @@ from socialcard.wallet.redemption import service as redemption_service
 from socialcard.wallet.redemption.schemas import AuthorizeRequest, ItemIn
 from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers import service as voucher_service
-from socialcard.wallet.vouchers.schemas import PrescriptionLine
 
-_ACTOR = Actor(key_id=None, name="wallet-demo", role="admin")
 _MERCHANTS = {
     "school_canteen": ("05034000001", "Школа №1, асхана", False),
     "pharmacy": ("05034000002", "Аптека «Денсаулық»", True),
@@ -35,11 +40,7 @@ _MERCHANTS = {
     "transit": ("05034000005", "Автобусный парк", False),
 }
 MEAL_MINOR = 900_00
-SCHOOL_DAYS = 20
-
-
-def _age(birth_on: date, on: date) -> int:
-    return on.year - birth_on.year - ((on.month, on.day) < (birth_on.month, birth_on.day))
+_ORDERS_LIMIT = 1_000_000
 
 
 def _terminal(session: Session, category: str) -> tuple[int, TerminalContext]:
@@ -59,92 +60,117 @@ def _terminal(session: Session, category: str) -> tuple[int, TerminalContext]:
     return merchant_id, merchant_service.authenticate_terminal(session, raw_key=key)
 
 
-def fund_demo_wallets(session: Session, *, families: int = 300, now: datetime | None = None) -> int:
-    """Fund this month's vouchers for a sample of families (idempotent: keys name the month)."""
-    now = now or utcnow()
-    today, period = now.date(), f"{now:%Y-%m}"
-    mrp = get_settings().wallet.mrp_minor
-    canteen_id, _ = _terminal(session, "school_canteen")
-    funded = 0
-    for family_id in registry_service.sample_family_ids(session, families):
-        family = registry_service.get_family(
-            session, family_id=family_id, actor=_ACTOR, purpose=Purpose.BENEFIT_ASSIGNMENT
-        )
-        region = family.region_kato
-        if not family.members:
+def top_up_budgets(session: Session, *, needs: Mapping[tuple[str, str], int], period: str) -> int:
+    """Allocate to each (program, region) budget what it lacks for `needs`; returns tiyn
+    allocated. Keyed by the need and the balance seen, so a re-run allocates nothing twice."""
+    allocated = 0
+    for (program_id, region), need in sorted(needs.items()):
+        balance = funding_service.budget_balance(
+            session, program_id=program_id, region_kato=region
+        ).balance_minor
+        if balance >= need:
             continue
-        orders: list[tuple[str, int, str, dict[str, object]]] = []
-        adults = [m for m in family.members if _age(m.person.birth_on, today) >= 18]
-        holder = adults[0].person.id if adults else family.members[0].person.id
-        orders.append(("food", holder, "kz.food_voucher", {"amount": mrp * len(family.members)}))
-        for member in family.members:
-            age = _age(member.person.birth_on, today)
-            if 7 <= age <= 17:
-                orders.append(
-                    ("school_meal", member.person.id, "kz.school_meals",
-                     {"amount": MEAL_MINOR * SCHOOL_DAYS, "bound_merchant_id": canteen_id})
-                )  # fmt: skip
-            if age >= 63:
-                orders.append(
-                    ("transit", member.person.id, "kz.transit",
-                     {"amount": 3_000_00, "fare_category": "pensioner"})
-                )  # fmt: skip
-        if family_id % 5 == 0:
-            orders.append(("gas", holder, "kz.gas", {"amount": 4_500_00}))
-        if family_id % 7 == 0:
-            orders.append(
-                ("medicine", holder, "kz.medicines",
-                 {"amount": 12_000_00,
-                  "prescription": [PrescriptionLine(atc="C09AA02", quantity=30)]})
-            )  # fmt: skip
-        for benefit_type, person_id, program, extra in orders:
-            amount = int(extra.pop("amount"))  # type: ignore[call-overload]
-            funding_service.allocate_budget(
-                session,
-                idempotency_key=f"demo-{program}-{region}-{period}-{person_id}-{benefit_type}",
-                allocation=BudgetAllocation(
-                    program_id=program, region_kato=region, amount_minor=amount
-                ),
-            )
-            funding_service.fund_benefit(
-                session,
-                idempotency_key=f"demo-{period}-{person_id}-{benefit_type}",
-                person_id=person_id,
-                program_id=program,
-                region_kato=region,
-                amount_minor=amount,
-                benefit_type=benefit_type,
-                period=period,
-                now=now,
-                **extra,  # type: ignore[arg-type]
-            )
-            funded += 1
-    return funded
+        funding_service.allocate_budget(
+            session,
+            idempotency_key=f"demo-treasury:{program_id}:{region}:{period}:{need}:{balance}",
+            allocation=BudgetAllocation(
+                program_id=program_id, region_kato=region, amount_minor=need - balance
+            ),
+        )
+        allocated += need - balance
+    return allocated
 
 
-def redeem_demo_purchases(session: Session, *, now: datetime | None = None) -> int:
-    """Activate a few vouchers and redeem them at the demo merchants (a realistic mix)."""
+def _order_needs(session: Session) -> dict[tuple[str, str], int]:
+    needs: dict[tuple[str, str], int] = {}
+    for order in proactive_service.pending_payment_orders(session, limit=_ORDERS_LIMIT):
+        if order.destination_kind == "wallet":
+            key = (order.program_id, order.region_kato)
+            needs[key] = needs.get(key, 0) + order.amount_minor
+    return needs
+
+
+@dataclass
+class FundingSummary:
+    orders_paid: int
+    orders_failed: int
+    vouchers: dict[str, int]  # voucher type -> issued now
+    decisions: dict[str, int]  # voucher type -> decisions they came from
+    allocated_minor: int
+
+
+def fund_from_decisions(*, period: str, now: datetime | None = None) -> FundingSummary:
+    """Pay the pending payment orders (consents) into wallets, then issue the month's vouchers
+    from the stored rules run's eligible decisions of families and persons receiving them."""
+    from socialcard.core.db import session_scope
+
+    now = now or utcnow()
+    with session_scope() as session:
+        allocated = top_up_budgets(session, needs=_order_needs(session), period=period)
+    paid = payment_orders.pay_pending_orders(limit=_ORDERS_LIMIT)
+    issued: dict[str, int] = {}
+    used: dict[str, int] = {}
+    with session_scope() as session:
+        run = rules_service.latest_run(session, period=period)
+        if run is not None:
+            canteen_id, _ = _terminal(session, "school_canteen")
+            plan = decision_funding.plan_vouchers(
+                session, run_id=run.id, period=period, canteen_for=lambda _d: canteen_id
+            )
+            used = plan.decisions
+            allocated += top_up_budgets(session, needs=plan.by_budget(), period=period)
+            for order in plan.orders:
+                result = funding_service.fund_order(
+                    session, idempotency_key=order.idempotency_key, request=order, now=now
+                )
+                issued[result.benefit_type] = issued.get(result.benefit_type, 0) + 1
+    return FundingSummary(
+        orders_paid=paid.paid,
+        orders_failed=len(paid.failed),
+        vouchers=issued,
+        decisions=used,
+        allocated_minor=allocated,
+    )
+
+
+def redeem_demo_purchases(
+    session: Session, *, now: datetime | None = None, per_type: int = 150
+) -> int:
+    """Activate some of the newest vouchers of each type and redeem them at the demo merchants
+    (about two in three, up to `per_type` each); returns the approved redemptions."""
     now = now or utcnow()
     terminals = {category: _terminal(session, category)[1] for category in _MERCHANTS}
-    items = {
-        "food": ItemIn(
-            sku="milk", category="food.socially_significant", quantity=2, amount_minor=1_100_00
+    food = ItemIn(
+        sku="milk", category="food.socially_significant", quantity=2, amount_minor=1_100_00
+    )
+    purchases = {
+        "cash": ("grocery", food),
+        "food": ("grocery", food),
+        "school_meal": (
+            "school_canteen",
+            ItemIn(sku="lunch", category="meal", quantity=1, amount_minor=MEAL_MINOR),
         ),
-        "school_meal": ItemIn(sku="lunch", category="meal", quantity=1, amount_minor=MEAL_MINOR),
-        "transit": ItemIn(sku="bus", category="fare", quantity=1, amount_minor=150_00),
-        "gas": ItemIn(sku="bill", category="gas", quantity=1, amount_minor=3_200_00),
-        "medicine": ItemIn(
-            sku="enalapril", category="medicine", quantity=30, amount_minor=2_400_00, atc="C09AA02"
+        "transit": (
+            "transit", ItemIn(sku="bus", category="fare", quantity=1, amount_minor=150_00)
         ),
-    }
-    category_of = {
-        "food": "grocery", "school_meal": "school_canteen", "transit": "transit",
-        "gas": "gas_utility", "medicine": "pharmacy",
+        "gas": (
+            "gas_utility", ItemIn(sku="bill", category="gas", quantity=1, amount_minor=3_200_00)
+        ),
+        "medicine": (
+            "pharmacy",
+            ItemIn(
+                sku="enalapril", category="medicine", quantity=30, amount_minor=2_400_00,
+                atc="C09AA02",
+            ),
+        ),
     }  # fmt: skip
+    tried: dict[str, int] = {}
     redeemed = 0
-    for index, row in enumerate(voucher_repository.recent_vouchers(session, limit=400)):
-        if index % 3 == 2 or row.status not in ("created", "activated"):
+    for row in voucher_repository.recent_vouchers(session, limit=_ORDERS_LIMIT):
+        seen = tried[row.type] = tried.get(row.type, 0) + 1
+        if seen % 3 == 0 or seen > per_type * 3 // 2 or row.status not in ("created", "activated"):
             continue
+        category, item = purchases[row.type]
         try:
             if row.status == "created":
                 voucher_service.activate(
@@ -153,33 +179,52 @@ def redeem_demo_purchases(session: Session, *, now: datetime | None = None) -> i
                 )  # fmt: skip
             result = redemption_service.authorize(
                 session,
-                terminal=terminals[category_of[row.type]],
+                terminal=terminals[category],
                 idempotency_key=f"demo-{row.id}-{now:%Y%m%d}",
-                request=AuthorizeRequest(token=row.token, items=[items[row.type]], capture=True),
+                request=AuthorizeRequest(token=row.token, items=[item], capture=True),
                 now=now,
             )
         except AppError:
-            continue  # outside a window today (gas before the 7th, a weekend for meals)
+            continue  # outside a window today (gas activation after the 29th, a weekend meal)
         redeemed += result.approved_minor > 0
     return redeemed
 
 
-def demo_step(session: Session, console: Console) -> None:
-    """Fund and redeem demo vouchers, then print voucher statistics (`socialcard demo`)."""
+def demo_step(console: Console, *, period: str, now: datetime | None = None) -> None:
+    """Fund wallets from decisions, redeem, expire, print statistics and the ledger check."""
+    from socialcard.core.db import session_scope
     from socialcard.wallet.cli import print_statistics
 
-    funded = fund_demo_wallets(session)
-    redeemed = redeem_demo_purchases(session)
-    console.print(f"Wallet: {funded:,} vouchers funded this month, {redeemed:,} redemptions.")
-    print_statistics(session, console)
+    now = now or utcnow()
+    funded = fund_from_decisions(period=period, now=now)
+    vouchers = ", ".join(
+        f"{n:,} {kind} (from {funded.decisions.get(kind, 0):,} decisions)"
+        for kind, n in sorted(funded.vouchers.items())
+    )
+    console.print(
+        f"Wallet {period}: {funded.orders_paid:,} payment orders paid into social wallets"
+        f" ({funded.orders_failed:,} failed); vouchers from the rules run's decisions: "
+        f"{vouchers or 'none new'}; budgets topped up by {funded.allocated_minor / 100:,.0f} ₸."
+    )
+    with session_scope() as session:
+        redeemed = redeem_demo_purchases(session, now=now)
+    with session_scope() as session:
+        expired = voucher_service.expire_due(session, now=now)
+    console.print(
+        f"Redemptions at demo merchants: {redeemed:,} approved; expired today: "
+        f"{expired.vouchers_expired:,} vouchers ({expired.returned_minor / 100:,.0f} ₸ returned)."
+    )
+    with session_scope() as session:
+        print_statistics(session, console)
+        check = wallet_service.check(session)
+    console.print(
+        "wallet check: clean" if check.ok else "wallet check: " + "; ".join(check.problems)
+    )
 
 
-def run_demo_step(console: Console) -> None:
-    """The one line `socialcard demo` calls: its own transaction, errors shown, never fatal."""
-    from socialcard.core.db import session_scope
-
+def run_demo_step(console: Console, *, period: str) -> None:
+    """The one line `socialcard demo` calls: errors shown, never fatal."""
     try:
-        with session_scope() as session:
-            demo_step(session, console)
+        demo_step(console, period=period)
     except AppError as exc:
         console.print(f"Wallet demo step skipped: {exc.message}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +25,17 @@ class BudgetRead(BaseModel):
     posting_id: int | None = None
 
 
+class DecisionRef(BaseModel):
+    """The decision a payment comes from: a stored rules decision (run, program, period,
+    entity) or a payment order's assignment (no run)."""
+
+    run_id: int | None = Field(default=None, gt=0, le=2**62)
+    program_id: str = Field(min_length=1, max_length=80)
+    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
+    entity_type: Literal["family", "person"]
+    entity_id: int = Field(ge=-(2**62), le=2**62)  # a person without a family: minus its id
+
+
 class FundingRequest(BaseModel):
     """One payment into a citizen's wallet (a payment order of a decision)."""
 
@@ -37,6 +49,7 @@ class FundingRequest(BaseModel):
     bound_merchant_id: int | None = Field(default=None, gt=0, le=2**62)
     fare_category: str | None = Field(default=None, max_length=30)
     prescription: list[PrescriptionLine] | None = None
+    source: DecisionRef | None = None
 
 
 class FundingResult(BaseModel):

@@ -201,6 +201,7 @@ def fund_order(
             bound_merchant_id=order.bound_merchant_id,
             fare_category=order.fare_category,
             prescription=order.prescription,
+            source=order.source,
             now=when,
         )
         posting_id = ledger_service.post(
@@ -215,7 +216,8 @@ def fund_order(
             memo=f"{order.program_id} {order.period}",
         )
         status = VoucherStatus.CREATED if vtype.needs_activation else VoucherStatus.ACTIVATED
-        log.info(
+        # Debug: a month's funding writes one per voucher (thousands in the demo).
+        log.debug(
             "benefit_funded",
             voucher_id=voucher_id,
             posting_id=posting_id,
@@ -231,8 +233,9 @@ def fund_order(
             status=status.value,
         ).model_dump(mode="json")
 
-    # The key is not part of what was asked (a FundingOrder carries it as a field).
-    payload = order.model_dump(mode="json", exclude={"idempotency_key"})
+    # The key is not part of what was asked (a FundingOrder carries it as a field), nor is the
+    # rules run that found the decision: a later run of the same month finds the same decision.
+    payload = order.model_dump(mode="json", exclude={"idempotency_key": True, "source": {"run_id"}})
     result = ledger_service.idempotent(
         session,
         scope="funding",

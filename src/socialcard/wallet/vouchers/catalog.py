@@ -43,9 +43,55 @@ class MerchantCategory:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionSource:
+    """Which eligible stored decisions issue a voucher type, to whom, and how much."""
+
+    voucher: str
+    decision: str  # the rules program whose eligible decisions issue the voucher
+    budget: str  # the wallet program whose regional budget pays it
+    to: str  # recipient | entity | school_age_children
+    amount_minor: int | None = None
+    per_school_day_minor: int | None = None
+    ages: tuple[int, int] | None = None
+    fare_category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     voucher_types: dict[str, VoucherType]
     categories: dict[str, MerchantCategory]
+    decision_sources: tuple[DecisionSource, ...] = ()
+
+
+_TARGETS = ("recipient", "entity", "school_age_children")
+
+
+def _decision_source(raw: dict[str, Any], types: dict[str, VoucherType]) -> DecisionSource:
+    ages = raw.get("ages")
+    source = DecisionSource(
+        voucher=str(raw["voucher"]),
+        decision=str(raw["decision"]),
+        budget=str(raw["budget"]),
+        to=str(raw["to"]),
+        amount_minor=raw.get("amount_minor"),
+        per_school_day_minor=raw.get("per_school_day_minor"),
+        ages=(int(ages[0]), int(ages[1])) if ages else None,
+        fare_category=raw.get("fare_category"),
+    )
+    vtype = types.get(source.voucher)
+    if vtype is None:
+        raise ValueError(f"decision source of unknown voucher type {source.voucher!r}")
+    if source.to not in _TARGETS:
+        raise ValueError(f"decision source {source.voucher}: `to` must be one of {_TARGETS}")
+    amounts = [source.amount_minor, source.per_school_day_minor, vtype.mrp_per_member]
+    if sum(a is not None for a in amounts) != 1:
+        raise ValueError(
+            f"decision source {source.voucher}: give exactly one of amount_minor, "
+            "per_school_day_minor, or the type's mrp_per_member"
+        )
+    if (source.to == "school_age_children") != (source.ages is not None):
+        raise ValueError(f"decision source {source.voucher}: `ages` goes with school_age_children")
+    return source
 
 
 def _voucher_type(code: str, raw: dict[str, Any]) -> VoucherType:
@@ -86,4 +132,5 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
         unknown = category.accepts - types.keys()
         if unknown:
             raise ValueError(f"category {category.code} accepts unknown types {sorted(unknown)}")
-    return Catalog(voucher_types=types, categories=categories)
+    sources = tuple(_decision_source(item, types) for item in raw.get("decision_sources", []))
+    return Catalog(voucher_types=types, categories=categories, decision_sources=sources)

@@ -39,6 +39,13 @@ class Voucher(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The decision the voucher was issued from: the rules run, program, period and entity
+    # (family key or person id) of a stored decision; a payment order's has no run.
+    source_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    source_program_id: Mapped[str | None] = mapped_column(String(80))
+    source_period: Mapped[str | None] = mapped_column(String(7))
+    source_entity_type: Mapped[str | None] = mapped_column(String(6))
+    source_entity_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CitizenKey(Base):

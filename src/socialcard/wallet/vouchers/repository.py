@@ -6,16 +6,18 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy import Table, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from socialcard.wallet.enums import VoucherStatus
-from socialcard.wallet.ledger.models import Account
+from socialcard.wallet.enums import PostingKind, VoucherStatus
+from socialcard.wallet.ledger.models import Account, Entry, Posting
 from socialcard.wallet.types import Record
 from socialcard.wallet.vouchers.models import CitizenKey, Voucher
 
 _voucher = cast(Table, Voucher.__table__)
 _account = cast(Table, Account.__table__)
+_entry = cast(Table, Entry.__table__)
+_posting = cast(Table, Posting.__table__)
 
 _LOCK_COLUMNS = (
     *_voucher.c,
@@ -104,6 +106,50 @@ def statistics(session: Session) -> list[Record]:
         .join(_account, _account.c.id == _voucher.c.account_id)
         .group_by(_voucher.c.type, _voucher.c.status)
         .order_by(_voucher.c.type, _voucher.c.status)
+    )
+    return list(session.execute(stmt).all())
+
+
+def summary(session: Session) -> list[Record]:
+    """Per voucher type and region: counts issued, activated, redeemed and expired, and tiyn
+    issued, redeemed (captures net of refunds) and returned at expiry, from the ledger."""
+    redeem_kinds = (PostingKind.CAPTURE.value, PostingKind.REFUND.value)
+    moved = (
+        select(
+            _entry.c.account_id,
+            func.sum(
+                case((_posting.c.kind.in_(redeem_kinds), -_entry.c.amount_minor), else_=0)
+            ).label("redeemed"),
+            func.sum(
+                case((_posting.c.kind == PostingKind.EXPIRY.value, -_entry.c.amount_minor), else_=0)
+            ).label("expired"),
+        )
+        .join(_posting, _posting.c.id == _entry.c.posting_id)
+        .join(_voucher, _voucher.c.account_id == _entry.c.account_id)
+        .where(_posting.c.kind.in_((*redeem_kinds, PostingKind.EXPIRY.value)))
+        .group_by(_entry.c.account_id)
+        .subquery()
+    )
+    redeemed = func.coalesce(moved.c.redeemed, 0)
+    stmt = (
+        select(
+            _voucher.c.type,
+            _voucher.c.region_kato,
+            func.count().label("issued"),
+            func.count(_voucher.c.activated_at).label("activated"),
+            func.sum(case((redeemed > 0, 1), else_=0)).label("redeemed"),
+            func.sum(case((_voucher.c.status == VoucherStatus.EXPIRED.value, 1), else_=0)).label(
+                "expired"
+            ),
+            func.sum(_voucher.c.nominal_minor).label("issued_minor"),
+            func.sum(redeemed).label("redeemed_minor"),
+            func.sum(func.coalesce(moved.c.expired, 0)).label("expired_minor"),
+            func.sum(_account.c.balance_minor).label("remaining_minor"),
+        )
+        .join(_account, _account.c.id == _voucher.c.account_id)
+        .outerjoin(moved, moved.c.account_id == _voucher.c.account_id)
+        .group_by(_voucher.c.type, _voucher.c.region_kato)
+        .order_by(_voucher.c.type, _voucher.c.region_kato)
     )
     return list(session.execute(stmt).all())
 

@@ -64,6 +64,22 @@ class VoucherStatRow(BaseModel):
     remaining_minor: int
 
 
+class VoucherSummaryRow(BaseModel):
+    """One voucher type in one region: how many were issued, activated, redeemed (at least
+    in part) and expired, and the tiyn issued, redeemed, returned at expiry and remaining."""
+
+    type: str
+    region_kato: str
+    issued: int
+    activated: int
+    redeemed: int
+    expired: int
+    issued_minor: int
+    redeemed_minor: int
+    expired_minor: int
+    remaining_minor: int
+
+
 class ExpiryResult(BaseModel):
     holds_expired: int
     vouchers_expired: int

@@ -21,6 +21,7 @@ from socialcard.wallet.errors import (
     UnknownVoucherType,
     VoucherNotFound,
 )
+from socialcard.wallet.funding.schemas import DecisionRef
 from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.types import Record
 from socialcard.wallet.vouchers import repository
@@ -32,6 +33,7 @@ from socialcard.wallet.vouchers.schemas import (
     PrescriptionLine,
     VoucherRead,
     VoucherStatRow,
+    VoucherSummaryRow,
     WalletRead,
 )
 
@@ -72,6 +74,7 @@ def issue_voucher(
     utility_account: str | None = None,
     fare_category: str | None = None,
     prescription: list[PrescriptionLine] | None = None,
+    source: DecisionRef | None = None,
     now: datetime,
 ) -> tuple[int, int, str]:
     """Create a voucher and its own (empty) citizen account; returns (voucher, account, token)."""
@@ -111,6 +114,11 @@ def issue_voucher(
             "uses_on_day": 0,
             "created_at": now,
             "activated_at": None if vtype.needs_activation else now,
+            "source_run_id": source.run_id if source else None,
+            "source_program_id": source.program_id if source else None,
+            "source_period": source.period if source else None,
+            "source_entity_type": source.entity_type if source else None,
+            "source_entity_id": source.entity_id if source else None,
         },
     )
     return voucher_id, account_id, token
@@ -340,6 +348,26 @@ def statistics(session: Session) -> list[VoucherStatRow]:
         )
         for row in repository.statistics(session)
     ]
+
+
+def summary(session: Session, *, region_digits: int = 9) -> list[VoucherSummaryRow]:
+    """Vouchers by type and region: issued, activated, redeemed, expired, in counts and tiyn.
+
+    `region_digits` groups KATO codes by their first digits (2: oblasts and cities of republican
+    significance, 4: districts, 9: as stored)."""
+    out: dict[tuple[str, str], VoucherSummaryRow] = {}
+    names = ("issued", "activated", "redeemed", "expired", "issued_minor", "redeemed_minor",
+             "expired_minor", "remaining_minor")  # fmt: skip
+    for row in repository.summary(session):
+        region = row.region_kato[:region_digits].ljust(9, "0")
+        found = out.get((row.type, region))
+        if found is None:
+            found = out[(row.type, region)] = VoucherSummaryRow(
+                type=row.type, region_kato=region, **dict.fromkeys(names, 0)
+            )
+        for name in names:
+            setattr(found, name, getattr(found, name) + int(getattr(row, name) or 0))
+    return [out[key] for key in sorted(out)]
 
 
 def ensure_person_owns(voucher: Record | None, person_id: int) -> Record:
