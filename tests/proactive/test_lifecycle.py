@@ -10,13 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from socialcard.core.db import session_scope
+from socialcard.core.db import new_session, session_scope
 from socialcard.proactive import jobs, service
 from socialcard.proactive.enums import Channel, ConsentDecision
 from socialcard.proactive.models import Assignment, Message, Offer, PaymentOrder
 from socialcard.registry import events as registry_events
 from socialcard.registry.enums import EventKind
 from socialcard.registry.models import FamilyMember, Person
+from socialcard.rules import service as rules_service
 from socialcard.security.models import AuditEvent
 from tests.factories import make_person
 from tests.proactive.conftest import LARGE, PERIOD, Household, add_large_family, api_key
@@ -160,6 +161,52 @@ class TestAccrue:
                 select(PaymentOrder).where(PaymentOrder.program_id == "kz.birth_allowance")
             ).all()
         assert [o.period for o in birth] == ["2026-03"]
+
+
+class TestAccrueFromTheStoredRun:
+    def _accrue(self, *, online: bool) -> tuple[dict[str, int], list[tuple[int, int]], list[int]]:
+        """Accrue May in a transaction that is rolled back: counts, orders and endings."""
+        with new_session() as session:
+            counts = service.accrue(session, period="2026-05", online=online)
+            orders = sorted(
+                (o.assignment_id, o.amount_minor)
+                for o in session.scalars(
+                    select(PaymentOrder).where(PaymentOrder.period == "2026-05")
+                )
+            )
+            ended = sorted(
+                a.id
+                for a in session.scalars(select(Assignment).where(Assignment.status == "ended"))
+            )
+            session.rollback()
+        return counts, orders, ended
+
+    def test_the_stored_run_and_online_evaluation_accrue_the_same(
+        self, proactive_env: Path
+    ) -> None:
+        turning_18 = [date(2008, 4, 15), date(2013, 1, 1), date(2015, 1, 1), date(2017, 1, 1)]
+        add_large_family(4, child_births=turning_18)
+        add_large_family(5)
+        shrinking = add_large_family(4)
+        jobs.run_campaign(program_id=LARGE, period=PERIOD)
+        _agree_all()
+        online = self._accrue(online=True)
+        with session_scope() as session:
+            rules_service.run_rules(
+                session, period="2026-05", snapshot=rules_service.session_snapshot(session)
+            )
+        stored = self._accrue(online=False)
+        assert stored == online
+        assert online[0] == {"ordered": 2, "ended": 1, "kept": 0}
+        # The stored run is what is read: after a child leaves a family, online evaluation ends
+        # its assignment while the run (made before) still pays it.
+        with session_scope() as session:
+            member = session.scalars(
+                select(FamilyMember).where(FamilyMember.person_id == shrinking.child_ids[0])
+            ).one()
+            member.until_on = date(2026, 4, 1)
+        assert self._accrue(online=True)[0] == {"ordered": 1, "ended": 2, "kept": 0}
+        assert self._accrue(online=False)[0] == {"ordered": 2, "ended": 1, "kept": 0}
 
 
 class TestOperators:

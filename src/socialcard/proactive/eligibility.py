@@ -399,6 +399,31 @@ def rules_run_for(session: Session, *, program_id: str, period: str, fresh: bool
     return run.id
 
 
+def stored_amounts(
+    session: Session, *, period: str, programs: Sequence[str]
+) -> dict[str, dict[int, int]]:
+    """From the month's latest stored rules run, per program it covers: entity id -> amount of
+    every eligible decision with a living adult recipient (what an online evaluation of each
+    family would give, read in one pass). Programs the run does not cover are absent."""
+    run = rules_service.latest_run(session, period=period) if programs else None
+    if run is None or run.status != "succeeded":
+        return {}
+    out: dict[str, dict[int, int]] = {}
+    for program_id in programs:
+        if run.programs is not None and program_id not in run.programs:
+            continue
+        try:
+            out[program_id] = {
+                c.entity_id: c.amount_minor
+                for c in rules_candidates(
+                    session, run_id=run.id, program_id=program_id, period=period
+                )
+            }
+        except AppError:
+            continue  # not evaluated in that run's month: the caller evaluates online
+    return out
+
+
 def rules_candidates(
     session: Session, *, run_id: int, program_id: str, period: str, chunk: int = 20_000
 ) -> Iterator[Candidate]:

@@ -119,7 +119,11 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_proactive_message_status", "status"),)
+    __table_args__ = (
+        Index("ix_proactive_message_status", "status"),
+        # An SMS reply finds its offer by the number the offer went to.
+        Index("ix_proactive_message_phone", "phone"),
+    )
 
 
 class InboundReply(Base):

@@ -75,7 +75,7 @@ def active_assignment_recipients(session: Session, program_id: str, until: date)
             Assignment.from_on <= until,
         )
     )
-    return dict(rows.tuples().all())
+    return {row.entity_id: row.person_id for row in rows}
 
 
 def pending_offer_entities(session: Session, program_id: str) -> set[int]:

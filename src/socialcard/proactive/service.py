@@ -797,16 +797,33 @@ def end_assignment(
     return True
 
 
-def accrue(session: Session, *, period: str, program_id: str | None = None) -> dict[str, int]:
-    """Create the month's payment orders for recurring assignments still eligible (each family
-    re-evaluated online); end those no longer eligible, with a notice."""
+def accrue(
+    session: Session, *, period: str, program_id: str | None = None, online: bool = False
+) -> dict[str, int]:
+    """Create the month's payment orders for recurring assignments still eligible; end those no
+    longer eligible, with a notice.
+
+    Eligibility and amounts come from the rules service's stored run of the month for each
+    program it covers (one pass over its eligible decisions); programs without a stored run,
+    or all with `online`, re-evaluate each family online."""
     eligibility.parse_period(period)
     start = period_start(period)
     counts = {"ordered": 0, "ended": 0, "kept": 0}
-    assignments = repository.active_recurring_assignments(session, program_id)
+    assignments = [
+        a
+        for a in repository.active_recurring_assignments(session, program_id)
+        if a.from_on <= start
+    ]
+    programs = sorted({a.program_id for a in assignments})
+    stored = {} if online else eligibility.stored_amounts(session, period=period, programs=programs)
+    amounts: dict[tuple[str, int], int] = {
+        (program, entity): amount
+        for program, by_entity in stored.items()
+        for entity, amount in by_entity.items()
+    }
     by_family: dict[int, list[Assignment]] = {}
     for assignment in assignments:
-        if assignment.from_on > start:
+        if assignment.program_id in stored:
             continue
         by_family.setdefault(assignment.family_id or -assignment.person_id, []).append(assignment)
     for family_key, items in by_family.items():
@@ -825,18 +842,18 @@ def accrue(session: Session, *, period: str, program_id: str | None = None) -> d
             if family_id is not None
             else eligibility.FamilyResult()
         )
-        amounts = {(c.program_id, c.entity_id): c.amount_minor for c in result.candidates}
-        for assignment in items:
-            amount = amounts.get((assignment.program_id, assignment.entity_id))
-            if amount is None:
-                counts["ended"] += int(
-                    end_assignment(session, assignment=assignment, reason="not_eligible", on=start)
-                )
-                continue
-            if _order_payment(session, assignment, period, amount) is not None:
-                counts["ordered"] += 1
-            else:
-                counts["kept"] += 1
+        amounts.update({(c.program_id, c.entity_id): c.amount_minor for c in result.candidates})
+    for assignment in assignments:
+        amount = amounts.get((assignment.program_id, assignment.entity_id))
+        if amount is None:
+            counts["ended"] += int(
+                end_assignment(session, assignment=assignment, reason="not_eligible", on=start)
+            )
+            continue
+        if _order_payment(session, assignment, period, amount) is not None:
+            counts["ordered"] += 1
+        else:
+            counts["kept"] += 1
     session.flush()
     return counts
 

@@ -20,6 +20,11 @@ def person_by_id(session: Session, person_id: int) -> Person | None:
     return session.get(Person, person_id)
 
 
+def person_language(session: Session, person_id: int) -> str | None:
+    """Only the language column (the wallet asks it for every voucher it funds)."""
+    return session.scalar(select(Person.language).where(Person.id == person_id))
+
+
 def person_by_national_id(session: Session, national_id: str) -> Person | None:
     return session.scalars(select(Person).where(Person.national_id == national_id)).first()
 

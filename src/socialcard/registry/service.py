@@ -258,8 +258,7 @@ def search_persons(
 
 def preferred_language(session: Session, *, person_id: int) -> str | None:
     """The language a person asked to be addressed in (None for an unknown person)."""
-    person = repository.person_by_id(session, person_id)
-    return person.language if person is not None else None
+    return repository.person_language(session, person_id)
 
 
 # --- Reads for other domains (proactive, wallet): only the columns they need, not audited

@@ -1,4 +1,4 @@
-"""wallet vouchers keep the decision they were issued from
+"""wallet vouchers keep the decision they were issued from; SMS replies find offers by phone
 
 Revision ID: 0008
 Revises: 0005
@@ -23,9 +23,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("source_period", sa.String(length=7), nullable=True))
         batch.add_column(sa.Column("source_entity_type", sa.String(length=6), nullable=True))
         batch.add_column(sa.Column("source_entity_id", sa.BigInteger(), nullable=True))
+    op.create_index("ix_proactive_message_phone", "proactive_message", ["phone"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_proactive_message_phone", table_name="proactive_message")
     with op.batch_alter_table("wallet_voucher") as batch:
         batch.drop_column("source_entity_id")
         batch.drop_column("source_entity_type")
