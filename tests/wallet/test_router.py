@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from socialcard.core.clock import today
+from socialcard.core.clock import utcnow
+from socialcard.wallet.business_day import business_day
 from socialcard.wallet.merchants.service import make_bin
 from tests.factories import make_person
 from tests.wallet.factories import PROGRAM, REGION, food_items
@@ -151,7 +152,7 @@ class TestBusinessApi:
         check = client.get(f"{API}/check", headers=operator_headers).json()
         assert check["ok"], check
         csv_text = client.get(
-            f"/api/v1/business/settlements/{today()}.csv", headers=shop["headers"]
+            f"/api/v1/business/settlements/{business_day(utcnow())}.csv", headers=shop["headers"]
         )
         assert csv_text.status_code == 200
         assert csv_text.text.strip().splitlines()[-1] == "TOTAL,net,,,2000"

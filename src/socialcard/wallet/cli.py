@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
     @wallet.command("settlement")
     def settlement(
         merchant_id: int = typer.Option(..., min=1),
-        day: str = typer.Option(..., help="YYYY-MM-DD (UTC)"),
+        day: str = typer.Option(..., help="YYYY-MM-DD, a business day (wallet.business_timezone)"),
     ) -> None:
         """Issue a merchant's daily statement and print it as CSV."""
         try:

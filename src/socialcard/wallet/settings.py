@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, field_validator
 
 
 class WalletSettings(BaseModel):
@@ -14,3 +16,15 @@ class WalletSettings(BaseModel):
     hold_ttl_minutes: int = Field(default=7 * 24 * 60, ge=1)
     # МРП for 2026 in tiyn (REFERENCE.md §1); food vouchers are 1 МРП per family member.
     mrp_minor: int = Field(default=4_325_00, ge=1)
+    # Settlement statements cover local business days of this IANA time zone (Kazakhstan:
+    # one zone, UTC+5 since 2024-03-01; needs tzdata 2024a or later).
+    business_timezone: str = "Asia/Almaty"
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.logging import get_logger
+from socialcard.wallet import business_day
 from socialcard.wallet.enums import Decision, DeclineReason, HoldStatus, VoucherStatus
 from socialcard.wallet.errors import HoldNotFound
 from socialcard.wallet.ledger import repository as ledger_repository
@@ -350,13 +351,11 @@ def inquire(
 # --- settlement --------------------------------------------------------------------------------
 
 
-def _day_bounds(day_on: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day_on, time(0), tzinfo=UTC)
-    return start, start + timedelta(days=1)
+_day_bounds = business_day.day_bounds
 
 
 def settlement(session: Session, *, merchant_id: int, day_on: date) -> SettlementRead:
-    """A merchant's totals for a UTC day, computed from the ledger entries."""
+    """A merchant's totals for a business day (wallet.business_timezone), from the ledger."""
     start, end = _day_bounds(day_on)
     row = ledger_repository.merchant_day_totals(
         session, merchant_id=merchant_id, start=start, end=end
