@@ -211,15 +211,13 @@ def register(app: typer.Typer) -> None:
             print_statistics(session, Console(), region_digits=region_digits)
 
 
-def _thousand_tenge(minor: int) -> str:
-    return f"{minor / 100_000:,.0f}"
-
-
-def print_statistics(session: Session, out: Console, *, region_digits: int = 2) -> None:
-    """Render voucher statistics by type and region (counts, then thousand tenge) as a table;
+def print_statistics(
+    session: Session, out: Console, *, region_digits: int = 2, thousands: bool = False
+) -> None:
+    """Render voucher statistics by type and region (counts, then tenge or thousand tenge);
     regions are KATO codes cut to `region_digits` (2: oblasts and republican cities)."""
     table = Table(
-        title="Vouchers by type and region (counts; then thousand ₸)",
+        title=f"Vouchers by type and region (counts; then {'thousand ₸' if thousands else '₸'})",
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
         pad_edge=False,
@@ -231,18 +229,22 @@ def print_statistics(session: Session, out: Console, *, region_digits: int = 2) 
     for header in ("issued", "activ.", "redeem.", "expired", "issued", "redeemed", "expired"):
         table.add_column(header, justify="right", no_wrap=True)
     rows = voucher_service.summary(session, region_digits=region_digits)
+
+    def tenge(minor: int) -> str:
+        return f"{minor / 100_000:,.0f}" if thousands else f"{minor / 100:,.2f}"
+
     for row in rows:
         table.add_row(
             row.type,
             row.region_kato[:region_digits],
             *(f"{getattr(row, name):,}" for name in counts),
-            *(_thousand_tenge(getattr(row, name)) for name in money),
+            *(tenge(getattr(row, name)) for name in money),
         )
     table.add_row(
         "total",
         "",
         *(f"{sum(getattr(r, name) for r in rows):,}" for name in counts),
-        *(_thousand_tenge(sum(getattr(r, name) for r in rows)) for name in money),
+        *(tenge(sum(getattr(r, name) for r in rows)) for name in money),
         style="bold",
     )
     out.print(table)

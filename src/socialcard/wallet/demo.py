@@ -215,7 +215,7 @@ def demo_step(console: Console, *, period: str, now: datetime | None = None) -> 
         f"{expired.vouchers_expired:,} vouchers ({expired.returned_minor / 100:,.0f} ₸ returned)."
     )
     with session_scope() as session:
-        print_statistics(session, console)
+        print_statistics(session, console, thousands=True)
         check = wallet_service.check(session)
     console.print(
         "wallet check: clean" if check.ok else "wallet check: " + "; ".join(check.problems)
