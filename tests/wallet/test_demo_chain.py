@@ -102,6 +102,10 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
             voucher_id = int(str(order.external_reference).removeprefix("wallet-voucher:"))
             assert cash[voucher_id].nominal_minor == order.amount_minor
             assert cash[voucher_id].person_id == order.person_id
+            assert cash[voucher_id].source_program_id == order.program_id
+            assignment = session.get(Assignment, order.assignment_id)
+            assert assignment is not None
+            assert cash[voucher_id].source_entity_id == assignment.entity_id
         assert len(cash) == len(orders)
 
         # Earmarked vouchers: each from an eligible decision of the run, of a family or person

@@ -375,13 +375,16 @@ def payment_order_by_id(session: Session, order_id: int) -> PaymentOrder | None:
     return session.get(PaymentOrder, order_id)
 
 
-def pending_payment_orders(session: Session, limit: int) -> Sequence[PaymentOrder]:
-    return session.scalars(
-        select(PaymentOrder)
+def pending_payment_orders(session: Session, limit: int) -> list[tuple[PaymentOrder, str, int]]:
+    """Pending orders, oldest first, with their assignment's entity type and id."""
+    rows = session.execute(
+        select(PaymentOrder, Assignment.entity_type, Assignment.entity_id)
+        .join(Assignment, Assignment.id == PaymentOrder.assignment_id)
         .where(PaymentOrder.status == PaymentStatus.PENDING)
         .order_by(PaymentOrder.id)
         .limit(limit)
-    ).all()
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def payment_orders_of_assignment(session: Session, assignment_id: int) -> Sequence[PaymentOrder]:

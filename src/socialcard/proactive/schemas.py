@@ -133,6 +133,9 @@ class PaymentOrderRead(BaseModel):
     created_at: datetime
     paid_at: datetime | None
     external_reference: str | None
+    # The assignment's entity (family or person), given with pending orders for the payer.
+    entity_type: str | None = None
+    entity_id: int | None = None
 
 
 class OverrideRead(BaseModel):

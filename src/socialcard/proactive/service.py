@@ -1181,10 +1181,12 @@ def receiving(session: Session, *, program_id: str, period: str) -> dict[int, in
 
 
 def pending_payment_orders(session: Session, *, limit: int = 1000) -> list[PaymentOrderRead]:
-    """Payment orders waiting to be paid, oldest first."""
+    """Payment orders waiting to be paid, oldest first, with the decision's entity."""
     return [
-        PaymentOrderRead.model_validate(o)
-        for o in repository.pending_payment_orders(session, limit)
+        PaymentOrderRead.model_validate(o).model_copy(
+            update={"entity_type": entity_type, "entity_id": entity_id}
+        )
+        for o, entity_type, entity_id in repository.pending_payment_orders(session, limit)
     ]
 
 

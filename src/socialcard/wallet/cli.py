@@ -126,13 +126,10 @@ def register(app: typer.Typer) -> None:
 
     @wallet.command("pay-orders")
     def pay_orders(limit: int = typer.Option(1000, min=1)) -> None:
-        """Pay the proactive domain's pending payment orders (needs that domain installed)."""
+        """Pay the campaigns' pending payment orders into citizens' social wallets."""
         from socialcard.wallet.funding import orders
 
-        try:
-            result = orders.pay_pending_orders(limit=limit)
-        except ModuleNotFoundError:
-            raise _fail("the proactive domain is not installed in this build") from None
+        result = orders.pay_pending_orders(limit=limit)
         for order_id, reason in result.failed:
             console.print(f"order {order_id}: {reason}")
         typer.echo(f"paid {result.paid}, failed {len(result.failed)}")

@@ -1,22 +1,14 @@
-"""ADAPTER FOR THE LEAD TO WIRE AT MERGE: pay the proactive domain's payment orders.
+"""Pay the proactive domain's payment orders (consented decisions) into social wallets.
 
-The proactive domain (issue 4, branch h-proactive) exposes, in `socialcard.proactive.service`:
-
-    pending_payment_orders(session, *, limit) -> Sequence[order]
-    mark_payment_order_paid(session, *, order_id, reference) -> None
-
-This module is written against exactly those two names. It imports the proactive service
-lazily, so the wallet works (and its tests pass) before the branches are merged. Each order is
-read through attribute access (PaymentOrderRead on h-proactive fits): id, person_id,
-program_id, region_kato, amount_minor, period (YYYY-MM or a date), optionally benefit_type
-(default `cash`, the social-wallet balance) and destination_kind (orders not destined for
-"wallet", e.g. "bank", are left alone). Each order is funded and marked paid in one
+`socialcard.proactive.service` gives `pending_payment_orders` and `mark_payment_order_paid`.
+Orders destined for "wallet" are funded as `cash` vouchers (the social-wallet balance) from the
+program's regional budget, each with the decision it pays (program, period, entity); others
+(a bank account) are left to the bank transfer. Each order is funded and marked paid in one
 transaction, keyed `proactive-order:<id>`, so a crash or a rerun never pays twice.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +19,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.db import session_scope
 from socialcard.core.errors import AppError
 from socialcard.wallet.funding import service as funding_service
-from socialcard.wallet.funding.schemas import FundingOrder
+from socialcard.wallet.funding.schemas import DecisionRef, FundingOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +29,9 @@ class OrdersResult:
 
 
 def _proactive_service() -> Any:
-    return importlib.import_module("socialcard.proactive.service")
+    from socialcard.proactive import service
+
+    return service
 
 
 def order_to_funding(order: Any, *, default_benefit_type: str) -> FundingOrder:
@@ -53,6 +47,15 @@ def order_to_funding(order: Any, *, default_benefit_type: str) -> FundingOrder:
         amount_minor=order.amount_minor,
         benefit_type=getattr(order, "benefit_type", None) or default_benefit_type,
         period=str(period)[:7],
+        source=DecisionRef(
+            program_id=order.program_id,
+            period=str(period)[:7],
+            entity_type=order.entity_type,
+            entity_id=order.entity_id,
+        )
+        if getattr(order, "entity_type", None) in ("family", "person")
+        and getattr(order, "entity_id", None) is not None
+        else None,
     )
 
 
