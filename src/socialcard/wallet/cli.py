@@ -223,7 +223,7 @@ def print_statistics(
     money = ("issued_minor", "redeemed_minor", "expired_minor")
     table.add_column("type", no_wrap=True)
     table.add_column("KATO", no_wrap=True)
-    for header in ("issued", "activ.", "redeem.", "expired", "issued", "redeemed", "expired"):
+    for header in ("issued", "activ.", "redeem.", "expired", "issued", "redeem.", "expired"):
         table.add_column(header, justify="right", no_wrap=True)
     rows = voucher_service.summary(session, region_digits=region_digits)
 

@@ -51,10 +51,12 @@ def voucher_by_token(session: Session, token: str) -> Record | None:
     return session.execute(stmt.where(_voucher.c.token == token)).first()
 
 
+_INSERT_VOUCHER = insert(_voucher).returning(_voucher.c.id)
+
+
 def insert_voucher(session: Session, values: dict[str, Any]) -> int:
-    return int(
-        session.execute(insert(_voucher).values(**values).returning(_voucher.c.id)).scalar_one()
-    )
+    # One statement built once, values as parameters: a month's funding inserts thousands.
+    return int(session.execute(_INSERT_VOUCHER, values).scalar_one())
 
 
 def update_voucher(session: Session, voucher_id: int, values: dict[str, Any]) -> None:
