@@ -296,6 +296,26 @@ class TestCitizenApi:
                 "remaining_minor": 1_000,
             }
         ]
+        by_region = client.get(
+            f"{API}/statistics/by-region?region_digits=4", headers=auditor_headers
+        ).json()
+        assert by_region == [
+            {
+                "type": "food",
+                "region_kato": REGION[:4] + "00000",
+                "issued": 1,
+                "activated": 1,
+                "redeemed": 0,
+                "expired": 0,
+                "issued_minor": 1_000,
+                "redeemed_minor": 0,
+                "expired_minor": 0,
+                "remaining_minor": 1_000,
+            }
+        ]
+        bad = client.get(f"{API}/statistics/by-region?region_digits=0", headers=auditor_headers)
+        assert bad.status_code == 422
+        assert "region_digits" in bad.text
 
 
 _json = st.recursive(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.security.schemas import ApiKeyCreated
@@ -28,7 +28,7 @@ from socialcard.wallet.redemption.router import router as business_router
 from socialcard.wallet.schemas import CheckRead, CitizenKeyCreate
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.router import router as citizen_router
-from socialcard.wallet.vouchers.schemas import ExpiryResult, VoucherStatRow
+from socialcard.wallet.vouchers.schemas import ExpiryResult, VoucherStatRow, VoucherSummaryRow
 
 router = APIRouter()
 ops = APIRouter(prefix="/api/v1/wallet", tags=["wallet"], responses=PROBLEM_RESPONSES)
@@ -93,6 +93,17 @@ def citizen_key(body: CitizenKeyCreate, session: WalletSession, actor: Operator)
 def statistics(session: WalletSession, actor: Overseer) -> list[VoucherStatRow]:
     """Vouchers by type and status: counts, nominal value, value remaining."""
     return voucher_service.statistics(session)
+
+
+@ops.get("/statistics/by-region", response_model=list[VoucherSummaryRow])
+def statistics_by_region(
+    session: WalletSession,
+    actor: Overseer,
+    region_digits: Annotated[int, Query(ge=1, le=9)] = 2,
+) -> list[VoucherSummaryRow]:
+    """Vouchers by type and region (KATO cut to `region_digits`): issued, activated, redeemed
+    and expired, in counts and tiyn (redeemed is captures net of refunds)."""
+    return voucher_service.summary(session, region_digits=region_digits)
 
 
 @ops.get("/check", response_model=CheckRead)
