@@ -162,7 +162,9 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
         counts = (len(vouchers), len(orders))
 
     # Running the chain again the same month pays and issues nothing twice.
-    _run_chain(period)
+    again_text = _run_chain(period)
+    assert "vouchers from the rules run's decisions: none new" in again_text
+    assert "budgets topped up by 0 ₸" in again_text
     with session_scope() as session:
         again = (
             session.scalar(select(func.count()).select_from(Voucher)),

@@ -25,6 +25,7 @@ from socialcard.registry.service import Member
 from socialcard.rules import service as rules_service
 from socialcard.rules.schemas import StoredDecision
 from socialcard.wallet.funding.schemas import DecisionRef, FundingOrder
+from socialcard.wallet.vouchers import repository as voucher_repository
 from socialcard.wallet.vouchers.catalog import DecisionSource, load_catalog
 
 
@@ -128,7 +129,7 @@ def orders_for_decision(
 class VoucherPlan:
     """The month's voucher orders from a stored run, and what each source gave."""
 
-    orders: list[FundingOrder] = field(default_factory=list)
+    orders: list[FundingOrder] = field(default_factory=list)  # not issued yet
     decisions: dict[str, int] = field(default_factory=dict)  # voucher type -> decisions used
 
     def by_budget(self) -> dict[tuple[str, str], int]:
@@ -147,10 +148,12 @@ def plan_vouchers(
     period: str,
     canteen_for: Callable[[StoredDecision], int | None] | None = None,
 ) -> VoucherPlan:
-    """Every voucher order the run's eligible decisions give this month, for families and
-    persons receiving the benefit. `canteen_for` names the school canteen (merchant id) of a
-    decision's children; without one no school-meal voucher is issued."""
+    """The voucher orders the run's eligible decisions give this month, for families and
+    persons receiving the benefit, less those already issued. `canteen_for` names the school
+    canteen (merchant id) of a decision's children; without one no school-meal voucher is
+    issued."""
     plan = VoucherPlan()
+    issued = voucher_repository.issued_from_decisions(session, period)
     run = rules_service.get_run(session, run_id=run_id)
     in_run = {p.program_id for p in run.by_program if p.period == period}
     for source in load_catalog().decision_sources:
@@ -183,7 +186,13 @@ def plan_vouchers(
                 members=members.get(decision.family_id, []) if decision.family_id else [],
                 bound_merchant_id=canteen_for(decision) if canteen_for else None,
             )
-            plan.orders.extend(orders)
-            used += bool(orders)
+            new = [
+                o
+                for o in orders
+                if (o.benefit_type, decision.program_id, decision.entity_id, o.person_id)
+                not in issued
+            ]
+            plan.orders.extend(new)
+            used += bool(new)
         plan.decisions[source.voucher] = used
     return plan

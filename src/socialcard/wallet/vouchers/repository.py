@@ -112,6 +112,20 @@ def statistics(session: Session) -> list[Record]:
     return list(session.execute(stmt).all())
 
 
+def issued_from_decisions(session: Session, period: str) -> set[tuple[str, str, int, int]]:
+    """(type, source program, source entity, person) of the vouchers issued from a month's
+    decisions."""
+    rows = session.execute(
+        select(
+            _voucher.c.type,
+            _voucher.c.source_program_id,
+            _voucher.c.source_entity_id,
+            _voucher.c.person_id,
+        ).where(_voucher.c.source_period == period, _voucher.c.source_program_id.is_not(None))
+    )
+    return {(row[0], row[1], row[2], row[3]) for row in rows}
+
+
 def summary(session: Session) -> list[Record]:
     """Per voucher type and region: counts issued, activated, redeemed and expired, and tiyn
     issued, redeemed (captures net of refunds) and returned at expiry, from the ledger."""
