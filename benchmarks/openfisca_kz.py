@@ -15,7 +15,8 @@ prints the load, build and compute times as JSON.
 
 Where OpenFisca differs: its float variables are float32, so money stays in int variables
 (tiyn) and each amount is computed in float64 inside its formula; DECIMAL arithmetic (ours) vs
-binary floats (here) is bridged by rounding to 1e-6 of the rounding unit before rounding.
+binary floats (here) is bridged by rounding to 1e-6 of the rounding unit before rounding. The
+ASP poverty line is a float variable (float32): exact for 2024-2026 (whole tiyn below 2**24).
 """
 
 from __future__ import annotations
