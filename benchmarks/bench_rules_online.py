@@ -9,7 +9,7 @@ Two measurements over the same random family ids:
 
 1. In process, `rules_service.family_eligibility` (what the endpoint calls) plus the commit
    that writes its audit rows, each call split into phases by wrapping the functions it calls:
-   `read` (the family's persons and facts), `lang` (the head's language), `engine`
+   `read` (the family's persons, facts and languages), `engine`
    (`OnlineEvaluator.evaluate`), `explain` (the sentences and the decision records), `model`
    (the rest of `evaluate_family`: pack lookup, checks, response model), `json` (the response
    body), `commit` (the audit rows' insert and the commit). `gc` is the time the cyclic garbage
@@ -43,7 +43,6 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.db import build_engine
 from socialcard.core.logging import configure_logging
-from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
 from socialcard.rules import service
 from socialcard.rules.engine.runtime import OnlineEvaluator
@@ -55,7 +54,7 @@ from socialcard.security.schemas import Actor
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-PHASES = ("read", "lang", "engine", "explain", "model", "json", "commit")
+PHASES = ("read", "engine", "explain", "model", "json", "commit")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -93,8 +92,7 @@ class Clock:
 def in_process(url: str, ids: list[int], period: str) -> None:
     engine = build_engine(url)
     clock = Clock()
-    clock.wrap(registry_snapshot, "family_snapshot", "read")
-    clock.wrap(registry_service, "preferred_language", "lang")
+    clock.wrap(registry_snapshot, "family_snapshot_with_languages", "read")
     clock.wrap(OnlineEvaluator, "evaluate", "engine")
     clock.wrap(service, "_explained", "explain")
     gc.callbacks.append(clock.on_gc)
@@ -121,7 +119,7 @@ def in_process(url: str, ids: list[int], period: str) -> None:
         session.commit()
         t3 = time.perf_counter()
         call = dict(clock.call)
-        inside = sum(call.get(p, 0.0) for p in ("read", "lang", "engine", "explain"))
+        inside = sum(call.get(p, 0.0) for p in ("read", "engine", "explain"))
         call.update(model=t1 - t0 - inside, json=t2 - t1, commit=t3 - t2, total=t3 - t0)
         return call
 

@@ -255,12 +255,6 @@ def search_persons(
     )
 
 
-def preferred_language(session: Session, *, person_id: int) -> str | None:
-    """The language a person asked to be addressed in (None for an unknown person)."""
-    person = repository.person_by_id(session, person_id)
-    return person.language if person is not None else None
-
-
 def list_regions() -> list[RegionRead]:
     """The regions of the country with their names."""
     return [
