@@ -152,8 +152,8 @@ def loaded_pack(path: str | Path | None = None) -> LoadedPack:
 
 def _settle_heap() -> None:
     """Move everything alive now (the compiled pack, the imported modules) out of the cyclic
-    collector's reach: they live as long as the process, and a full collection that walks
-    them took 60-110 ms, the whole p99 tail of the online family check (bench_rules_online.py).
+    collector's reach: they live as long as the process, and a full collection that walked
+    them took 60-110 ms in the middle of an online family check (bench_rules_online.py).
     """
     gc.collect()
     gc.freeze()
