@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -31,6 +35,22 @@ def _run(session: Session, **kwargs: object) -> RunRead:
         snapshot=service.session_snapshot(session),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+class TestLoadedPack:
+    def test_freezes_the_heap_once_the_pack_is_compiled(self, tmp_path: Path):
+        # A full collection walking the compiled pack and the imported modules was the p99
+        # tail of the online family check (benchmarks/bench_rules_online.py).
+        pack = tmp_path / "kz"
+        shutil.copytree(service.resolve_pack_path("packs/kz"), pack)
+        gc.unfreeze()
+        assert gc.get_freeze_count() == 0
+        try:
+            loaded = service.loaded_pack(pack)
+            assert gc.get_freeze_count() > 0
+            assert service.loaded_pack(pack) is loaded
+        finally:
+            service._PACKS.pop(str(pack.resolve()), None)
 
 
 class TestRunRules:

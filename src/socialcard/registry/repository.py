@@ -224,7 +224,10 @@ WHERE superseded_at IS NULL
 def snapshot_rows_for_family(
     session: Session, family_id: int
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    """The snapshot rows (persons, facts) of one family's current members, through the session."""
+    """The snapshot rows (persons, facts) of one family's current members, through the session.
+
+    Each person row ends with the person's language (after the snapshot's person columns).
+    """
     persons = session.execute(
         select(
             Person.id,
@@ -234,6 +237,7 @@ def snapshot_rows_for_family(
             Person.birth_on,
             Person.death_on,
             Person.region_kato,
+            Person.language,
         )
         .join(FamilyMember, FamilyMember.person_id == Person.id)
         .where(FamilyMember.family_id == family_id, FamilyMember.until_on.is_(None))

@@ -114,14 +114,26 @@ def _write_ipc(table: pa.Table, path: str) -> None:
 
 def family_snapshot(session: Session, family_id: int) -> tuple[pa.Table, pa.Table]:
     """One family's current members and their live facts as (person, fact) Arrow tables."""
+    person_table, fact_table, _ = family_snapshot_with_languages(session, family_id)
+    return person_table, fact_table
+
+
+def family_snapshot_with_languages(
+    session: Session, family_id: int
+) -> tuple[pa.Table, pa.Table, dict[int, str]]:
+    """`family_snapshot` and each member's language, read in the same statements (the online
+    eligibility check needs the head's language; one round trip fewer per request)."""
     persons, facts = repository.snapshot_rows_for_family(session, family_id)
+    width = len(PERSON_SCHEMA.names)
     person_table = pa.Table.from_pylist(
-        [dict(zip(PERSON_SCHEMA.names, row, strict=True)) for row in persons], schema=PERSON_SCHEMA
+        [dict(zip(PERSON_SCHEMA.names, row[:width], strict=True)) for row in persons],
+        schema=PERSON_SCHEMA,
     )
     fact_table = pa.Table.from_pylist(
         [dict(zip(FACT_SCHEMA.names, row, strict=True)) for row in facts], schema=FACT_SCHEMA
     )
-    return person_table, fact_table
+    languages = {int(row[0]): str(row[width]) for row in persons}  # type: ignore[call-overload]
+    return person_table, fact_table, languages
 
 
 def registry_snapshot_in_session(session: Session) -> tuple[pa.Table, pa.Table]:
