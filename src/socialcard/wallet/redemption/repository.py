@@ -8,6 +8,7 @@ statement-by-statement path instead (in-process, where a statement costs no roun
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -46,31 +47,34 @@ WITH h AS (
     INSERT INTO wallet_hold (id, account_id, voucher_id, merchant_id, terminal_id, amount_minor,
                              captured_minor, refunded_minor, status, lines, created_at,
                              expires_at, resolved_at)
-    VALUES (%(hold_id)s, %(account_id)s, %(voucher_id)s, %(merchant_id)s, %(terminal_id)s,
-            %(amount)s, %(captured)s, 0, %(status)s, %(lines)s, %(now)s, %(expires_at)s,
-            %(resolved_at)s)
+    VALUES (CAST(%(hold_id)s AS BIGINT), CAST(%(account_id)s AS BIGINT),
+            CAST(%(voucher_id)s AS BIGINT), CAST(%(merchant_id)s AS BIGINT), %(terminal_id)s,
+            %(amount)s, CAST(%(captured)s AS BIGINT), 0, %(status)s, %(lines)s,
+            CAST(%(now)s AS TIMESTAMPTZ), %(expires_at)s, %(resolved_at)s)
 ), p AS (
     INSERT INTO wallet_posting (kind, posted_at, hold_id, voucher_id, merchant_id)
-    SELECT 'capture', %(now)s, %(hold_id)s, %(voucher_id)s, %(merchant_id)s
-    WHERE %(captured)s > 0
+    SELECT 'capture', CAST(%(now)s AS TIMESTAMPTZ), CAST(%(hold_id)s AS BIGINT),
+           CAST(%(voucher_id)s AS BIGINT), CAST(%(merchant_id)s AS BIGINT)
+    WHERE CAST(%(captured)s AS BIGINT) > 0
     RETURNING id
 ), e AS (
     INSERT INTO wallet_entry (posting_id, account_id, amount_minor)
     SELECT p.id, x.account_id, x.amount_minor
-    FROM p, (VALUES (CAST(%(account_id)s AS BIGINT), CAST(-%(captured)s AS BIGINT)),
+    FROM p, (VALUES (CAST(%(account_id)s AS BIGINT), -CAST(%(captured)s AS BIGINT)),
                     (CAST(%(merchant_account_id)s AS BIGINT), CAST(%(captured)s AS BIGINT)))
          AS x(account_id, amount_minor)
 ), a AS (
     UPDATE wallet_account
-    SET balance_minor = balance_minor - %(captured)s, held_minor = held_minor + %(held)s
-    WHERE id = %(account_id)s
+    SET balance_minor = balance_minor - CAST(%(captured)s AS BIGINT),
+        held_minor = held_minor + CAST(%(held)s AS BIGINT)
+    WHERE id = CAST(%(account_id)s AS BIGINT)
 ), v AS (
     UPDATE wallet_voucher
     SET status = COALESCE(%(voucher_status)s, status),
         last_used_on = COALESCE(%(last_used_on)s, last_used_on),
         uses_on_day = COALESCE(%(uses_on_day)s, uses_on_day),
         prescription = COALESCE(%(prescription)s, prescription)
-    WHERE id = %(voucher_id)s AND %(voucher_changes)s
+    WHERE id = CAST(%(voucher_id)s AS BIGINT) AND CAST(%(voucher_changes)s AS BOOLEAN)
 )
 UPDATE wallet_idempotency SET status_code = 200, response = %(response)s WHERE id = %(claim_id)s
 """
@@ -79,6 +83,25 @@ UPDATE wallet_idempotency SET status_code = 200, response = %(response)s WHERE i
 STORE_ANSWER = """
 UPDATE wallet_idempotency SET status_code = 200, response = %(response)s WHERE id = %(claim_id)s
 """
+
+
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` with `%(name)s` turned into `$1, $2, ...` (asyncpg), and the names in that order.
+
+    >>> numbered("SELECT %(a)s, %(b)s, %(a)s")
+    ('SELECT $1, $2, $1', ('a', 'b'))
+    """
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PARAM.sub(number, sql), tuple(names)
 
 
 def claim_and_lock(session: Session, params: dict[str, Any]) -> Record | None:
