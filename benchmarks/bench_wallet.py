@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import re
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PREFIX = os.environ.get("SOCIALCARD_TEST_DB_PREFIX", "sc_wallet")
+logging.getLogger().setLevel(logging.WARNING)
 
 
 def _scratch_postgres(name: str) -> str:

@@ -19,7 +19,9 @@ worker thread. `router.authorize` declares the route for OpenAPI and calls `hand
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
@@ -104,6 +106,17 @@ def _exact(raw: Any) -> dict[str, Any] | None:
     return {"token": raw["token"], "items": items, "capture": capture, "allow_partial": partial}
 
 
+def _stdlib_json(body: bytes) -> Any:
+    # What orjson refuses but the standard parser reads (integers past 64 bits): the model then
+    # names the field that is out of range, as the other routes do.
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise InvalidInput(
+            "the body is not valid JSON", details=[field_error("body", "invalid JSON")]
+        ) from None
+
+
 def parse_authorize(body: bytes) -> dict[str, Any]:
     """The body as `service.authorize_payload` would give it; InvalidInput naming the field.
 
@@ -112,9 +125,7 @@ def parse_authorize(body: bytes) -> dict[str, Any]:
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise InvalidInput(
-            "the body is not valid JSON", details=[field_error("body", "invalid JSON")]
-        ) from None
+        raw = _stdlib_json(body)
     exact = _exact(raw)
     if exact is not None:
         return exact
@@ -179,6 +190,7 @@ class _Pool:
 
 
 _pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
+_sqlite_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-sqlite")
 
 
 def _pool() -> _Pool:
@@ -270,10 +282,17 @@ async def authorize(app: Any, scope: Scope, body: bytes) -> dict[str, Any]:
         raise MissingTerminalKey("send the terminal key in the X-Terminal-Key header")
     payload = parse_authorize(body)
     when = utcnow()
-    overridden = get_session in getattr(app, "dependency_overrides", {})
-    if overridden or get_settings().database_url.startswith("sqlite"):
+    if get_session in getattr(app, "dependency_overrides", {}):
         result: dict[str, Any] = await run_in_threadpool(
             _authorize_in_thread, app, raw_key, key, payload, when
+        )
+        return result
+    if get_settings().database_url.startswith("sqlite"):
+        # SQLite has one writer: one thread per process runs the redemptions in turn, instead
+        # of many threads that would queue on the write lock and fight over the GIL.
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            _sqlite_writer, _authorize_in_thread, app, raw_key, key, payload, when
         )
         return result
     terminal = merchant_service.cached_terminal(raw_key)
