@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import random
 import re
@@ -32,6 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from socialcard.core.db import build_engine, run_before_commit
+from socialcard.core.logging import configure_logging
 from socialcard.core.migrate import upgrade
 from socialcard.registry.models import Person
 from socialcard.wallet import service as wallet_service
@@ -46,7 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PREFIX = os.environ.get("SOCIALCARD_TEST_DB_PREFIX", "sc_wallet")
-logging.getLogger().setLevel(logging.WARNING)
 
 
 def _scratch_postgres(name: str) -> str:
@@ -231,14 +230,23 @@ def main() -> None:
     parser.add_argument("--flow", choices=("one-step", "two-step"), default="one-step")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--http", choices=("httptools", "h11"), default="httptools")
+    parser.add_argument("--backlog", type=int, default=2048)
     args = parser.parse_args()
+    configure_logging("WARNING", json=False)  # the setup's funding events are not the output
 
     url, key, tokens = prepare_store(args.store, args.vouchers)
     env = {**os.environ, "SOCIALCARD_DATABASE_URL": url, "SOCIALCARD_LOG_LEVEL": "WARNING"}
+    # uvicorn as `socialcard serve` runs it (access log off), with the event loop, HTTP parser
+    # and backlog explicit so that they can be compared.
     server = subprocess.Popen(
-        [BIN / "socialcard", "serve", "--port", str(args.port), "--workers", str(args.workers)],
+        [sys.executable, "-m", "uvicorn", "socialcard.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
+         "--loop", args.loop, "--http", args.http, "--backlog", str(args.backlog),
+         "--log-level", "warning", "--no-access-log"],
         env=env,
-    )
+    )  # fmt: skip
     try:
         for _ in range(150):
             try:
@@ -265,8 +273,10 @@ def main() -> None:
                 f"workers={args.workers} "
                 f"run={run} redemptions={approved} errors={errors} rate={approved / wall:.0f}/s "
                 f"p50={percentile(ms, 0.5):.1f}ms p99={percentile(ms, 0.99):.1f}ms "
-                f"max={max(ms):.1f}ms server_cpu={server_cpu:.1f}s client_cpu={client_cpu:.1f}s "
-                f"wall={wall:.1f}s load={load[0]:.2f}",
+                f"max={max(ms):.1f}ms server_cpu={server_cpu:.1f}s "
+                f"({server_cpu / max(approved, 1) * 1000:.2f} ms/redemption) "
+                f"client_cpu={client_cpu:.1f}s ({client_cpu / max(approved, 1) * 1000:.2f} ms) "
+                f"wall={wall:.1f}s load={load[0]:.2f} loop={args.loop} http={args.http}",
                 flush=True,
             )
     finally:

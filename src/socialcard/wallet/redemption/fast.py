@@ -49,7 +49,6 @@ from socialcard.wallet.redemption.schemas import AuthorizeRequest
 
 log = get_logger(__name__)
 PATH = "/api/v1/business/authorizations"
-_POOL_SIZE = 16  # connections per worker process; 32 clients over 2 workers never wait long
 _CLAIM_AND_LOCK, _CLAIM_NAMES = repository.numbered(repository.CLAIM_AND_LOCK)
 _WRITE, _WRITE_NAMES = repository.numbered(repository.WRITE_AUTHORIZATION)
 _STORE_ANSWER, _STORE_NAMES = repository.numbered(repository.STORE_ANSWER)
@@ -198,7 +197,8 @@ def _pool() -> _Pool:
     pool = _pools.get(loop)
     if pool is None:
         url = make_url(get_settings().database_url).set(drivername="postgresql")
-        pool = _pools[loop] = _Pool(url.render_as_string(hide_password=False), _POOL_SIZE)
+        size = get_settings().wallet.redemption_connections
+        pool = _pools[loop] = _Pool(url.render_as_string(hide_password=False), size)
     return pool
 
 
