@@ -307,23 +307,13 @@ def capture_now(
     lines: list[dict[str, Any]],
     now: datetime,
 ) -> tuple[int, int]:
-    """Authorize and capture in one step (a hold born captured); the account must be locked."""
+    """Authorize and capture in one step (a hold born captured); the account must be locked.
+
+    Statement by statement, as on SQLite; PostgreSQL redemptions write the same rows in one
+    statement (redemption/repository.WRITE_AUTHORIZATION).
+    """
     if amount_minor <= 0:
         raise UnbalancedPosting("a capture needs a positive amount")
-    if not is_sqlite(session):
-        return repository.insert_capture_pg(
-            session,
-            {
-                "account_id": account_id,
-                "voucher_id": voucher_id,
-                "merchant_id": merchant_id,
-                "terminal_id": terminal_id,
-                "merchant_account_id": merchant_account_id,
-                "amount": amount_minor,
-                "lines": json.dumps(lines, separators=(",", ":")),
-                "now": now,
-            },
-        )
     hold_id = repository.insert_hold(
         session,
         {
