@@ -12,8 +12,9 @@ on the event loop. It changes nothing of substance:
 - the SQL is `redemption/repository.py`'s (the service runs the same text on a session);
 - the commit precedes the answer, and errors render as the app's problem+json.
 
-SQLite (single writer, in-process) and the tests' overridden session run the service in a
-worker thread. `router.authorize` declares the route for OpenAPI and calls `handle` too.
+SQLite (single writer, in-process) runs the service on one writer thread per process; the
+tests' overridden session runs it in the thread pool. `router.authorize` declares the route
+for OpenAPI and calls `authorize` too.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _exact(raw: Any) -> dict[str, Any] | None:
     """The payload when every field has exactly the model's type and bounds, else None."""
     if type(raw) is not dict or not _text(raw.get("token"), 8, 40):
         return None
-    raw_items, capture, partial = raw.get("items"), raw.get("capture", False), None
+    raw_items, capture = raw.get("items"), raw.get("capture", False)
     partial = raw.get("allow_partial", True)
     if type(raw_items) is not list or not 1 <= len(raw_items) <= 100:
         return None
