@@ -8,8 +8,14 @@ the wallet's rate is reported as a ratio to it.
 Closed loop: each client sends its next redemption when the previous answer arrives. Each
 redemption pays with a different citizen's voucher (as at a real till), with a fresh
 Idempotency-Key. `--flow two-step` authorizes then captures (two calls per redemption).
+Each run prints the rate, p50/p99, and the server's and the client's CPU per redemption; on
+PostgreSQL the last line is the best run's ratio to pgbench.
 
-    flock /work/bench.lock python benchmarks/bench_wallet.py --store postgres --seconds 20
+    flock /work/bench.lock python benchmarks/bench_wallet.py --store postgres --seconds 15
+    flock /work/bench.lock python benchmarks/bench_wallet.py --store sqlite --workers 1
+
+Server: uvicorn with `--workers` (default 2; use 1 for SQLite, a single writer), `--loop`
+(uvloop), `--http` (httptools), `--backlog`, access log off.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from socialcard.core.db import build_engine, run_before_commit
+from socialcard.core.logging import configure_logging
 from socialcard.core.migrate import upgrade
 from socialcard.registry.models import Person
 from socialcard.wallet import service as wallet_service
@@ -229,14 +236,23 @@ def main() -> None:
     parser.add_argument("--flow", choices=("one-step", "two-step"), default="one-step")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--http", choices=("httptools", "h11"), default="httptools")
+    parser.add_argument("--backlog", type=int, default=2048)
     args = parser.parse_args()
+    configure_logging("WARNING", json=False)  # the setup's funding events are not the output
 
     url, key, tokens = prepare_store(args.store, args.vouchers)
     env = {**os.environ, "SOCIALCARD_DATABASE_URL": url, "SOCIALCARD_LOG_LEVEL": "WARNING"}
+    # uvicorn as `socialcard serve` runs it (access log off), with the event loop, HTTP parser
+    # and backlog explicit so that they can be compared.
     server = subprocess.Popen(
-        [BIN / "socialcard", "serve", "--port", str(args.port), "--workers", str(args.workers)],
+        [sys.executable, "-m", "uvicorn", "socialcard.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
+         "--loop", args.loop, "--http", args.http, "--backlog", str(args.backlog),
+         "--log-level", "warning", "--no-access-log"],
         env=env,
-    )
+    )  # fmt: skip
     try:
         for _ in range(150):
             try:
@@ -245,6 +261,7 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         asyncio.run(run_load(args.port, key, tokens, args.clients, 2, args.flow, "warm"))
+        rates: list[float] = []
         for run in range(args.repeat):
             load = os.getloadavg()
             cpu0, client0, wall0 = (
@@ -258,13 +275,16 @@ def main() -> None:
             wall = time.perf_counter() - wall0
             server_cpu, client_cpu = _cpu_seconds(server.pid) - cpu0, time.process_time() - client0
             ms = [x * 1000 for x in latencies]
+            rates.append(approved / wall)
             print(
                 f"store={args.store} flow={args.flow} clients={args.clients} "
                 f"workers={args.workers} "
                 f"run={run} redemptions={approved} errors={errors} rate={approved / wall:.0f}/s "
                 f"p50={percentile(ms, 0.5):.1f}ms p99={percentile(ms, 0.99):.1f}ms "
-                f"max={max(ms):.1f}ms server_cpu={server_cpu:.1f}s client_cpu={client_cpu:.1f}s "
-                f"wall={wall:.1f}s load={load[0]:.2f}",
+                f"max={max(ms):.1f}ms server_cpu={server_cpu:.1f}s "
+                f"({server_cpu / max(approved, 1) * 1000:.2f} ms/redemption) "
+                f"client_cpu={client_cpu:.1f}s ({client_cpu / max(approved, 1) * 1000:.2f} ms) "
+                f"wall={wall:.1f}s load={load[0]:.2f} loop={args.loop} http={args.http}",
                 flush=True,
             )
     finally:
@@ -278,6 +298,7 @@ def main() -> None:
     if args.store == "postgres":
         tps = pgbench_tps(args.clients, 10)
         print(f"pgbench TPC-B-like: {tps:.0f} tps (32 clients, scale 10, 10 s)")
+        print(f"ratio, best run to pgbench: {max(rates) / tps:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
 from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
+from socialcard.wallet.redemption import fast as redemption_fast
 from socialcard.wallet.router import router as wallet_router
 from socialcard.wellbeing.router import router as wellbeing_router
 
@@ -28,6 +29,8 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Proactive social benefits: registry, rules, campaigns, wallet, card.",
     )
+    # The merchants' redemption hot path answers before the router (inside the request id).
+    app.add_middleware(redemption_fast.FastPath)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
 

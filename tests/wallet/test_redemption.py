@@ -159,6 +159,22 @@ class TestAuthorize:
         )  # fmt: skip
         assert _balance(session, account) == (0, 0)
 
+    def test_partial_approval_scales_the_lines_to_the_approved_amount(
+        self, session: Session
+    ) -> None:
+        _, terminal, _ = make_merchant(session)
+        _, token, _ = _food(session, 1_001)
+        items = [*food_items(500), *food_items(0), *food_items(1_500), *food_items(999)]
+        result = _authorize(session, terminal, token, items, capture=True)
+        amounts = [line.approved_minor for line in result.lines]
+        # 1,001 of 2,999 requested: shares rounded down, then the leftover tiyn one each to
+        # the largest remainders (documented in vouchers.policy.scale_amounts).
+        assert amounts == [167, 0, 501, 333]
+        assert sum(amounts) == result.approved_minor == 1_001
+        assert [line.reason for line in result.lines] == [
+            "insufficient_balance", None, "insufficient_balance", "insufficient_balance",
+        ]  # fmt: skip
+
     def test_no_partial_approval_when_refused_by_the_terminal(self, session: Session) -> None:
         _, terminal, _ = make_merchant(session)
         _, token, account = _food(session, 3_000)

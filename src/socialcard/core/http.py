@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from socialcard.core.errors import AppError
+from socialcard.core.errors import AppError, InvalidInput, field_error
 from socialcard.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -62,23 +63,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _location(err.get("loc", ())), "reason": err.get("msg", "invalid")}
-            for err in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
-        return problem_response(
-            422,
-            {
-                "type": "https://socialcard.example/problems/invalid_input",
-                "title": "Invalid input",
-                "status": 422,
-                "detail": detail,
-                "code": "invalid_input",
-                "instance": request.url.path,
-                "errors": errors,
-            },
-        )
+        problem = invalid_input(exc.errors()).to_problem(request.url.path)
+        return problem_response(422, problem)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -99,16 +85,26 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
         log.exception("unexpected_error", path=request.url.path, request_id=request_id)
-        return problem_response(
-            500,
-            {
-                "type": "https://socialcard.example/problems/internal",
-                "title": "Internal error",
-                "status": 500,
-                "detail": f"An unexpected error happened; quote request id {request_id}.",
-                "code": "internal",
-            },
-        )
+        return problem_response(500, internal_problem(request_id))
+
+
+def invalid_input(errors: Sequence[Any]) -> InvalidInput:
+    """A 422 naming each field of pydantic's `errors` (a request body that failed its model)."""
+    named = [
+        field_error(_location(err.get("loc", ())), err.get("msg", "invalid")) for err in errors
+    ]
+    return InvalidInput("; ".join(f"{e['field']}: {e['reason']}" for e in named[:5]), details=named)
+
+
+def internal_problem(request_id: str | None) -> dict[str, Any]:
+    """The generic 500 body: nothing internal, only the request id to quote."""
+    return {
+        "type": "https://socialcard.example/problems/internal",
+        "title": "Internal error",
+        "status": 500,
+        "detail": f"An unexpected error happened; quote request id {request_id}.",
+        "code": "internal",
+    }
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

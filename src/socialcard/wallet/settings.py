@@ -14,6 +14,9 @@ class WalletSettings(BaseModel):
     budget_allow_negative: bool = False
     # An authorization not captured or voided within this many minutes expires.
     hold_ttl_minutes: int = Field(default=7 * 24 * 60, ge=1)
+    # PostgreSQL connections of the redemption hot path per server process (redemption/fast.py):
+    # more than about 16 in all makes the backends contend on a 2-core machine (measured).
+    redemption_connections: int = Field(default=8, ge=1, le=200)
     # МРП for 2026 in tiyn (REFERENCE.md §1); food vouchers are 1 МРП per family member.
     mrp_minor: int = Field(default=4_325_00, ge=1)
     # Settlement statements cover local business days of this IANA time zone (Kazakhstan:

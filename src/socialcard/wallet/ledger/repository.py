@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, event, func, insert, select, text, update
+from sqlalchemy import Table, and_, bindparam, case, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
@@ -60,16 +60,38 @@ def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, An
     return factory(table).values(**values).on_conflict_do_nothing()
 
 
+# Statements on the redemption path are built once: building one per call (and its cache key)
+# cost more than running it on SQLite.
+_CLAIM = {
+    "sqlite": sqlite_insert(_idem).on_conflict_do_nothing().returning(_idem.c.id),
+    "postgresql": pg_insert(_idem).on_conflict_do_nothing().returning(_idem.c.id),
+}
+_STORE_RESPONSE = (
+    update(_idem)
+    .where(_idem.c.id == bindparam("record_id"))
+    .values(status_code=bindparam("code"), response=bindparam("answer"))
+)
+_INSERT_HOLD = insert(_hold).returning(_hold.c.id)
+_INSERT_POSTING = insert(_posting).returning(_posting.c.id)
+_CHANGE_BALANCE = (
+    update(_account)
+    .where(_account.c.id == bindparam("account"))
+    .values(
+        balance_minor=_account.c.balance_minor + bindparam("balance_delta"),
+        held_minor=_account.c.held_minor + bindparam("held_delta"),
+    )
+)
+
+
 def claim_idempotency(session: Session, *, scope: str, key: str, request_hash: str) -> int | None:
     """Insert the key's record; None when it already exists.
 
     Race prevented (PostgreSQL): two requests with one key at once. The second insert waits on
     the unique index until the first commits, then does nothing and replays its answer.
     """
-    stmt = _insert_ignoring_conflict(
-        session, _idem, {"scope": scope, "key": key, "request_hash": request_hash, "status_code": 0}
-    ).returning(_idem.c.id)
-    return session.execute(stmt).scalar_one_or_none()
+    stmt = _CLAIM["sqlite" if is_sqlite(session) else "postgresql"]
+    values = {"scope": scope, "key": key, "request_hash": request_hash, "status_code": 0}
+    return session.execute(stmt, values).scalar_one_or_none()
 
 
 def idempotency_record(session: Session, *, scope: str, key: str) -> Record | None:
@@ -83,9 +105,7 @@ def store_idempotency_response(
     session: Session, *, record_id: int, status_code: int, response: str
 ) -> None:
     session.execute(
-        update(_idem)
-        .where(_idem.c.id == record_id)
-        .values(status_code=status_code, response=response)
+        _STORE_RESPONSE, {"record_id": record_id, "code": status_code, "answer": response}
     )
 
 
@@ -118,8 +138,7 @@ def lock_account(session: Session, account_id: int) -> Record | None:
 
 
 def insert_posting(session: Session, values: dict[str, Any]) -> int:
-    stmt = insert(_posting).values(**values).returning(_posting.c.id)
-    return int(session.execute(stmt).scalar_one())
+    return int(session.execute(_INSERT_POSTING, values).scalar_one())
 
 
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -130,47 +149,13 @@ def change_balance(
     session: Session, *, account_id: int, balance_delta: int, held_delta: int
 ) -> None:
     session.execute(
-        update(_account)
-        .where(_account.c.id == account_id)
-        .values(
-            balance_minor=_account.c.balance_minor + balance_delta,
-            held_minor=_account.c.held_minor + held_delta,
-        )
+        _CHANGE_BALANCE,
+        {"account": account_id, "balance_delta": balance_delta, "held_delta": held_delta},
     )
 
 
 def insert_hold(session: Session, values: dict[str, Any]) -> int:
-    return int(session.execute(insert(_hold).values(**values).returning(_hold.c.id)).scalar_one())
-
-
-# The one-step purchase on PostgreSQL: hold, posting, both entries and the wallet's balance in
-# one round trip (a writable CTE), instead of four. SQLite runs the same writes one by one
-# (in-process, so a statement costs no round trip there).
-_CAPTURE_NOW_PG = text(
-    """
-    WITH h AS (
-        INSERT INTO wallet_hold (account_id, voucher_id, merchant_id, terminal_id, amount_minor,
-                                 captured_minor, refunded_minor, status, lines, created_at,
-                                 expires_at, resolved_at)
-        VALUES (:account_id, :voucher_id, :merchant_id, :terminal_id, :amount, :amount, 0,
-                'captured', :lines, :now, :now, :now)
-        RETURNING id
-    ), p AS (
-        INSERT INTO wallet_posting (kind, posted_at, hold_id, voucher_id, merchant_id)
-        SELECT 'capture', :now, h.id, :voucher_id, :merchant_id FROM h
-        RETURNING id
-    ), e AS (
-        INSERT INTO wallet_entry (posting_id, account_id, amount_minor)
-        SELECT p.id, x.account_id, x.amount_minor
-        FROM p, (VALUES (CAST(:account_id AS BIGINT), CAST(-:amount AS BIGINT)),
-                        (CAST(:merchant_account_id AS BIGINT), CAST(:amount AS BIGINT)))
-             AS x(account_id, amount_minor)
-    ), a AS (
-        UPDATE wallet_account SET balance_minor = balance_minor - :amount WHERE id = :account_id
-    )
-    SELECT h.id AS hold_id, p.id AS posting_id FROM h, p
-    """
-)
+    return int(session.execute(_INSERT_HOLD, values).scalar_one())
 
 
 # Capturing an open hold on PostgreSQL: posting, entries, balance and hold in one round trip.
@@ -201,11 +186,6 @@ _CAPTURE_HOLD_PG = text(
 
 def capture_hold_pg(session: Session, values: dict[str, Any]) -> int:
     return int(session.execute(_CAPTURE_HOLD_PG, values).scalar_one())
-
-
-def insert_capture_pg(session: Session, values: dict[str, Any]) -> tuple[int, int]:
-    row = session.execute(_CAPTURE_NOW_PG, values).one()
-    return int(row.hold_id), int(row.posting_id)
 
 
 def hold_by_id(session: Session, hold_id: int) -> Record | None:

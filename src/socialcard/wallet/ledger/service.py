@@ -50,6 +50,28 @@ def request_hash(operation: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def require_idempotency_key(key: str | None) -> str:
+    """The client's Idempotency-Key, or IdempotencyKeyMissing naming the header."""
+    if not key or len(key) > 100:
+        raise IdempotencyKeyMissing(
+            "send an Idempotency-Key header of 1 to 100 characters",
+            details=[field_error("Idempotency-Key", "required, 1 to 100 characters")],
+        )
+    return key
+
+
+def replay(session: Session, *, scope: str, key: str, request_hash: str) -> dict[str, Any]:
+    """The answer stored under a claimed key; IdempotencyKeyReused if the request differs."""
+    record = repository.idempotency_record(session, scope=scope, key=key)
+    if record is None or record.request_hash != request_hash or record.response is None:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request",
+            details=[field_error("Idempotency-Key", "reused with a different payload")],
+        )
+    stored: dict[str, Any] = json.loads(record.response)
+    return stored
+
+
 def idempotent(
     session: Session,
     *,
@@ -64,23 +86,12 @@ def idempotent(
     The key is claimed in the same transaction as the effect, so either both commit or neither
     does. An AppError from the handler rolls back the claim too: a retry runs afresh.
     """
-    if not key or len(key) > 100:
-        raise IdempotencyKeyMissing(
-            "send an Idempotency-Key header of 1 to 100 characters",
-            details=[field_error("Idempotency-Key", "required, 1 to 100 characters")],
-        )
+    key = require_idempotency_key(key)
     begin_write(session)
     digest = request_hash(operation, payload)
     record_id = repository.claim_idempotency(session, scope=scope, key=key, request_hash=digest)
     if record_id is None:
-        record = repository.idempotency_record(session, scope=scope, key=key)
-        if record is None or record.request_hash != digest or record.response is None:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request",
-                details=[field_error("Idempotency-Key", "reused with a different payload")],
-            )
-        stored: dict[str, Any] = json.loads(record.response)
-        return stored
+        return replay(session, scope=scope, key=key, request_hash=digest)
     result = handler()
     repository.store_idempotency_response(
         session,
@@ -296,23 +307,13 @@ def capture_now(
     lines: list[dict[str, Any]],
     now: datetime,
 ) -> tuple[int, int]:
-    """Authorize and capture in one step (a hold born captured); the account must be locked."""
+    """Authorize and capture in one step (a hold born captured); the account must be locked.
+
+    Statement by statement, as on SQLite; PostgreSQL redemptions write the same rows in one
+    statement (redemption/repository.WRITE_AUTHORIZATION).
+    """
     if amount_minor <= 0:
         raise UnbalancedPosting("a capture needs a positive amount")
-    if not is_sqlite(session):
-        return repository.insert_capture_pg(
-            session,
-            {
-                "account_id": account_id,
-                "voucher_id": voucher_id,
-                "merchant_id": merchant_id,
-                "terminal_id": terminal_id,
-                "merchant_account_id": merchant_account_id,
-                "amount": amount_minor,
-                "lines": json.dumps(lines, separators=(",", ":")),
-                "now": now,
-            },
-        )
     hold_id = repository.insert_hold(
         session,
         {

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from fastapi import APIRouter, Response
+import orjson
+from fastapi import APIRouter, Request, Response
 
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.wallet.deps import IdempotencyKey, IdPath, TerminalKey, Transaction
 from socialcard.wallet.merchants import service as merchant_service
-from socialcard.wallet.redemption import service
+from socialcard.wallet.redemption import fast, service
 from socialcard.wallet.redemption.schemas import (
     AuthorizationRead,
     AuthorizeRequest,
@@ -29,14 +31,39 @@ _ERRORS = {
 }
 
 
-@router.post("/authorizations", response_model=AuthorizationRead, responses=_ERRORS)
-def authorize(
-    body: AuthorizeRequest, transaction: Transaction, raw: TerminalKey, key: IdempotencyKey = None
-) -> AuthorizationRead:
-    """Authorize a purchase (approved, partly approved or declined with a reason code)."""
-    with transaction() as session:
-        terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
-        return service.authorize(session, terminal=terminal, idempotency_key=key, request=body)
+# The body is read by redemption.fast (the hot path), so it is declared here for the docs.
+_AUTHORIZE_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": AuthorizeRequest.model_json_schema()}},
+    },
+    "parameters": [
+        {"name": "X-Terminal-Key", "in": "header", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 100},
+            "description": "A client-chosen id, unique per request: a retry replays the answer.",
+        },
+    ],
+}
+
+
+@router.post(
+    "/authorizations",
+    response_model=AuthorizationRead,
+    responses=_ERRORS,
+    openapi_extra=_AUTHORIZE_DOC,
+)
+async def authorize(request: Request) -> Response:
+    """Authorize a purchase (approved, partly approved or declined with a reason code).
+
+    With `capture: true` it is a one-step purchase. The app serves this path through
+    `redemption.fast.FastPath` ahead of the router; this route is the same code, for the docs.
+    """
+    answer = await fast.authorize(request.app, request.scope, await request.body())
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.post(
@@ -107,7 +134,10 @@ def inquiry(body: InquiryRequest, transaction: Transaction, raw: TerminalKey) ->
     response_class=Response,
 )
 def settlement_csv(day_on: date, transaction: Transaction, raw: TerminalKey) -> Response:
-    """The merchant's statement for a UTC day, one line per posting, totals equal to the ledger."""
+    """The merchant's statement for a local business day (`wallet.business_timezone`).
+
+    One line per posting; the totals equal the ledger.
+    """
     with transaction() as session:
         terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
         _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day_on)

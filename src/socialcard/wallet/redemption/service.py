@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
+from socialcard.core.db import is_sqlite
 from socialcard.core.logging import get_logger
 from socialcard.wallet import business_day
 from socialcard.wallet.enums import Decision, DeclineReason, HoldStatus, VoucherStatus
@@ -21,12 +23,12 @@ from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.merchants import repository as merchant_repository
 from socialcard.wallet.merchants.models import Settlement
 from socialcard.wallet.merchants.service import TerminalContext
+from socialcard.wallet.redemption import repository as redemption_repository
 from socialcard.wallet.redemption.schemas import (
     AuthorizationRead,
     AuthorizeRequest,
     InquiryRead,
     InquiryRequest,
-    ItemIn,
     SettlementRead,
 )
 from socialcard.wallet.types import Record
@@ -37,8 +39,10 @@ from socialcard.wallet.vouchers.policy import Evaluation, Item, evaluate
 log = get_logger(__name__)
 
 
-def _items(items: list[ItemIn]) -> list[Item]:
-    return [Item(i.sku, i.category, i.quantity, i.amount_minor, i.atc) for i in items]
+def _items(items: list[dict[str, Any]]) -> list[Item]:
+    return [
+        Item(i["sku"], i["category"], i["quantity"], i["amount_minor"], i["atc"]) for i in items
+    ]
 
 
 def _scope(terminal: TerminalContext) -> str:
@@ -46,7 +50,7 @@ def _scope(terminal: TerminalContext) -> str:
 
 
 def _evaluate(
-    terminal: TerminalContext, voucher: Record, items: list[ItemIn], on: date, partial: bool
+    terminal: TerminalContext, voucher: Record, items: list[Item], on: date, partial: bool
 ) -> Evaluation:
     return evaluate(
         load_catalog(),
@@ -54,23 +58,10 @@ def _evaluate(
         merchant_id=terminal.merchant_id,
         merchant_category=terminal.category,
         merchant_licensed=terminal.licensed,
-        items=_items(items),
+        items=items,
         on=on,
         allow_partial=partial,
     )
-
-
-def _declined(reason: DeclineReason, requested: int, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "authorization_id": None,
-        "decision": Decision.DECLINED.value,
-        "reason": reason.value,
-        "requested_minor": requested,
-        "approved_minor": 0,
-        "captured_minor": 0,
-        "status": None,
-        "lines": lines,
-    }
 
 
 def _voucher_status_after(voucher: Record, balance_after: int) -> str:
@@ -79,6 +70,196 @@ def _voucher_status_after(voucher: Record, balance_after: int) -> str:
     if balance_after < voucher.nominal_minor:
         return VoucherStatus.PARTLY_REDEEMED.value
     return str(voucher.status)
+
+
+@dataclass(slots=True)
+class AuthorizationPlan:
+    """What an authorization writes and answers, decided from the locked voucher (no I/O).
+
+    Every store and every caller (the service on a session, the hot path on a raw connection)
+    runs this one function; they differ only in how they read the voucher and write the plan.
+    """
+
+    answer: dict[str, Any]  # AuthorizationRead as a dict; `authorization_id` set once known
+    amount_minor: int = 0  # 0: declined, nothing to write but the answer
+    capture: bool = False
+    lines: list[dict[str, Any]] = field(default_factory=list)  # the hold's lines, with ATC codes
+    voucher_values: dict[str, Any] = field(default_factory=dict)  # voucher columns that change
+
+
+def _answer(decision: str, reason: str | None, requested: int, approved: int) -> dict[str, Any]:
+    return {
+        "authorization_id": None,
+        "decision": decision,
+        "reason": reason,
+        "requested_minor": requested,
+        "approved_minor": approved,
+        "captured_minor": 0,
+        "refunded_minor": 0,
+        "status": None,
+        "lines": [],
+    }
+
+
+def authorize_payload(request: AuthorizeRequest) -> dict[str, Any]:
+    """The request as the plan, the idempotency hash and the hot path's parser see it."""
+    return request.model_dump(mode="json")
+
+
+def plan_authorization(
+    *, terminal: TerminalContext, voucher: Record | None, payload: dict[str, Any], when: datetime
+) -> AuthorizationPlan:
+    """Approve, partly approve or decline `payload` (authorize_payload) with a locked voucher."""
+    items = _items(payload["items"])
+    requested = sum(item.amount_minor for item in items)
+    declined = Decision.DECLINED.value
+    if voucher is None:
+        missing = DeclineReason.VOUCHER_NOT_FOUND.value
+        return AuthorizationPlan(_answer(declined, missing, requested, 0))
+    on = business_day.business_day(when)
+    outcome = _evaluate(terminal, voucher, items, on, payload["allow_partial"])
+    if outcome.decision is Decision.DECLINED:
+        assert outcome.reason is not None  # noqa: S101 - a decline always has a reason
+        answer = _answer(declined, outcome.reason.value, requested, 0)
+        answer["lines"] = outcome.lines
+        return AuthorizationPlan(answer)
+    amount, capture = outcome.approved_minor, bool(payload["capture"])
+    ledger_service.require_available(voucher, amount, what="wallet")
+    reason = outcome.reason.value if outcome.reason else None
+    answer = _answer(outcome.decision.value, reason, requested, amount)
+    answer["lines"] = outcome.lines
+    answer["captured_minor"] = amount if capture else 0
+    answer["status"] = (HoldStatus.CAPTURED if capture else HoldStatus.AUTHORIZED).value
+    voucher_values: dict[str, Any] = {}
+    if voucher_service.voucher_type(voucher.type).uses_per_day is not None:
+        voucher_values.update(last_used_on=on, uses_on_day=outcome.uses)
+    if outcome.prescription is not None:
+        voucher_values["prescription"] = json.dumps(outcome.prescription)
+    if capture:
+        status = _voucher_status_after(voucher, voucher.balance_minor - amount)
+        if status != voucher.status:
+            voucher_values["status"] = status
+    lines = [{**line, "atc": item.atc} for line, item in zip(outcome.lines, items, strict=True)]
+    return AuthorizationPlan(answer, amount, capture, lines, voucher_values)
+
+
+def _hold_expiry(plan: AuthorizationPlan, when: datetime) -> datetime:
+    if plan.capture:
+        return when
+    return when + timedelta(minutes=get_settings().wallet.hold_ttl_minutes)
+
+
+def write_params(
+    plan: AuthorizationPlan,
+    *,
+    terminal: TerminalContext,
+    voucher: Record,
+    claim_id: int,
+    hold_id: int,
+    when: datetime,
+) -> dict[str, Any]:
+    """The parameters of repository.WRITE_AUTHORIZATION for an approved plan."""
+    values = plan.voucher_values
+    return {
+        "claim_id": claim_id,
+        "hold_id": hold_id,
+        "account_id": voucher.account_id,
+        "voucher_id": voucher.id,
+        "merchant_id": terminal.merchant_id,
+        "terminal_id": terminal.terminal_id,
+        "merchant_account_id": terminal.merchant_account_id,
+        "amount": plan.amount_minor,
+        "captured": plan.amount_minor if plan.capture else 0,
+        "held": 0 if plan.capture else plan.amount_minor,
+        "status": plan.answer["status"],
+        "lines": json.dumps(plan.lines, separators=(",", ":")),
+        "now": when,
+        "expires_at": _hold_expiry(plan, when),
+        "resolved_at": when if plan.capture else None,
+        "voucher_status": values.get("status"),
+        "last_used_on": values.get("last_used_on"),
+        "uses_on_day": values.get("uses_on_day"),
+        "prescription": values.get("prescription"),
+        "voucher_changes": bool(values),
+        "response": answer_json(plan.answer),
+    }
+
+
+def answer_json(answer: dict[str, Any]) -> str:
+    """The stored (and replayed) form of an answer."""
+    return json.dumps(answer, separators=(",", ":"), default=str)
+
+
+def log_authorized(plan: AuthorizationPlan, voucher: Record, terminal: TerminalContext) -> None:
+    if plan.amount_minor:
+        log.info(
+            "voucher_redeemed" if plan.capture else "voucher_authorized",
+            hold_id=plan.answer["authorization_id"],
+            voucher_id=voucher.id,
+            merchant_id=terminal.merchant_id,
+            amount_minor=plan.amount_minor,
+        )
+
+
+def claim_params(
+    terminal: TerminalContext, key: str | None, payload: dict[str, Any], when: datetime
+) -> dict[str, Any]:
+    """The parameters of repository.CLAIM_AND_LOCK (the key checked, the request hashed)."""
+    ledger_service.require_idempotency_key(key)
+    return {
+        "scope": _scope(terminal),
+        "key": key,
+        "request_hash": ledger_service.request_hash("authorize", payload),
+        "now": when,
+        "token": payload["token"],
+    }
+
+
+def replayed_answer(session: Session, params: dict[str, Any]) -> AuthorizationRead:
+    """The stored answer for a key already claimed (409 when the request differs)."""
+    return AuthorizationRead.model_validate(
+        ledger_service.replay(
+            session, scope=params["scope"], key=params["key"], request_hash=params["request_hash"]
+        )
+    )
+
+
+def _write_sqlite(
+    session: Session,
+    plan: AuthorizationPlan,
+    terminal: TerminalContext,
+    voucher: Record,
+    when: datetime,
+) -> int:
+    """The plan's writes statement by statement (SQLite: in-process, no round trips)."""
+    if plan.capture:
+        hold_id, _ = ledger_service.capture_now(
+            session,
+            account_id=voucher.account_id,
+            voucher_id=voucher.id,
+            merchant_id=terminal.merchant_id,
+            terminal_id=terminal.terminal_id,
+            merchant_account_id=terminal.merchant_account_id,
+            amount_minor=plan.amount_minor,
+            lines=plan.lines,
+            now=when,
+        )
+    else:
+        hold_id = ledger_service.open_hold(
+            session,
+            account_id=voucher.account_id,
+            funds=voucher,
+            voucher_id=voucher.id,
+            merchant_id=terminal.merchant_id,
+            terminal_id=terminal.terminal_id,
+            amount_minor=plan.amount_minor,
+            lines=plan.lines,
+            now=when,
+            ttl=_hold_expiry(plan, when) - when,
+        )
+    if plan.voucher_values:
+        voucher_service.update_voucher(session, voucher.id, plan.voucher_values)
+    return hold_id
 
 
 def authorize(
@@ -91,86 +272,68 @@ def authorize(
 ) -> AuthorizationRead:
     """Authorize (and with `capture`, also capture) a purchase paid by a voucher or pass."""
     when = now or utcnow()
+    payload = authorize_payload(request)
+    if not is_sqlite(session):
+        return AuthorizationRead.model_validate(
+            authorize_postgres(
+                session, terminal=terminal, key=idempotency_key, payload=payload, when=when
+            )
+        )
 
     def handler() -> dict[str, Any]:
-        requested = sum(item.amount_minor for item in request.items)
         # Locks the voucher and its account (see vouchers.repository.lock_voucher).
-        voucher = voucher_service.lock_voucher(session, token=request.token)
-        if voucher is None:
-            return _declined(DeclineReason.VOUCHER_NOT_FOUND, requested, [])
-        outcome = _evaluate(terminal, voucher, request.items, when.date(), request.allow_partial)
-        if outcome.decision is Decision.DECLINED:
-            assert outcome.reason is not None  # noqa: S101 - a decline always has a reason
-            return _declined(outcome.reason, requested, outcome.lines)
-        amount = outcome.approved_minor
-        lines = [
-            {**line, "atc": item.atc}
-            for line, item in zip(outcome.lines, request.items, strict=True)
-        ]
-        voucher_values: dict[str, Any] = {}
-        vtype = voucher_service.voucher_type(voucher.type)
-        if vtype.uses_per_day is not None:
-            voucher_values.update(last_used_on=when.date(), uses_on_day=outcome.uses)
-        if outcome.prescription is not None:
-            voucher_values["prescription"] = json.dumps(outcome.prescription)
-        if request.capture:
-            ledger_service.require_available(voucher, amount, what="wallet")
-            hold_id, _ = ledger_service.capture_now(
-                session,
-                account_id=voucher.account_id,
-                voucher_id=voucher.id,
-                merchant_id=terminal.merchant_id,
-                terminal_id=terminal.terminal_id,
-                merchant_account_id=terminal.merchant_account_id,
-                amount_minor=amount,
-                lines=lines,
-                now=when,
-            )
-            status = _voucher_status_after(voucher, voucher.balance_minor - amount)
-            if status != voucher.status:
-                voucher_values["status"] = status
-        else:
-            hold_id = ledger_service.open_hold(
-                session,
-                account_id=voucher.account_id,
-                funds=voucher,
-                voucher_id=voucher.id,
-                merchant_id=terminal.merchant_id,
-                terminal_id=terminal.terminal_id,
-                amount_minor=amount,
-                lines=lines,
-                now=when,
-                ttl=timedelta(minutes=get_settings().wallet.hold_ttl_minutes),
-            )
-        if voucher_values:
-            voucher_service.update_voucher(session, voucher.id, voucher_values)
-        log.info(
-            "voucher_redeemed" if request.capture else "voucher_authorized",
-            hold_id=hold_id,
-            voucher_id=voucher.id,
-            merchant_id=terminal.merchant_id,
-            amount_minor=amount,
-        )
-        return {
-            "authorization_id": hold_id,
-            "decision": outcome.decision.value,
-            "reason": outcome.reason.value if outcome.reason else None,
-            "requested_minor": requested,
-            "approved_minor": amount,
-            "captured_minor": amount if request.capture else 0,
-            "status": (HoldStatus.CAPTURED if request.capture else HoldStatus.AUTHORIZED).value,
-            "lines": outcome.lines,
-        }
+        voucher = voucher_service.lock_voucher(session, token=payload["token"])
+        plan = plan_authorization(terminal=terminal, voucher=voucher, payload=payload, when=when)
+        if plan.amount_minor and voucher is not None:
+            plan.answer["authorization_id"] = _write_sqlite(session, plan, terminal, voucher, when)
+            log_authorized(plan, voucher, terminal)
+        return plan.answer
 
     result = ledger_service.idempotent(
         session,
         scope=_scope(terminal),
         key=idempotency_key,
         operation="authorize",
-        payload=request.model_dump(mode="json"),
+        payload=payload,
         handler=handler,
     )
     return AuthorizationRead.model_validate(result)
+
+
+def authorize_postgres(
+    session: Session,
+    *,
+    terminal: TerminalContext,
+    key: str | None,
+    payload: dict[str, Any],
+    when: datetime,
+) -> dict[str, Any]:
+    """authorize on PostgreSQL: two statements (claim and lock; write and answer)."""
+    params = claim_params(terminal, key, payload, when)
+    row = redemption_repository.claim_and_lock(session, params)
+    if row is None:
+        return replayed_answer(session, params).model_dump(mode="json")
+    voucher = row if row.id is not None else None
+    plan = plan_authorization(terminal=terminal, voucher=voucher, payload=payload, when=when)
+    if not plan.amount_minor or voucher is None:
+        redemption_repository.store_answer(
+            session, {"claim_id": row.claim_id, "response": answer_json(plan.answer)}
+        )
+        return plan.answer
+    plan.answer["authorization_id"] = row.hold_id
+    redemption_repository.write_authorization(
+        session,
+        write_params(
+            plan,
+            terminal=terminal,
+            voucher=voucher,
+            claim_id=row.claim_id,
+            hold_id=row.hold_id,
+            when=when,
+        ),
+    )
+    log_authorized(plan, voucher, terminal)
+    return plan.answer
 
 
 def _hold_read(hold: Record, decision: str = Decision.APPROVED.value) -> dict[str, Any]:
@@ -340,7 +503,8 @@ def inquire(
         return InquiryRead(
             can_pay=False, allowed_minor=0, reason=DeclineReason.VOUCHER_NOT_FOUND.value
         )
-    outcome = _evaluate(terminal, voucher, request.items, when.date(), True)
+    items = _items([item.model_dump() for item in request.items])
+    outcome = _evaluate(terminal, voucher, items, business_day.business_day(when), True)
     return InquiryRead(
         can_pay=outcome.approved_minor > 0,
         allowed_minor=outcome.approved_minor,

@@ -40,6 +40,37 @@ def _declined(reason: DeclineReason, requested: int) -> Evaluation:
     return Evaluation(Decision.DECLINED, requested, 0, reason)
 
 
+def scale_amounts(amounts: list[int], total: int) -> list[int]:
+    """Integer shares of `total` proportional to `amounts`, summing to `total` exactly.
+
+    Largest remainder: each share is rounded down, then the tiyn left over go one each to the
+    shares with the largest remainders (the earlier line first on a tie).
+
+    >>> scale_amounts([1_000, 1_000, 1_000], 1_000)
+    [334, 333, 333]
+    >>> scale_amounts([500, 0, 1_500], 1_001)
+    [250, 0, 751]
+    """
+    whole = sum(amounts)
+    if whole <= 0:
+        return [0 for _ in amounts]
+    shares = [amount * total // whole for amount in amounts]
+    left = total - sum(shares)
+    by_remainder = sorted(range(len(amounts)), key=lambda i: (-(amounts[i] * total % whole), i))
+    for i in by_remainder[:left]:
+        shares[i] += 1
+    return shares
+
+
+def _scale_lines(lines: list[dict[str, Any]], approved: int) -> None:
+    """Cut each line's approved amount so that the lines sum exactly to `approved`."""
+    shares = scale_amounts([line["approved_minor"] for line in lines], approved)
+    for line, share in zip(lines, shares, strict=True):
+        if share < line["approved_minor"] and line["reason"] is None:
+            line["reason"] = DeclineReason.INSUFFICIENT_BALANCE.value
+        line["approved_minor"] = share
+
+
 def evaluate(
     catalog: Catalog,
     *,
@@ -123,6 +154,7 @@ def evaluate(
     approved = allowed
     if spendable < allowed:
         approved, first_reason = spendable, DeclineReason.INSUFFICIENT_BALANCE
+        _scale_lines(lines, approved)
     if approved < requested and first_reason is None:
         first_reason = DeclineReason.PARTIAL_COVERAGE
     if approved < requested and not allow_partial:

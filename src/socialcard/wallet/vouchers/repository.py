@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from socialcard.wallet.enums import PostingKind, VoucherStatus
@@ -28,6 +28,11 @@ _LOCK_COLUMNS = (
 )
 
 
+_LOCKED = select(*_LOCK_COLUMNS).join(_account, _account.c.id == _voucher.c.account_id)
+_LOCK_BY_TOKEN = _LOCKED.where(_voucher.c.token == bindparam("token")).with_for_update()
+_LOCK_BY_ID = _LOCKED.where(_voucher.c.id == bindparam("voucher_id")).with_for_update()
+
+
 def lock_voucher(
     session: Session, *, token: str | None = None, voucher_id: int | None = None
 ) -> Record | None:
@@ -36,13 +41,9 @@ def lock_voucher(
     Race prevented: two redemptions of one voucher (or a redemption and its expiry) each
     reading the same balance, daily-use count or prescription and both spending it.
     """
-    stmt = select(*_LOCK_COLUMNS).join(_account, _account.c.id == _voucher.c.account_id)
-    stmt = (
-        stmt.where(_voucher.c.token == token)
-        if token is not None
-        else stmt.where(_voucher.c.id == voucher_id)
-    )
-    return session.execute(stmt.with_for_update()).first()
+    if token is not None:
+        return session.execute(_LOCK_BY_TOKEN, {"token": token}).first()
+    return session.execute(_LOCK_BY_ID, {"voucher_id": voucher_id}).first()
 
 
 def voucher_by_token(session: Session, token: str) -> Record | None:

@@ -14,6 +14,7 @@ from socialcard.core.clock import utcnow
 from socialcard.core.errors import field_error
 from socialcard.core.logging import get_logger
 from socialcard.registry import service as registry_service
+from socialcard.wallet.business_day import business_day
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind, VoucherStatus
 from socialcard.wallet.errors import (
     ActivationRefused,
@@ -143,7 +144,7 @@ def activate(
         if voucher.status in (VoucherStatus.ACTIVATED.value, VoucherStatus.PARTLY_REDEEMED.value):
             return _voucher_read(session, voucher, language=None)
         raise ActivationRefused(f"the voucher is {voucher.status}")
-    today = now.date()
+    today = business_day(now)
     if not voucher.valid_from <= today <= voucher.valid_until:
         raise ActivationRefused(
             "the voucher is outside its validity period", code="activation_outside_window"
@@ -254,7 +255,7 @@ def bind_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> No
 def restore_use(session: Session, *, voucher: Record, hold: Record) -> None:
     """Give back the daily use and prescription quantities of a hold that was not captured."""
     values: dict[str, Any] = {}
-    if voucher.last_used_on == hold.created_at.date() and voucher.uses_on_day > 0:
+    if voucher.last_used_on == business_day(hold.created_at) and voucher.uses_on_day > 0:
         values["uses_on_day"] = voucher.uses_on_day - 1
     if voucher.prescription:
         prescription = json.loads(voucher.prescription)
@@ -288,7 +289,7 @@ def expire_due(session: Session, *, now: datetime | None = None) -> ExpiryResult
         restore_use(session, voucher=voucher, hold=hold)
         holds_expired += 1
     vouchers_expired = returned = 0
-    for voucher_id in repository.due_for_expiry(session, today=now.date(), limit=100_000):
+    for voucher_id in repository.due_for_expiry(session, today=business_day(now), limit=100_000):
         voucher = repository.lock_voucher(session, voucher_id=voucher_id)
         if voucher is None:
             continue
