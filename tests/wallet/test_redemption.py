@@ -367,6 +367,24 @@ class TestVoucherTypes:
         )
         assert next_day.decision == "approved"
 
+    def test_school_meal_day_is_the_local_business_day(self, session: Session) -> None:
+        # Almaty is UTC+5: 18:30 UTC is 23:30 on Wednesday, 19:30 UTC is already Thursday.
+        terminal, token = _school(session)
+        wednesday_late = datetime(2026, 3, 11, 18, 30, tzinfo=UTC)
+        thursday_early = datetime(2026, 3, 11, 19, 30, tzinfo=UTC)
+        thursday_late = datetime(2026, 3, 12, 18, 0, tzinfo=UTC)
+        saturday_early = datetime(2026, 3, 13, 19, 30, tzinfo=UTC)  # Friday in UTC
+        decisions = [
+            _authorize(session, terminal, token, _MEAL, capture=True, now=when)
+            for when in (wednesday_late, thursday_early, thursday_late, saturday_early)
+        ]
+        assert [(d.decision, d.reason) for d in decisions] == [
+            ("approved", None),
+            ("approved", None),
+            ("declined", "daily_limit_reached"),
+            ("declined", "not_a_school_day"),
+        ]
+
     def test_voided_meal_can_be_served_again_the_same_day(self, session: Session) -> None:
         terminal, token = _school(session)
         hold = _authorize(session, terminal, token, _MEAL)
