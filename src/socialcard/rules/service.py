@@ -629,15 +629,22 @@ def _slot(
     return _Slot(plan, vp, position, conditions, variables)
 
 
-def _segment(slot: _Slot) -> str:
-    if slot.vp is None:
-        return "'0='"
-    return codec.segment_sql(
-        slot.plan.eligible_column,
-        slot.plan.amount_column,
-        [column for _, column in slot.conditions],
-        [(column, kind) for _, column, kind in slot.variables],
-    )
+def _segments(slots: Sequence[_Slot]) -> list[str]:
+    """The parts of the slots' segments, separated by "|" (see `codec.segment_parts`)."""
+    parts: list[str] = []
+    for slot in slots:
+        if parts:
+            parts.append("'|'")
+        if slot.vp is None:
+            parts.append("'0='")
+            continue
+        parts += codec.segment_parts(
+            slot.plan.eligible_column,
+            slot.plan.amount_column,
+            [column for _, column in slot.conditions],
+            [(column, kind) for _, column, kind in slot.variables],
+        )
+    return parts
 
 
 def _mask(slots: Sequence[_Slot]) -> str:
@@ -681,12 +688,13 @@ def _run_period(
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE rules_fam AS SELECT fkey, family_id,"
             f" CAST(region AS VARCHAR) AS region, {_mask(family_slots)} AS mask,"
-            + (" || '|' || ".join(_segment(s) for s in family_slots) or "''")
-            + f" AS pay FROM {fr}"
+            f" {codec.concat_sql(_segments(family_slots))} AS pay FROM {fr}"
         )
         people = pv is not None and any(s.vp is not None for s in person_slots)
         if people:
-            segs = " || '|' || ".join(_segment(s) for s in person_slots)
+            segs = codec.concat_sql(
+                ["CAST(person_id AS VARCHAR)", "':'", *_segments(person_slots)]
+            )
             outputs = "".join(
                 f", {s.plan.eligible_column}, {s.plan.amount_column}"
                 for s in person_slots
@@ -697,7 +705,7 @@ def _run_period(
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE rules_pslim AS SELECT fkey, person_id,"
                 f" region{outputs}, {_mask(person_slots)} AS mask,"
-                f" CAST(person_id AS VARCHAR) || ':' || {segs} AS seg"
+                f" {segs} AS seg"
                 f" FROM {pv} WHERE is_member"
             )
             con.execute(
