@@ -663,7 +663,16 @@ def _run_period(
     session: Session, engine: Engine, run_id: int, when: Period, plans: Sequence[ProgramPlan]
 ) -> _PeriodStats:
     t0 = time.perf_counter()
-    result: BatchResult = engine.evaluate(when)
+    # The person result keeps the values the explanations show, so packing reads one table
+    # (joining `person_view` would recompute every person variable).
+    shown = {
+        symbol.column
+        for plan in plans
+        if plan.program.entity == "person"
+        for vp in plan.versions
+        for symbol in vp.used
+    }
+    result: BatchResult = engine.evaluate(when, person_extra=["region", *sorted(shown)])
     try:
         compile_s = result.timings.get("bind", 0.0)
         con = engine.con
@@ -672,8 +681,7 @@ def _run_period(
         pv = None
         pv_types: dict[str, str] = {}
         if "pr" in result.names:
-            view = result.bound.person_view(result.names["pr"], fr, pb_raw=result.names["pb"])
-            pv = f"({view})"
+            pv = result.names["pr"]
             pv_types = _columns(engine, pv)
         family_slots: list[_Slot] = []
         person_slots: list[_Slot] = []
@@ -700,8 +708,8 @@ def _run_period(
                 for s in person_slots
                 if s.vp is not None
             )
-            # One pass over the person view (it recomputes the person variables): the
-            # segments and the outputs the regional summary needs.
+            # One pass over the person result: the segments and the outputs the regional
+            # summary needs.
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE rules_pslim AS SELECT fkey, person_id,"
                 f" region{outputs}, {_mask(person_slots)} AS mask,"

@@ -307,8 +307,14 @@ class Engine:
         *,
         overrides: Mapping[str, Scalar] | None = None,
         family_ids: Sequence[int] | None = None,
+        person_extra: Sequence[str] = (),
     ) -> BatchResult:
-        """Evaluate every program of the period's kind for every person and family loaded."""
+        """Evaluate every program of the period's kind for every person and family loaded.
+
+        `person_extra` names further columns the person result keeps (person base variables,
+        family values person rules read; names that are not there are skipped), for a
+        consumer that would otherwise join `person_view`, which recomputes the person base.
+        """
         if not self.loaded:
             raise EvaluationError("load the person and fact tables first")
         if isinstance(period, str):
@@ -358,12 +364,22 @@ class Engine:
             steps = steps[1:]
         for label, stage, sql in steps:
             t0 = time.perf_counter()
+            if stage == "pr" and person_extra:
+                sql = self._person_result_with(bound, names, view, person_extra)
             tables[stage] = self.con.sql(sql).to_arrow_table()
             self.con.register(names[stage], tables[stage])
             timings[label] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         views = [person, fact] if family_ids is not None else []
         return BatchResult(self, bound, names, tables, timings, views)
+
+    def _person_result_with(
+        self, bound: Bound, names: Mapping[str, str], view: str, extra: Sequence[str]
+    ) -> str:
+        ctes = f"WITH {view}, fr AS (SELECT * FROM {names['fr']})"
+        inner = self.con.sql(f"{ctes} SELECT * FROM ({bound.person_result_inner()}) LIMIT 0")
+        present = set(inner.columns)
+        return f"{ctes} {bound.person_result_with([c for c in extra if c in present])}"
 
     def close(self) -> None:
         self.con.close()
