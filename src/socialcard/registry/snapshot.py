@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,8 @@ def _read_adbc(database_url: str) -> tuple[pa.Table, pa.Table]:
 
 def _read_in_child(database_url: str) -> tuple[pa.Table, pa.Table]:
     # In shared memory where there is one: the files are written once and mapped, not read.
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    # (TemporaryDirectory makes a private, randomly named folder there.)
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
     with tempfile.TemporaryDirectory(prefix="socialcard-snapshot-", dir=shm) as folder:
         paths = [str(Path(folder) / "person.arrow"), str(Path(folder) / "fact.arrow")]
         completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
