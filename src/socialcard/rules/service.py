@@ -30,6 +30,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import Connection
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.orm import Session
 
@@ -512,16 +514,31 @@ def _execute(
         del person, fact
         evaluate_s = write_s = 0.0
         totals = {"families": 0, "decisions": 0, "eligible": 0}
-        for index, when in enumerate(periods):
-            tick("evaluate", index, len(periods))
-            stats = _run_period(session, engine, run.id, when, plans, heads)
-            compile_s += stats.compile_s
-            evaluate_s += stats.evaluate_s
-            write_s += stats.write_s
-            totals["families"] = stats.families
-            totals["decisions"] += stats.decisions
-            totals["eligible"] += stats.eligible
-            tick("evaluate", index + 1, len(periods))
+        # A period's outcome rows are written on a second thread while the next period is
+        # evaluated (DuckDB, Arrow and the drivers release the GIL): the session is used
+        # by one thread at a time, the writer only between submit and result.
+        connection = session.connection()
+        with ThreadPoolExecutor(1, thread_name_prefix="rules-write") as writer:
+            pending: Future[float] | None = None
+            pending_rows: list[Any] = []
+            for index, when in enumerate(periods):
+                tick("evaluate", index, len(periods))
+                stats = _run_period(engine, run.id, when, plans, heads)
+                compile_s += stats.compile_s
+                evaluate_s += stats.evaluate_s
+                totals["families"] = stats.families
+                totals["decisions"] += stats.decisions
+                totals["eligible"] += stats.eligible
+                if pending is not None:
+                    write_s += pending.result()
+                    repository.add_all(session, pending_rows)
+                pending = writer.submit(_write, connection, [stats.outcomes])
+                pending_rows = stats.rows
+                del stats
+                tick("evaluate", index + 1, len(periods))
+            if pending is not None:
+                write_s += pending.result()
+                repository.add_all(session, pending_rows)
     finally:
         engine.close()
     run.families = totals["families"]
@@ -599,7 +616,15 @@ class _PeriodStats:
     eligible: int
     compile_s: float
     evaluate_s: float
-    write_s: float
+    outcomes: pa.Table  # the `rules_outcome` rows, to write
+    rows: list[Any]  # the per-program and per-region summaries, to add
+
+
+def _write(connection: Connection, holder: list[pa.Table]) -> float:
+    """Write one period's outcome rows (on the writer thread); the seconds it took."""
+    started = time.perf_counter()
+    repository.write_outcomes(connection, holder.pop())
+    return time.perf_counter() - started
 
 
 @dataclass
@@ -666,11 +691,13 @@ def _sorted(table: pa.Table, key: str) -> pa.Table:
 
 
 def _outcome_rows(
-    run_id: int, when: Period, family: pa.Table, members: pa.Table | None, heads: pa.Table
+    run_id: int, when: Period, family: pa.Table, holder: list[pa.Table | None], heads: pa.Table
 ) -> pa.Table:
     """The period's `rules_outcome` rows in family-key order: each family's segments, "#",
     its members' lines joined by ";" in person order (see `codec`), assembled with Arrow
-    kernels (a DuckDB `string_agg ... GROUP BY` took 7 s and 2 GB at 1 M families)."""
+    kernels (a DuckDB `string_agg ... GROUP BY` took 7 s and 2 GB at 1 M families). The
+    members table comes in a holder, so that it is freed once its lines are sorted."""
+    members = holder.pop()
     keys = family.column("fkey").to_numpy()
     count = len(keys)
     mask = family.column("mask").to_numpy().copy()
@@ -684,12 +711,14 @@ def _outcome_rows(
             order, member_keys, at = order[known], member_keys[known], at[known]
         lines = members.column("seg").take(order).combine_chunks()
         member_mask = members.column("mask").to_numpy()[order]
+        del members
         # Each family's members are one run of the sorted lines: list offsets on the family
         # axis (an empty list for a family without members) join them without a gather.
         offsets = np.r_[np.searchsorted(member_keys, keys), len(member_keys)]
         person_part = pc.binary_join(
             pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), lines), ";"
         )
+        del lines
         if len(at):
             starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
             mask[at[starts]] |= np.bitwise_or.reduceat(member_mask, starts)
@@ -716,7 +745,6 @@ def _outcome_rows(
 
 
 def _run_period(
-    session: Session,
     engine: Engine,
     run_id: int,
     when: Period,
@@ -827,17 +855,24 @@ def _run_period(
         if members is not None:
             con.unregister("rules_pslim")
         families = family.num_rows
-        outcomes = _outcome_rows(run_id, when, family, members, heads)
-        del family, members
+        # The stage tables are no longer needed: free them before the outcome texts are made.
+        result.drop()
+        holder = [members]
+        del members
+        outcomes = _outcome_rows(run_id, when, family, holder, heads)
+        del family
         evaluate_s = time.perf_counter() - t0 - compile_s
-        w0 = time.perf_counter()
-        repository.write_outcomes(session, outcomes)
-        del outcomes
-        repository.add_all(session, [*metas, *regions])
-        write_s = time.perf_counter() - w0
     finally:
         result.drop()
-    return _PeriodStats(families, decisions_total, eligible_total, compile_s, evaluate_s, write_s)
+    return _PeriodStats(
+        families,
+        decisions_total,
+        eligible_total,
+        compile_s,
+        evaluate_s,
+        outcomes,
+        [*metas, *regions],
+    )
 
 
 def _meta(
