@@ -1,6 +1,7 @@
 """The packed form of a family's decisions in one period (`rules_outcome.payload`).
 
-One text per family, built by DuckDB in the batch and parsed here on read::
+One text per family, built in the batch (segments by DuckDB, `segment_parts`; members joined
+with Arrow kernels, `service._outcome_rows`) and parsed here on read::
 
     payload   = family-part "#" person-part
     family    = segment ("|" segment)*            one per family program, in position order
