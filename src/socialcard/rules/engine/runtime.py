@@ -50,10 +50,10 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:", config=config)
 
 
-def _perfect_hash_bits(con: duckdb.DuckDBPyConnection) -> int:
+def _perfect_hash_bits(con: duckdb.DuckDBPyConnection, persons: str) -> int:
     """Bits of the person/family key ranges, so DuckDB can group by a perfect hash table."""
     row = con.execute(
-        "SELECT min(person_id), max(person_id), max(family_id) FROM person_input"
+        f"SELECT min(person_id), max(person_id), max(family_id) FROM {persons}"
     ).fetchall()[0]
     if row is None or row[0] is None:
         return 12
@@ -280,8 +280,11 @@ class Engine:
                 " WHERE region_kato IS NOT NULL ORDER BY 1)"
             )
             roles = ", ".join(repr(r) for r in ROLES)
+            # Without kept tables the prepared inputs are views, read once into the arrays
+            # below (materializing them first cost about 1.5 s at 1 M families).
+            kind = "TABLE" if keep_tables else "TEMP VIEW"
             con.execute(
-                "CREATE TABLE person_input AS SELECT * REPLACE ("
+                f"CREATE {kind} person_input AS SELECT * REPLACE ("
                 f"CAST(CASE WHEN role IN ({roles}) THEN role ELSE 'other' END AS sc_role) AS role,"
                 " CAST(CASE WHEN sex IN ('F', 'M') THEN sex END AS sc_sex) AS sex,"
                 " CAST(region_kato AS sc_region) AS region_kato) FROM ("
@@ -289,22 +292,30 @@ class Engine:
                 + ")"
             )
             body, coded = prepare_fact_sql(fact_src)
-            con.execute(f"CREATE TABLE fact_input AS WITH coded AS ({coded}) {body}")
+            con.execute(f"CREATE {kind} fact_input AS WITH coded AS ({coded}) {body}")
+            # The same prepared tables as arrays, for the first stage of a whole-registry run.
+            self._persons = con.sql(
+                "SELECT * FROM person_input ORDER BY person_id"
+            ).to_arrow_table()
+            person_ids = self._persons["person_id"].to_numpy().astype(np.int64)
+            facts = con.sql(
+                "SELECT person_id, code, amt, qty, vf, vt, bit FROM fact_input"
+            ).to_arrow_table()
+            self._facts = FactArrays(person_ids, facts)
+            del facts
+            self._tables = keep_tables
+            if not keep_tables:
+                con.execute("DROP VIEW person_input")
+                con.execute("DROP VIEW fact_input")
         finally:
             con.unregister("load_person")
             con.unregister("load_fact")
-        self.con.execute(f"SET perfect_ht_threshold = {_perfect_hash_bits(self.con)}")
-        # The same prepared tables as arrays, for the first stage of a whole-registry run.
-        self._persons = con.sql("SELECT * FROM person_input ORDER BY person_id").to_arrow_table()
-        person_ids = self._persons["person_id"].to_numpy().astype(np.int64)
-        facts = con.sql(
-            "SELECT person_id, code, amt, qty, vf, vt, bit FROM fact_input"
-        ).to_arrow_table()
-        self._facts = FactArrays(person_ids, facts)
-        self._tables = keep_tables
-        if not keep_tables:
-            con.execute("DROP TABLE person_input")
-            con.execute("DROP TABLE fact_input")
+        self.con.register("load_person", self._persons)
+        try:
+            bits = _perfect_hash_bits(self.con, "load_person")
+        finally:
+            self.con.unregister("load_person")
+        self.con.execute(f"SET perfect_ht_threshold = {bits}")
         self.loaded = True
         return time.perf_counter() - started
 
