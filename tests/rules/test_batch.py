@@ -69,6 +69,33 @@ class TestEvaluate:
             engine.evaluate("2026-03").decision("kz.nothing", 1)
 
 
+class TestWholeRegistryOnly:
+    def test_person_extra_keeps_the_person_view_values(self, engine: Engine) -> None:
+        result = engine.evaluate("2026-03", person_extra=["age", "region", "no_such_column"])
+        person = result.tables["pr"]
+        assert {"age", "region"} <= set(person.column_names)
+        assert "no_such_column" not in person.column_names
+        names = result.names
+        view = result.bound.person_view(names["pr"], names["fr"], pb_raw=names["pb"])
+        expected = dict(engine.con.sql(f"SELECT person_id, age FROM ({view})").fetchall())
+        kept = dict(zip(person["person_id"].to_pylist(), person["age"].to_pylist(), strict=True))
+        assert kept == expected
+        result.drop()
+
+    def test_without_tables_a_family_filter_is_refused(self, kz: CompiledPack) -> None:
+        population = generate(50, seed=3, as_of=Period.parse("2026-03").end)
+        made = Engine(kz, threads=1)
+        try:
+            made.load(population.person, population.fact, keep_tables=False)
+            whole = made.evaluate("2026-03")
+            assert whole.tables["fr"].num_rows > 0
+            whole.drop()
+            with pytest.raises(EvaluationError, match="keep_tables"):
+                made.evaluate("2026-03", family_ids=[1])
+        finally:
+            made.close()
+
+
 class TestSimulate:
     def test_raising_the_poverty_line_adds_families(self, kz: CompiledPack) -> None:
         population = generate(1_000, seed=5, as_of=Period.parse("2026-03").end)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -79,17 +80,49 @@ def registry_snapshot(database_url: str) -> tuple[pa.Table, pa.Table]:
     return _read_adbc(database_url)
 
 
-def _read_adbc(database_url: str) -> tuple[pa.Table, pa.Table]:
+# The fact table is read in this many id ranges, in parallel with the persons (the read is
+# SQLite's or PostgreSQL's own work per connection: three connections use both cores).
+FACT_PARTS = 2
+# ADBC's SQLite driver infers a column's type from the first batch: a batch of NULLs reads
+# as int64 and a later text fails the read, so one batch holds a whole part.
+_SQLITE_BATCH_ROWS = 1 << 24
+
+
+def _fetch(database_url: str, sql: str) -> pa.Table:
     with _adbc_connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(repository.SNAPSHOT_PERSON_SQL)
-        persons = cursor.fetch_arrow_table()
-        cursor.execute(repository.SNAPSHOT_FACT_SQL)
-        facts = cursor.fetch_arrow_table()
-    return _conform(persons, PERSON_SCHEMA), _conform(facts, FACT_SCHEMA)
+        if make_url(database_url).get_backend_name() == "sqlite":
+            cursor.adbc_statement.set_options(
+                **{"adbc.sqlite.query.batch_rows": str(_SQLITE_BATCH_ROWS)}
+            )
+        cursor.execute(sql)
+        return cursor.fetch_arrow_table()
+
+
+def _read_adbc(database_url: str) -> tuple[pa.Table, pa.Table]:
+    bounds = _fetch(database_url, "SELECT min(id) AS lo, max(id) AS hi FROM registry_fact")
+    low, high = (bounds.column(name)[0].as_py() for name in ("lo", "hi"))
+    queries = [repository.SNAPSHOT_PERSON_SQL]
+    if low is None:
+        queries.append(repository.SNAPSHOT_FACT_SQL)
+    else:
+        step = (int(high) - int(low)) // FACT_PARTS + 1
+        queries += [
+            f"{repository.SNAPSHOT_FACT_SQL} AND id >= {int(low) + i * step}"
+            f" AND id < {int(low) + (i + 1) * step}"
+            for i in range(FACT_PARTS)
+        ]
+    with ThreadPoolExecutor(len(queries)) as pool:
+        tables = list(pool.map(lambda sql: _fetch(database_url, sql), queries))
+    persons = _conform(tables[0], PERSON_SCHEMA)
+    facts = pa.concat_tables([_conform(t, FACT_SCHEMA) for t in tables[1:]])
+    return persons, facts
 
 
 def _read_in_child(database_url: str) -> tuple[pa.Table, pa.Table]:
-    with tempfile.TemporaryDirectory(prefix="socialcard-snapshot-") as folder:
+    # In shared memory where there is one: the files are written once and mapped, not read.
+    # (TemporaryDirectory makes a private, randomly named folder there.)
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="socialcard-snapshot-", dir=shm) as folder:
         paths = [str(Path(folder) / "person.arrow"), str(Path(folder) / "fact.arrow")]
         completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
             [sys.executable, "-m", __name__, database_url, *paths],

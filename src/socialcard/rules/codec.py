@@ -1,6 +1,7 @@
 """The packed form of a family's decisions in one period (`rules_outcome.payload`).
 
-One text per family, built by DuckDB in the batch and parsed here on read::
+One text per family, built in the batch (segments by DuckDB, `segment_parts`; members joined
+with Arrow kernels, `service._outcome_rows`) and parsed here on read::
 
     payload   = family-part "#" person-part
     family    = segment ("|" segment)*            one per family program, in position order
@@ -50,26 +51,34 @@ def value_sql(column: str, kind: str) -> str:
     return f"coalesce(CAST({column} AS VARCHAR), '')"
 
 
-def segment_sql(
+def segment_parts(
     eligible: str, amount: str, conditions: Sequence[str], values: Sequence[tuple[str, str]]
-) -> str:
-    """The DuckDB expression of one decision's segment.
+) -> list[str]:
+    """The DuckDB expressions whose concatenation is one decision's segment (none is NULL).
 
     The values are kept when the decision is eligible or any of its conditions is met; a
     decision that meets none (a man for the mothers' award, an adult for the birth allowance:
     most person decisions) keeps its verdicts, amount, version and parameters but not the
-    values (about 40 % of the text, and of the work, at 1 M families).
+    values (about 40 % of the text, and of the work, at 1 M families). Callers concatenate
+    the parts of a whole row with one `concat(...)`: a chain of `||` copies the growing text
+    at every step.
     """
     parts = [f"(CASE WHEN {eligible} THEN '1' ELSE '0' END)"]
     parts += [f"(CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' ELSE '-' END)" for c in conditions]
-    parts.append(f"'=' || coalesce(CAST({amount} AS VARCHAR), '')")
+    parts.append("'='")
+    parts.append(f"coalesce(CAST({amount} AS VARCHAR), '')")
     if values:
-        shown = " || ".join(f"'~' || {value_sql(column, kind)}" for column, kind in values)
+        shown = ", ".join(f"'~', {value_sql(column, kind)}" for column, kind in values)
         relevant = " OR ".join(
             [f"coalesce({eligible}, false)"] + [f"coalesce({c}, false)" for c in conditions]
         )
-        parts.append(f"(CASE WHEN {relevant} THEN {shown} ELSE '' END)")
-    return " || ".join(parts)
+        parts.append(f"(CASE WHEN {relevant} THEN concat({shown}) ELSE '' END)")
+    return parts
+
+
+def concat_sql(parts: Sequence[str]) -> str:
+    """One DuckDB `concat` of the parts (an empty text for none)."""
+    return f"concat({', '.join(parts)})" if parts else "''"
 
 
 def parse_value(text: str, kind: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from socialcard.core.bulk import dbapi_connection
@@ -144,7 +144,9 @@ def delete_outcomes(session: Session, run_id: int) -> None:
     session.execute(delete(RulesRunProgram).where(RulesRunProgram.run_id == run_id))
 
 
-def write_outcomes(session: Session, table: pa.Table, *, chunk_rows: int = 100_000) -> int:
+def write_outcomes(
+    session: Session | Connection, table: pa.Table, *, chunk_rows: int = 100_000
+) -> int:
     """Bulk-write outcome rows (an Arrow table with OUTCOME_COLUMNS) through the session's
     own connection and transaction: COPY (CSV made by Arrow) on PostgreSQL, executemany on
     SQLite."""

@@ -31,12 +31,16 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.orm import Session
 
@@ -506,13 +510,13 @@ def _execute(
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
-        engine.load(person, fact)
+        engine.load(person, fact, keep_tables=False)
         engine.con.register("rules_person_snapshot", person)
-        engine.con.execute(
-            "CREATE TABLE rules_heads AS SELECT coalesce(family_id, -person_id) AS fkey,"
+        heads = engine.con.sql(
+            "SELECT coalesce(family_id, -person_id) AS fkey,"
             " coalesce(min(person_id) FILTER (WHERE role = 'head'), min(person_id))"
-            " AS head_person_id FROM rules_person_snapshot GROUP BY 1"
-        )
+            " AS head_person_id FROM rules_person_snapshot GROUP BY 1 ORDER BY 1"
+        ).to_arrow_table()
         engine.con.unregister("rules_person_snapshot")
         read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
@@ -520,16 +524,31 @@ def _execute(
         del person, fact
         evaluate_s = write_s = 0.0
         totals = {"families": 0, "decisions": 0, "eligible": 0}
-        for index, when in enumerate(periods):
-            tick("evaluate", index, len(periods))
-            stats = _run_period(session, engine, run.id, when, plans)
-            compile_s += stats.compile_s
-            evaluate_s += stats.evaluate_s
-            write_s += stats.write_s
-            totals["families"] = stats.families
-            totals["decisions"] += stats.decisions
-            totals["eligible"] += stats.eligible
-            tick("evaluate", index + 1, len(periods))
+        # A period's outcome rows are written on a second thread while the next period is
+        # evaluated (DuckDB, Arrow and the drivers release the GIL): the session is used
+        # by one thread at a time, the writer only between submit and result.
+        connection = session.connection()
+        with ThreadPoolExecutor(1, thread_name_prefix="rules-write") as writer:
+            pending: Future[float] | None = None
+            pending_rows: list[Any] = []
+            for index, when in enumerate(periods):
+                tick("evaluate", index, len(periods))
+                stats = _run_period(engine, run.id, when, plans, heads)
+                compile_s += stats.compile_s
+                evaluate_s += stats.evaluate_s
+                totals["families"] = stats.families
+                totals["decisions"] += stats.decisions
+                totals["eligible"] += stats.eligible
+                if pending is not None:
+                    write_s += pending.result()
+                    repository.add_all(session, pending_rows)
+                pending = writer.submit(_write, connection, [stats.outcomes])
+                pending_rows = stats.rows
+                del stats
+                tick("evaluate", index + 1, len(periods))
+            if pending is not None:
+                write_s += pending.result()
+                repository.add_all(session, pending_rows)
     finally:
         engine.close()
     run.families = totals["families"]
@@ -607,7 +626,15 @@ class _PeriodStats:
     eligible: int
     compile_s: float
     evaluate_s: float
-    write_s: float
+    outcomes: pa.Table  # the `rules_outcome` rows, to write
+    rows: list[Any]  # the per-program and per-region summaries, to add
+
+
+def _write(connection: Connection, holder: list[pa.Table]) -> float:
+    """Write one period's outcome rows (on the writer thread); the seconds it took."""
+    started = time.perf_counter()
+    repository.write_outcomes(connection, holder.pop())
+    return time.perf_counter() - started
 
 
 @dataclass
@@ -639,15 +666,22 @@ def _slot(
     return _Slot(plan, vp, position, conditions, variables)
 
 
-def _segment(slot: _Slot) -> str:
-    if slot.vp is None:
-        return "'0='"
-    return codec.segment_sql(
-        slot.plan.eligible_column,
-        slot.plan.amount_column,
-        [column for _, column in slot.conditions],
-        [(column, kind) for _, column, kind in slot.variables],
-    )
+def _segments(slots: Sequence[_Slot]) -> list[str]:
+    """The parts of the slots' segments, separated by "|" (see `codec.segment_parts`)."""
+    parts: list[str] = []
+    for slot in slots:
+        if parts:
+            parts.append("'|'")
+        if slot.vp is None:
+            parts.append("'0='")
+            continue
+        parts += codec.segment_parts(
+            slot.plan.eligible_column,
+            slot.plan.amount_column,
+            [column for _, column in slot.conditions],
+            [(column, kind) for _, column, kind in slot.variables],
+        )
+    return parts
 
 
 def _mask(slots: Sequence[_Slot]) -> str:
@@ -662,11 +696,82 @@ def _mask(slots: Sequence[_Slot]) -> str:
 _REGION = "substr(coalesce(CAST(region AS VARCHAR), ''), 1, 2) || '0000000'"
 
 
+def _sorted(table: pa.Table, key: str) -> pa.Table:
+    return table.take(np.argsort(table.column(key).to_numpy(), kind="stable"))
+
+
+def _outcome_rows(
+    run_id: int, when: Period, family: pa.Table, holder: list[pa.Table | None], heads: pa.Table
+) -> pa.Table:
+    """The period's `rules_outcome` rows in family-key order: each family's segments, "#",
+    its members' lines joined by ";" in person order (see `codec`), assembled with Arrow
+    kernels (a DuckDB `string_agg ... GROUP BY` took 7 s and 2 GB at 1 M families). The
+    members table comes in a holder, so that it is freed once its lines are sorted."""
+    members = holder.pop()
+    keys = family.column("fkey").to_numpy()
+    count = len(keys)
+    mask = family.column("mask").to_numpy().copy()
+    if members is not None and members.num_rows:
+        member_keys = members.column("fkey").to_numpy()
+        order = np.lexsort((members.column("person_id").to_numpy(), member_keys))
+        member_keys = member_keys[order]
+        at = np.minimum(np.searchsorted(keys, member_keys), max(count - 1, 0))
+        known = keys[at] == member_keys if count else np.zeros(len(order), bool)
+        if not known.all():  # members of no family row (none in a consistent registry)
+            order, member_keys, at = order[known], member_keys[known], at[known]
+        lines = members.column("seg").take(order).combine_chunks()
+        member_mask = members.column("mask").to_numpy()[order]
+        del members
+        # Each family's members are one run of the sorted lines: list offsets on the family
+        # axis (an empty list for a family without members) join them without a gather.
+        offsets = np.r_[np.searchsorted(member_keys, keys), len(member_keys)]
+        person_part = pc.binary_join(
+            pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), lines), ";"
+        )
+        del lines
+        if len(at):
+            starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
+            mask[at[starts]] |= np.bitwise_or.reduceat(member_mask, starts)
+    else:
+        person_part = pa.array([""] * count, pa.string())
+    head_keys = heads.column("fkey").to_numpy()
+    at = np.minimum(np.searchsorted(head_keys, keys), max(len(head_keys) - 1, 0))
+    head = heads.column("head_person_id").to_numpy()[at] if len(head_keys) else np.zeros(count)
+    has_head = head_keys[at] == keys if len(head_keys) else np.zeros(count, bool)
+    return pa.table(
+        {
+            "run_id": pa.array(np.full(count, run_id, dtype=np.int64)),
+            "period": pa.repeat(pa.scalar(str(when)), count)
+            if count
+            else pa.array([], pa.string()),
+            "family_key": pa.array(keys, pa.int64()),
+            "family_id": family.column("family_id"),
+            "head_person_id": pa.array(head.astype(np.int64), mask=~has_head),
+            "region_kato": family.column("region"),
+            "eligible_mask": pa.array(mask.astype(np.int64)),
+            "payload": pc.binary_join_element_wise(family.column("pay"), person_part, "#"),
+        }
+    )
+
+
 def _run_period(
-    session: Session, engine: Engine, run_id: int, when: Period, plans: Sequence[ProgramPlan]
+    engine: Engine,
+    run_id: int,
+    when: Period,
+    plans: Sequence[ProgramPlan],
+    heads: pa.Table,
 ) -> _PeriodStats:
     t0 = time.perf_counter()
-    result: BatchResult = engine.evaluate(when)
+    # The person result keeps the values the explanations show, so packing reads one table
+    # (joining `person_view` would recompute every person variable).
+    shown = {
+        symbol.column
+        for plan in plans
+        if plan.program.entity == "person"
+        for vp in plan.versions
+        for symbol in vp.used
+    }
+    result: BatchResult = engine.evaluate(when, person_extra=["region", *sorted(shown)])
     try:
         compile_s = result.timings.get("bind", 0.0)
         con = engine.con
@@ -675,8 +780,7 @@ def _run_period(
         pv = None
         pv_types: dict[str, str] = {}
         if "pr" in result.names:
-            view = result.bound.person_view(result.names["pr"], fr, pb_raw=result.names["pb"])
-            pv = f"({view})"
+            pv = result.names["pr"]
             pv_types = _columns(engine, pv)
         family_slots: list[_Slot] = []
         person_slots: list[_Slot] = []
@@ -688,38 +792,30 @@ def _run_period(
                 if pv is None:
                     vp = None
                 person_slots.append(_slot(plan, vp, position, pv_types))
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE rules_fam AS SELECT fkey, family_id,"
-            f" CAST(region AS VARCHAR) AS region, {_mask(family_slots)} AS mask,"
-            + (" || '|' || ".join(_segment(s) for s in family_slots) or "''")
-            + f" AS pay FROM {fr}"
+        family = _sorted(
+            con.sql(
+                f"SELECT fkey, family_id, CAST(region AS VARCHAR) AS region,"
+                f" {_mask(family_slots)} AS mask,"
+                f" {codec.concat_sql(_segments(family_slots))} AS pay FROM {fr}"
+            ).to_arrow_table(),
+            "fkey",
         )
         people = pv is not None and any(s.vp is not None for s in person_slots)
+        members: pa.Table | None = None
         if people:
-            segs = " || '|' || ".join(_segment(s) for s in person_slots)
+            segs = codec.concat_sql(["CAST(person_id AS VARCHAR)", "':'", *_segments(person_slots)])
             outputs = "".join(
                 f", {s.plan.eligible_column}, {s.plan.amount_column}"
                 for s in person_slots
                 if s.vp is not None
             )
-            # One pass over the person view (it recomputes the person variables): the
-            # segments and the outputs the regional summary needs.
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE rules_pslim AS SELECT fkey, person_id,"
-                f" region{outputs}, {_mask(person_slots)} AS mask,"
-                f" CAST(person_id AS VARCHAR) || ':' || {segs} AS seg"
-                f" FROM {pv} WHERE is_member"
-            )
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT fkey, bit_or(mask) AS mask,"
-                " string_agg(seg, ';' ORDER BY person_id) AS pay FROM rules_pslim GROUP BY fkey"
-            )
-            con.execute("ALTER TABLE rules_pslim DROP COLUMN seg")
-        else:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE rules_per AS SELECT NULL::BIGINT AS fkey,"
-                " 0::BIGINT AS mask, '' AS pay WHERE false"
-            )
+            # One pass over the person result: the segments and the outputs the regional
+            # summary needs.
+            members = con.sql(
+                f"SELECT fkey, person_id, region{outputs}, {_mask(person_slots)} AS mask,"
+                f" {segs} AS seg FROM {pv} WHERE is_member"
+            ).to_arrow_table()
+            con.register("rules_pslim", members)
         # Region summaries and counts, computed where the data is.
         metas: list[RulesRunProgram] = []
         regions: list[RulesRunRegion] = []
@@ -766,31 +862,27 @@ def _run_period(
                 metas.append(
                     _meta(engine.compiled, result, run_id, when, slot, evaluated, eligible, amount)
                 )
-        families = int(con.execute("SELECT count(*) FROM rules_fam").fetchall()[0][0])
+        if members is not None:
+            con.unregister("rules_pslim")
+        families = family.num_rows
+        # The stage tables are no longer needed: free them before the outcome texts are made.
+        result.drop()
+        holder = [members]
+        del members
+        outcomes = _outcome_rows(run_id, when, family, holder, heads)
+        del family
         evaluate_s = time.perf_counter() - t0 - compile_s
-        reader = con.sql(
-            f"SELECT {int(run_id)}::BIGINT AS run_id, '{when}' AS period, f.fkey AS family_key,"
-            " f.family_id, h.head_person_id, f.region AS region_kato,"
-            " f.mask | coalesce(p.mask, 0) AS eligible_mask,"
-            " f.pay || '#' || coalesce(p.pay, '') AS payload"
-            " FROM rules_fam AS f LEFT JOIN rules_per AS p ON p.fkey = f.fkey"
-            " LEFT JOIN rules_heads AS h ON h.fkey = f.fkey ORDER BY f.fkey"
-        ).to_arrow_reader(100_000)
-        write_s = 0.0
-        for batch in reader:
-            w0 = time.perf_counter()
-            repository.write_outcomes(session, pa.Table.from_batches([batch]))
-            write_s += time.perf_counter() - w0
-        w0 = time.perf_counter()
-        repository.add_all(session, [*metas, *regions])
-        write_s += time.perf_counter() - w0
-        evaluate_s = time.perf_counter() - t0 - compile_s - write_s
-        con.execute("DROP TABLE IF EXISTS rules_fam")
-        con.execute("DROP TABLE IF EXISTS rules_per")
-        con.execute("DROP TABLE IF EXISTS rules_pslim")
     finally:
         result.drop()
-    return _PeriodStats(families, decisions_total, eligible_total, compile_s, evaluate_s, write_s)
+    return _PeriodStats(
+        families,
+        decisions_total,
+        eligible_total,
+        compile_s,
+        evaluate_s,
+        outcomes,
+        [*metas, *regions],
+    )
 
 
 def _meta(

@@ -20,7 +20,7 @@ replaces them with literals for one period (and any what-if overrides).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -176,6 +176,23 @@ class Bound:
     family_aggs: list[BoundAgg] = field(default_factory=list)
     family_steps: list[Layer] = field(default_factory=list)
     person_result_steps: list[Layer] | None = None
+    person_columns: list[str] = field(default_factory=list)  # what `person_result` selects
+
+    def person_result_inner(self) -> str:
+        """The query `person_result` selects from: every person base column, the family
+        values person rules read, late variables and outputs (see `person_result_with`)."""
+        head = f"SELECT {', '.join(self.person_columns)} FROM ("
+        if self.person_result is None or not self.person_result.startswith(head):
+            raise EvaluationError("internal: unexpected person_result shape")
+        return self.person_result[len(head) : -1]
+
+    def person_result_with(self, extra: Sequence[str]) -> str | None:
+        """`person_result` also keeping `extra` columns of its inner query, so a consumer
+        needs no join with `person_view` (which recomputes the person base)."""
+        if self.person_result is None or not extra:
+            return self.person_result
+        columns = [*self.person_columns, *(c for c in extra if c not in self.person_columns)]
+        return f"SELECT {', '.join(columns)} FROM ({self.person_result_inner()})"
 
     def person_view(self, pr: str, fr: str, *, pb_raw: str = "", pb: str = "") -> str:
         """Person results with their base variables and the family values rules read.
@@ -1053,6 +1070,7 @@ class CompiledPack:
             person_result_steps=(
                 sub_layers(stages.person_result_steps) if stages.person_result else None
             ),
+            person_columns=stages.person_columns,
         )
 
 
