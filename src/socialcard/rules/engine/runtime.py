@@ -366,7 +366,9 @@ class Engine:
         else:
             del names["pr"]
         tables: dict[str, pa.Table] = {}
+        whole = False  # the whole registry, its first stage in numpy
         if family_ids is None and self._persons is not None and self._facts is not None:
+            whole = True
             t0 = time.perf_counter()
             columns = {c: self._persons[c] for c in bound.raw_person}
             columns.update(self._facts.aggregate(bound.raw_facts, bound.literals))
@@ -378,9 +380,7 @@ class Engine:
             t0 = time.perf_counter()
             if stage == "pr" and person_extra:
                 sql = self._person_result_with(bound, names, view, person_extra)
-            whole = "pb" in tables and self._families is not None
-            if stage == "pr" and whole and bound.family_reads:
-                assert self._families is not None  # noqa: S101 - for mypy, see `whole`
+            if stage == "pr" and whole and bound.family_reads and self._families is not None:
                 # Whole registry: each person's family values by their family number rather
                 # than a hash join of 3.3 M persons to 1 M families (~0.25 s of one core).
                 gathered = self._families.gather(tables["fr"], bound.family_reads)
