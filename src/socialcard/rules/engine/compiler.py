@@ -196,6 +196,14 @@ class Bound:
             raise EvaluationError("internal: unexpected person_result shape")
         return person_result.replace(join, "SELECT * FROM pb")
 
+    @staticmethod
+    def narrow_amounts(sql: str) -> str:
+        """A stage with its amounts in 64-bit decimals (int64 rather than 128-bit arithmetic,
+        ~0.2 s of one core for the person results of 3.3 M persons). DuckDB's decimal
+        arithmetic is checked, so an amount that does not fit raises (ConversionException,
+        OutOfRangeException) instead of changing: rerun the stage as compiled then."""
+        return sql.replace(f" AS {_AMOUNT_DECIMAL}), 0)", f" AS {_NARROW_DECIMAL}), 0)")
+
     def person_result_inner(self) -> str:
         """The query `person_result` selects from: every person base column, the family
         values person rules read, late variables and outputs (see `person_result_with`)."""
@@ -226,6 +234,8 @@ class Bound:
         )
 
 
+_AMOUNT_DECIMAL = "DECIMAL(38,4)"  # an amount before rounding: exact, 4 decimals of a tiyn
+_NARROW_DECIMAL = "DECIMAL(18,4)"  # the same in 64 bits: below 10**14 tiyn
 _BASE_HEAD = "SELECT p.person_id AS person_id, p.fkey AS fkey"  # the person base's select
 
 
@@ -969,7 +979,7 @@ class CompiledPack:
                 continue
             # Fixed to 4 decimals of a minor unit first, so float noise from a division never
             # flips a rounding; never negative.
-            raw = f"greatest(CAST(({vp.amount.sql}) AS DECIMAL(38,4)), 0)"
+            raw = f"greatest(CAST(({vp.amount.sql}) AS {_AMOUNT_DECIMAL}), 0)"
             r = vp.version.rounding
             rounded = _round_sql(raw, r.mode, r.unit)
             amounts.append(

@@ -391,7 +391,13 @@ class Engine:
                 carrying = bound.person_base_carrying(bound.family_reads)
                 pr_view = f"pb AS ({carrying.replace('zzstage_pbraw', names['pb'])})"
                 sql = bound.without_family_join(sql).replace(view, pr_view, 1)
-            tables[stage] = self.con.sql(sql).to_arrow_table()
+            if stage == "pb":
+                tables[stage] = self.con.sql(sql).to_arrow_table()
+            else:
+                try:
+                    tables[stage] = self.con.sql(bound.narrow_amounts(sql)).to_arrow_table()
+                except (duckdb.ConversionException, duckdb.OutOfRangeException):
+                    tables[stage] = self.con.sql(sql).to_arrow_table()
             self.con.register(names[stage], tables[stage])
             timings[label] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
