@@ -20,6 +20,7 @@ from socialcard.rules.engine.builtins import prepare_fact_sql, prepare_person_sq
 from socialcard.rules.engine.columnar import FactArrays
 from socialcard.rules.engine.compiler import Bound, CompiledPack, ProgramPlan, VersionPlan
 from socialcard.rules.engine.explain import Decision
+from socialcard.rules.engine.families import FamilyIndex
 from socialcard.rules.engine.interpret import Program
 from socialcard.rules.engine.loader import ROLES
 from socialcard.rules.engine.model import Scalar
@@ -248,6 +249,7 @@ class Engine:
         self.loaded = False
         self._persons: pa.Table | None = None  # prepared persons, sorted by person_id
         self._facts: FactArrays | None = None
+        self._families: FamilyIndex | None = None
         self._tables = False  # person_input and fact_input kept in DuckDB
 
     def load(self, person: Any, fact: Any, *, keep_tables: bool = True) -> float:
@@ -303,6 +305,7 @@ class Engine:
             ).to_arrow_table()
             self._facts = FactArrays(person_ids, facts)
             del facts
+            self._families = FamilyIndex.build(self._persons)
             self._tables = keep_tables
             if not keep_tables:
                 con.execute("DROP VIEW person_input")
@@ -374,7 +377,9 @@ class Engine:
         else:
             del names["pr"]
         tables: dict[str, pa.Table] = {}
+        whole = False  # the whole registry, its first stage in numpy
         if family_ids is None and self._persons is not None and self._facts is not None:
+            whole = True
             t0 = time.perf_counter()
             columns = {c: self._persons[c] for c in bound.raw_person}
             columns.update(self._facts.aggregate(bound.raw_facts, bound.literals))
@@ -386,7 +391,24 @@ class Engine:
             t0 = time.perf_counter()
             if stage == "pr" and person_extra:
                 sql = self._person_result_with(bound, names, view, person_extra)
-            tables[stage] = self.con.sql(sql).to_arrow_table()
+            if stage == "pr" and whole and bound.family_reads and self._families is not None:
+                # Whole registry: each person's family values by their family number rather
+                # than a hash join of 3.3 M persons to 1 M families (~0.25 s of one core).
+                gathered = self._families.gather(tables["fr"], bound.family_reads)
+                for column, values in gathered.items():
+                    tables["pb"] = tables["pb"].append_column(column, values)
+                self.con.unregister(names["pb"])
+                self.con.register(names["pb"], tables["pb"])
+                carrying = bound.person_base_carrying(bound.family_reads)
+                pr_view = f"pb AS ({carrying.replace('zzstage_pbraw', names['pb'])})"
+                sql = bound.without_family_join(sql).replace(view, pr_view, 1)
+            if stage == "pb":
+                tables[stage] = self.con.sql(sql).to_arrow_table()
+            else:
+                try:
+                    tables[stage] = self.con.sql(bound.narrow_amounts(sql)).to_arrow_table()
+                except (duckdb.ConversionException, duckdb.OutOfRangeException):
+                    tables[stage] = self.con.sql(sql).to_arrow_table()
             self.con.register(names[stage], tables[stage])
             timings[label] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
