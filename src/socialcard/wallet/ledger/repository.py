@@ -109,6 +109,89 @@ def store_idempotency_response(
     )
 
 
+# --- bulk (funding a batch of orders): statements built once, run as executemany ----------------
+
+_CLAIM_MANY = {
+    "sqlite": sqlite_insert(_idem).on_conflict_do_nothing().returning(_idem.c.key, _idem.c.id),
+    "postgresql": pg_insert(_idem).on_conflict_do_nothing().returning(_idem.c.key, _idem.c.id),
+}
+_RELEASE_CLAIM = _idem.delete().where(_idem.c.id == bindparam("record_id"))
+_INSERT_ACCOUNTS = insert(_account).returning(_account.c.id, sort_by_parameter_order=True)
+_INSERT_POSTINGS = insert(_posting).returning(_posting.c.id, sort_by_parameter_order=True)
+_INSERT_ENTRIES = insert(_entry)
+
+
+def claim_idempotency_many(
+    session: Session, *, scope: str, claims: Sequence[tuple[str, str]]
+) -> dict[str, int]:
+    """Insert the records of (key, request hash) pairs; key -> record id of those inserted.
+
+    Keys already present are left out of the answer (see claim_idempotency for the race). The
+    caller sorts the keys so two batches claim in one order and cannot deadlock.
+    """
+    if not claims:
+        return {}
+    stmt = _CLAIM_MANY["sqlite" if is_sqlite(session) else "postgresql"]
+    rows = [{"scope": scope, "key": k, "request_hash": h, "status_code": 0} for k, h in claims]
+    return {row.key: row.id for row in session.execute(stmt, rows)}
+
+
+def idempotency_records(session: Session, *, scope: str, keys: Sequence[str]) -> dict[str, Record]:
+    """The stored records of keys (request hash and answer), by key; absent keys are left out."""
+    found: dict[str, Record] = {}
+    for start in range(0, len(keys), 1000):
+        stmt = select(_idem.c.key, _idem.c.request_hash, _idem.c.response).where(
+            _idem.c.scope == scope, _idem.c.key.in_(keys[start : start + 1000])
+        )
+        found.update((row.key, row) for row in session.execute(stmt))
+    return found
+
+
+def store_idempotency_responses(session: Session, answers: Sequence[tuple[int, str]]) -> None:
+    """Record the answers (record id, JSON) of claimed keys, status 200."""
+    if answers:
+        session.execute(
+            _STORE_RESPONSE, [{"record_id": r, "code": 200, "answer": a} for r, a in answers]
+        )
+
+
+def release_idempotency(session: Session, record_ids: Sequence[int]) -> None:
+    """Drop claims whose request was refused, so a retry runs afresh (as a rollback would)."""
+    if record_ids:
+        session.execute(_RELEASE_CLAIM, [{"record_id": r} for r in record_ids])
+
+
+def insert_accounts(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert accounts; their ids in the order of `rows`."""
+    if not rows:
+        return []
+    return list(session.execute(_INSERT_ACCOUNTS, list(rows)).scalars())
+
+
+def insert_postings(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert postings; their ids in the order of `rows`."""
+    if not rows:
+        return []
+    return list(session.execute(_INSERT_POSTINGS, list(rows)).scalars())
+
+
+def insert_entries_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(_INSERT_ENTRIES, list(rows))
+
+
+def change_balances(session: Session, deltas: dict[int, int]) -> None:
+    """Move the cached balances of accounts by their deltas, one update per account."""
+    if deltas:
+        session.execute(
+            _CHANGE_BALANCE,
+            [
+                {"account": account, "balance_delta": delta, "held_delta": 0}
+                for account, delta in sorted(deltas.items())
+            ],
+        )
+
+
 def account_by_code(session: Session, code: str) -> Record | None:
     return session.execute(select(_account).where(_account.c.code == code)).first()
 
@@ -119,12 +202,6 @@ def account_by_id(session: Session, account_id: int) -> Record | None:
 
 def insert_account_if_absent(session: Session, values: dict[str, Any]) -> None:
     session.execute(_insert_ignoring_conflict(session, _account, values))
-
-
-def insert_account(session: Session, values: dict[str, Any]) -> int:
-    return int(
-        session.execute(insert(_account).values(**values).returning(_account.c.id)).scalar_one()
-    )
 
 
 def lock_account(session: Session, account_id: int) -> Record | None:
