@@ -245,18 +245,18 @@ def fund_orders(
     when = now or utcnow()
     ledger_service.begin_write(session)
     outcomes: list[FundingOutcome | None] = [None] * len(orders)
-    pending = list(range(len(orders)))
-    # A key repeated within the batch is taken in a later round, after its first occurrence has
-    # been written, exactly as a retry after it would be.
-    while pending:
+    # The batch is cut before each key already seen in the current segment: a segment's keys
+    # are distinct and it is written before the next one is read, so a repeated key meets its
+    # first occurrence as a retry would, and budgets are spent in the batch's order.
+    start = 0
+    while start < len(orders):
         seen: set[str] = set()
-        this_round: list[int] = []
-        later: list[int] = []
-        for i in pending:
-            (later if orders[i][0] in seen else this_round).append(i)
-            seen.add(orders[i][0])
-        _fund_round(session, orders, this_round, outcomes, when)
-        pending = later
+        end = start
+        while end < len(orders) and orders[end][0] not in seen:
+            seen.add(orders[end][0])
+            end += 1
+        _fund_round(session, orders, list(range(start, end)), outcomes, when)
+        start = end
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(orders)  # noqa: S101 - every order has its outcome
     return done
@@ -411,7 +411,7 @@ def _write(
         answer = json.dumps(result.model_dump(mode="json"), separators=(",", ":"), default=str)
         answers.append((claimed[key], answer))
     ledger_repository.store_idempotency_responses(session, answers)
-    log.info(
+    log.debug(
         "benefits_funded",
         vouchers=len(paid),
         amount_minor=sum(orders[i][1].amount_minor for i in paid),
