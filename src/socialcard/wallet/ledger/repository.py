@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from socialcard.core import bulk
 from socialcard.core.db import is_sqlite
 from socialcard.wallet.enums import HoldStatus, PostingKind
 from socialcard.wallet.ledger.models import Account, Entry, Hold, IdempotencyRecord, Posting
@@ -111,14 +112,34 @@ def store_idempotency_response(
 
 # --- bulk (funding a batch of orders): statements built once, run as executemany ----------------
 
-_CLAIM_MANY = {
-    "sqlite": sqlite_insert(_idem).on_conflict_do_nothing().returning(_idem.c.key, _idem.c.id),
-    "postgresql": pg_insert(_idem).on_conflict_do_nothing().returning(_idem.c.key, _idem.c.id),
-}
+_CLAIM_MANY = sqlite_insert(_idem).on_conflict_do_nothing().returning(_idem.c.key, _idem.c.id)
 _RELEASE_CLAIM = _idem.delete().where(_idem.c.id == bindparam("record_id"))
-_INSERT_ACCOUNTS = insert(_account).returning(_account.c.id, sort_by_parameter_order=True)
-_INSERT_POSTINGS = insert(_posting).returning(_posting.c.id, sort_by_parameter_order=True)
-_INSERT_ENTRIES = insert(_entry)
+# PostgreSQL: a whole batch in one statement, its values as arrays (executemany would be a
+# round trip per row).
+_CLAIM_MANY_PG = text(
+    """
+    INSERT INTO wallet_idempotency (scope, key, request_hash, status_code, created_at)
+    SELECT :scope, k, h, 0, now() FROM unnest(CAST(:keys AS TEXT[]), CAST(:hashes AS TEXT[])) AS
+        x(k, h)
+    ON CONFLICT DO NOTHING
+    RETURNING key, id
+    """
+)
+_STORE_RESPONSES_PG = text(
+    """
+    UPDATE wallet_idempotency AS i SET status_code = 200, response = x.answer
+    FROM unnest(CAST(:ids AS BIGINT[]), CAST(:answers AS TEXT[])) AS x(id, answer)
+    WHERE i.id = x.id
+    """
+)
+_RELEASE_CLAIMS_PG = text("DELETE FROM wallet_idempotency WHERE id = ANY(CAST(:ids AS BIGINT[]))")
+_CHANGE_BALANCES_PG = text(
+    """
+    UPDATE wallet_account AS a SET balance_minor = a.balance_minor + x.delta
+    FROM unnest(CAST(:ids AS BIGINT[]), CAST(:deltas AS BIGINT[])) AS x(id, delta)
+    WHERE a.id = x.id
+    """
+)
 
 
 def claim_idempotency_many(
@@ -131,9 +152,11 @@ def claim_idempotency_many(
     """
     if not claims:
         return {}
-    stmt = _CLAIM_MANY["sqlite" if is_sqlite(session) else "postgresql"]
-    rows = [{"scope": scope, "key": k, "request_hash": h, "status_code": 0} for k, h in claims]
-    return {row.key: row.id for row in session.execute(stmt, rows)}
+    if is_sqlite(session):
+        rows = [{"scope": scope, "key": k, "request_hash": h, "status_code": 0} for k, h in claims]
+        return {row.key: row.id for row in session.execute(_CLAIM_MANY, rows)}
+    values = {"scope": scope, "keys": [k for k, _ in claims], "hashes": [h for _, h in claims]}
+    return {row.key: row.id for row in session.execute(_CLAIM_MANY_PG, values)}
 
 
 def idempotency_records(session: Session, *, scope: str, keys: Sequence[str]) -> dict[str, Record]:
@@ -149,47 +172,58 @@ def idempotency_records(session: Session, *, scope: str, keys: Sequence[str]) ->
 
 def store_idempotency_responses(session: Session, answers: Sequence[tuple[int, str]]) -> None:
     """Record the answers (record id, JSON) of claimed keys, status 200."""
-    if answers:
+    if not answers:
+        return
+    if is_sqlite(session):
         session.execute(
             _STORE_RESPONSE, [{"record_id": r, "code": 200, "answer": a} for r, a in answers]
         )
+        return
+    session.execute(
+        _STORE_RESPONSES_PG, {"ids": [r for r, _ in answers], "answers": [a for _, a in answers]}
+    )
 
 
 def release_idempotency(session: Session, record_ids: Sequence[int]) -> None:
     """Drop claims whose request was refused, so a retry runs afresh (as a rollback would)."""
-    if record_ids:
+    if not record_ids:
+        return
+    if is_sqlite(session):
         session.execute(_RELEASE_CLAIM, [{"record_id": r} for r in record_ids])
+        return
+    session.execute(_RELEASE_CLAIMS_PG, {"ids": list(record_ids)})
 
 
 def insert_accounts(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert accounts; their ids in the order of `rows`."""
-    if not rows:
-        return []
-    return list(session.execute(_INSERT_ACCOUNTS, list(rows)).scalars())
+    return bulk.insert_returning_ids(session, _account, rows)
 
 
 def insert_postings(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert postings; their ids in the order of `rows`."""
-    if not rows:
-        return []
-    return list(session.execute(_INSERT_POSTINGS, list(rows)).scalars())
+    return bulk.insert_returning_ids(session, _posting, rows)
 
 
 def insert_entries_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(_INSERT_ENTRIES, list(rows))
+        columns = ("posting_id", "account_id", "amount_minor")
+        bulk.copy_rows(session, "wallet_entry", columns, ([r[c] for c in columns] for r in rows))
 
 
 def change_balances(session: Session, deltas: dict[int, int]) -> None:
     """Move the cached balances of accounts by their deltas, one update per account."""
-    if deltas:
+    if not deltas:
+        return
+    ordered = sorted(deltas.items())
+    if is_sqlite(session):
         session.execute(
             _CHANGE_BALANCE,
-            [
-                {"account": account, "balance_delta": delta, "held_delta": 0}
-                for account, delta in sorted(deltas.items())
-            ],
+            [{"account": a, "balance_delta": d, "held_delta": 0} for a, d in ordered],
         )
+        return
+    session.execute(
+        _CHANGE_BALANCES_PG, {"ids": [a for a, _ in ordered], "deltas": [d for _, d in ordered]}
+    )
 
 
 def account_by_code(session: Session, code: str) -> Record | None:
