@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.config import get_settings
 from socialcard.core.errors import AppError
 from socialcard.wallet import service as wallet_service
+from socialcard.wallet.business_day import business_day
 from socialcard.wallet.ledger import repository as ledger_repository
 from socialcard.wallet.redemption import service as redemption_service
 from socialcard.wallet.redemption.schemas import AuthorizeRequest
@@ -82,14 +83,16 @@ def make_machine(session: Session) -> type[RuleBasedStateMachine]:
 
         @rule(target=vouchers, amount=st.integers(1, 50_000))
         def issue(self, amount: int) -> VoucherModel:
-            period = f"{self.now:%Y-%m}"
+            # The wallet's days are local business days (Asia/Almaty), not UTC dates.
+            today = business_day(self.now)
+            period = f"{today:%Y-%m}"
             funded = fund(session, amount_minor=amount, now=self.now, period=period)
             activate(session, funded.voucher_id, now=self.now)
-            last_day = calendar.monthrange(self.now.year, self.now.month)[1]
+            last_day = calendar.monthrange(today.year, today.month)[1]
             voucher = VoucherModel(
                 funded.account_id,
                 token_of(session, funded.voucher_id),
-                self.now.date().replace(day=last_day),
+                today.replace(day=last_day),
                 amount,
             )
             self.model.vouchers.append(voucher)
@@ -109,7 +112,7 @@ def make_machine(session: Session) -> type[RuleBasedStateMachine]:
                 ),
                 now=self.now,
             )
-            if voucher.expired or self.now.date() > voucher.valid_until:
+            if voucher.expired or business_day(self.now) > voucher.valid_until:
                 assert (result.decision, result.reason) == ("declined", "voucher_expired")
                 return multiple()
             if amount > voucher.balance - voucher.held:
@@ -187,7 +190,7 @@ def make_machine(session: Session) -> type[RuleBasedStateMachine]:
                     hold.status = "expired"
                     hold.voucher.held -= hold.amount
             for voucher in self.model.vouchers:
-                if voucher.valid_until < self.now.date():
+                if voucher.valid_until < business_day(self.now):
                     for hold in self.model.holds.values():
                         if hold.voucher is voucher and hold.status == "authorized":
                             hold.status = "expired"
