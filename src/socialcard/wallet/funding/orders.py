@@ -3,8 +3,9 @@
 `socialcard.proactive.service` gives `pending_payment_orders` and `mark_payment_order_paid`.
 Orders destined for "wallet" are funded as `cash` vouchers (the social-wallet balance) from the
 program's regional budget, each with the decision it pays (program, period, entity); others
-(a bank account) are left to the bank transfer. Each order is funded and marked paid in one
-transaction, keyed `proactive-order:<id>`, so a crash or a rerun never pays twice.
+(a bank account) are left to the bank transfer. Orders are funded in batches (a chunk per
+transaction) and each is marked paid in its batch's transaction, keyed `proactive-order:<id>`,
+so a crash or a rerun never pays twice; a refused order stays pending with its reason.
 """
 
 from __future__ import annotations
