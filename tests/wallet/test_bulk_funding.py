@@ -7,13 +7,17 @@ leaves: the same outcomes, vouchers, postings and budget balances; a re-run chan
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from socialcard.core.db import run_before_commit, session_scope
 from socialcard.core.errors import AppError
 from socialcard.wallet import service as wallet_service
 from socialcard.wallet.funding import service as funding_service
@@ -195,3 +199,60 @@ def _last_answers(
         else:
             answers.append((kind, value))
     return answers
+
+
+class TestConcurrentBatches:
+    def test_two_batches_of_the_same_orders_at_once_fund_each_once(
+        self, committed_engine: Engine
+    ) -> None:
+        """Two payers run the same 20 orders at once: each key is funded once, both get the
+        same answers, the budget (15 of the 20 orders) never goes negative."""
+        with Session(committed_engine) as session:
+            person = make_person(session).id
+            allocate(session, 15_000, program="kz.bulk_race")
+            run_before_commit(session)
+            session.commit()
+        orders = [
+            FundingOrder(
+                idempotency_key=f"race-{i:02d}",
+                person_id=person,
+                program_id="kz.bulk_race",
+                region_kato=REGION,
+                amount_minor=1_000,
+                benefit_type="food",
+                period=PERIOD,
+            )
+            for i in range(20)
+        ]
+        factory = sessionmaker(bind=committed_engine, expire_on_commit=False)
+
+        @contextmanager
+        def new_session() -> Iterator[Session]:
+            with factory() as session, session_scope(session):
+                yield session
+
+        def pay(reverse: bool) -> list[funding_service.FundingOutcome]:
+            batch = orders[::-1] if reverse else orders
+            done = funding_service.fund_in_chunks(
+                batch, now=NOW, chunk_size=7, new_session=new_session
+            )
+            return done[::-1] if reverse else done
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first, second = pool.map(pay, (False, True))
+
+        funded = {o.key: o.result for o in first + second if o.result is not None}
+        assert len(funded) == 15
+        for a, b in zip(first, second, strict=True):
+            if a.result is not None and b.result is not None:
+                assert a.result == b.result  # the later one replays the first answer
+        with Session(committed_engine) as session:
+            budget = funding_service.budget_balance(
+                session, program_id="kz.bulk_race", region_kato=REGION
+            )
+            assert budget.balance_minor == 0
+            vouchers = session.scalars(
+                select(Voucher.id).where(Voucher.program_id == "kz.bulk_race")
+            ).all()
+            assert len(vouchers) == 15
+            assert wallet_service.check(session).ok
