@@ -43,18 +43,23 @@ class TestWalletCli:
             "region_kato": REGION, "amount_minor": 43250, "benefit_type": "food", "period": PERIOD,
         }  # fmt: skip
         bad = {**order, "idempotency_key": "order-2", "benefit_type": "caviar"}
+        # 56,750 left after order-1: this one would overdraw, the next still fits.
+        over = {**order, "idempotency_key": "order-3", "amount_minor": 60000}
+        fits = {**order, "idempotency_key": "order-4", "amount_minor": 50000}
         orders = tmp_path / "orders.json"
-        orders.write_text(json.dumps([order, order, bad]))
+        orders.write_text(json.dumps([order, order, bad, over, fits]))
         funded = runner.invoke(app, ["wallet", "fund", "--file", str(orders)])
-        assert funded.exit_code == 1  # one order rejected, named by its line
-        assert "funded 2, rejected 1" in funded.stdout
+        assert funded.exit_code == 1  # the refused orders named by their line, the rest paid
+        assert "funded 3, rejected 2" in funded.stdout
         assert "order 3: voucher_type_unknown" in funded.output
+        assert "order 4: budget_exhausted" in funded.output
         with Session(committed_engine) as session:
-            assert ledger_repository.counts(session)["postings"] == 2  # the repeat paid nothing
+            # allocation, order-1 (its repeat paid nothing), order-4
+            assert ledger_repository.counts(session)["postings"] == 3
         stats = runner.invoke(app, ["wallet", "stats"])
         assert stats.exit_code == 0
         assert "food" in stats.stdout
-        assert "432.50" in stats.stdout
+        assert "932.50" in stats.stdout  # 432.50 + 500.00
         check = runner.invoke(app, ["wallet", "check"])
         assert check.exit_code == 0, check.output
         assert "clean" in check.stdout

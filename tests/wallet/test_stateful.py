@@ -83,7 +83,8 @@ def make_machine(session: Session) -> type[RuleBasedStateMachine]:
 
         @rule(target=vouchers, amount=st.integers(1, 50_000))
         def issue(self, amount: int) -> VoucherModel:
-            today = business_day(self.now)  # vouchers live by the local business day
+            # The wallet's days are local business days (Asia/Almaty), not UTC dates.
+            today = business_day(self.now)
             period = f"{today:%Y-%m}"
             funded = fund(session, amount_minor=amount, now=self.now, period=period)
             activate(session, funded.voucher_id, now=self.now)

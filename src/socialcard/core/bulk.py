@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, insert, text
 from sqlalchemy.orm import Session
 
 
@@ -46,6 +46,42 @@ def copy_rows(
         cursor.executemany(f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})", rows)
     finally:
         cursor.close()
+
+
+def insert_returning_ids(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Insert rows (each with the same keys) into a table with an `id` serial key; their ids in
+    row order. PostgreSQL: the ids are drawn from the table's sequence in one query and the rows
+    sent by COPY; SQLite: one executemany of a multi-row INSERT ... RETURNING."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        stmt = _RETURNING_IDS.get(table.name)
+        if stmt is None:
+            stmt = _RETURNING_IDS[table.name] = insert(table).returning(
+                table.c.id, sort_by_parameter_order=True
+            )
+        return list(session.execute(stmt, list(rows)).scalars())
+    ids = list(
+        session.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table.name, "n": len(rows)},
+        ).scalars()
+    )
+    columns = list(rows[0])
+    copy_rows(
+        session,
+        table.name,
+        ["id", *columns],
+        ([row_id, *(row[c] for c in columns)] for row_id, row in zip(ids, rows, strict=True)),
+    )
+    return ids
+
+
+_RETURNING_IDS: dict[str, Any] = {}  # statements built once per table
 
 
 def _is_postgres(raw: Any) -> bool:

@@ -11,7 +11,6 @@ import typer
 from pydantic import ValidationError
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -92,34 +91,27 @@ def register(app: typer.Typer) -> None:
             ..., exists=True, dir_okay=False, help="JSON list or CSV of orders"
         ),
     ) -> None:
-        """Pay funding orders (one transaction each; a repeated key is not paid twice)."""
+        """Pay funding orders (in batches; a repeated key is not paid twice, a refused order
+        is reported and the others go through)."""
         rows = _read_orders(file)
-        paid = failed = 0
-        with Progress(
-            TextColumn("[bold]fund"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("orders", total=len(rows))
-            for number, row in enumerate(rows, start=1):
-                try:
-                    order = FundingOrder.model_validate(row)
-                    with session_scope() as session:
-                        funding_service.fund_order(
-                            session, idempotency_key=order.idempotency_key, request=order
-                        )
-                    paid += 1
-                except ValidationError as exc:
-                    failed += 1
-                    for err in exc.errors():
-                        field = ".".join(str(p) for p in err["loc"])
-                        console.print(f"order {number}: {field}: {err['msg']}")
-                except AppError as exc:
-                    failed += 1
-                    console.print(f"order {number}: {exc.code}: {exc.message}")
-                bar.update(task, advance=1)
+        valid: list[tuple[int, FundingOrder]] = []
+        failed = 0
+        for number, row in enumerate(rows, start=1):
+            try:
+                valid.append((number, FundingOrder.model_validate(row)))
+            except ValidationError as exc:
+                failed += 1
+                for err in exc.errors():
+                    field = ".".join(str(p) for p in err["loc"])
+                    console.print(f"order {number}: {field}: {err['msg']}")
+        outcomes = funding_service.fund_in_chunks([order for _, order in valid])
+        paid = 0
+        for (number, _), outcome in zip(valid, outcomes, strict=True):
+            if outcome.error is None:
+                paid += 1
+            else:
+                failed += 1
+                console.print(f"order {number}: {outcome.error.code}: {outcome.error.message}")
         typer.echo(f"funded {paid}, rejected {failed}")
         if failed:
             raise typer.Exit(1)

@@ -22,7 +22,7 @@ from socialcard.wallet import service as wallet_service
 from socialcard.wallet.funding import decisions as decision_funding
 from socialcard.wallet.funding import orders as payment_orders
 from socialcard.wallet.funding import service as funding_service
-from socialcard.wallet.funding.schemas import BudgetAllocation
+from socialcard.wallet.funding.schemas import BudgetAllocation, FundingOrder
 from socialcard.wallet.merchants import repository as merchant_repository
 from socialcard.wallet.merchants import service as merchant_service
 from socialcard.wallet.merchants.schemas import MerchantCreate
@@ -110,6 +110,7 @@ def fund_from_decisions(*, period: str, now: datetime | None = None) -> FundingS
     paid = payment_orders.pay_pending_orders(limit=_ORDERS_LIMIT)
     issued: dict[str, int] = {}
     used: dict[str, int] = {}
+    orders: list[FundingOrder] = []
     with session_scope() as session:
         run = rules_service.latest_run(session, period=period)
         if run is not None:
@@ -117,13 +118,14 @@ def fund_from_decisions(*, period: str, now: datetime | None = None) -> FundingS
             plan = decision_funding.plan_vouchers(
                 session, run_id=run.id, period=period, canteen_for=lambda _d: canteen_id
             )
-            used = plan.decisions
+            used, orders = plan.decisions, plan.orders
             allocated += top_up_budgets(session, needs=plan.by_budget(), period=period)
-            for order in plan.orders:
-                result = funding_service.fund_order(
-                    session, idempotency_key=order.idempotency_key, request=order, now=now
-                )
-                issued[result.benefit_type] = issued.get(result.benefit_type, 0) + 1
+    for outcome in funding_service.fund_in_chunks(orders, now=now):
+        if outcome.error is not None:
+            raise outcome.error  # the budgets were topped up for exactly these orders
+        assert outcome.result is not None  # noqa: S101 - an outcome has one or the other
+        kind = outcome.result.benefit_type
+        issued[kind] = issued.get(kind, 0) + 1
     return FundingSummary(
         orders_paid=paid.paid,
         orders_failed=len(paid.failed),

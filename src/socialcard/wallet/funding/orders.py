@@ -3,8 +3,9 @@
 `socialcard.proactive.service` gives `pending_payment_orders` and `mark_payment_order_paid`.
 Orders destined for "wallet" are funded as `cash` vouchers (the social-wallet balance) from the
 program's regional budget, each with the decision it pays (program, period, entity); others
-(a bank account) are left to the bank transfer. Each order is funded and marked paid in one
-transaction, keyed `proactive-order:<id>`, so a crash or a rerun never pays twice.
+(a bank account) are left to the bank transfer. Orders are funded in batches (a chunk per
+transaction) and each is marked paid in its batch's transaction, keyed `proactive-order:<id>`,
+so a crash or a rerun never pays twice; a refused order stays pending with its reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from socialcard.core.db import session_scope
-from socialcard.core.errors import AppError
 from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.funding.schemas import DecisionRef, FundingOrder
 
@@ -65,7 +65,8 @@ def pay_pending_orders(
     default_benefit_type: str = "cash",
     new_session: Callable[[], Any] = session_scope,
 ) -> OrdersResult:
-    """Fund each pending payment order in its own transaction and mark it paid in the same one."""
+    """Fund the pending payment orders in batches (funding_service.fund_in_chunks) and mark
+    each funded order paid in its batch's transaction; a refused order stays pending."""
     proactive = _proactive_service()
     with new_session() as session:
         orders = [
@@ -73,22 +74,22 @@ def pay_pending_orders(
             for order in proactive.pending_payment_orders(session, limit=limit)
             if getattr(order, "destination_kind", "wallet") == "wallet"
         ]
-    paid, failed = 0, []
-    for order in orders:
-        try:
-            with new_session() as session:
-                _pay_one(session, proactive, order, default_benefit_type)
-            paid += 1
-        except AppError as exc:
-            failed.append((order.id, f"{exc.code}: {exc.message}"))
-    return OrdersResult(paid=paid, failed=failed)
+    funding = [order_to_funding(o, default_benefit_type=default_benefit_type) for o in orders]
+    by_key = {f.idempotency_key: o for f, o in zip(funding, orders, strict=True)}
 
+    def mark_paid(session: Session, outcomes: list[funding_service.FundingOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.result is not None:
+                proactive.mark_payment_order_paid(
+                    session,
+                    order_id=by_key[outcome.key].id,
+                    reference=f"wallet-voucher:{outcome.result.voucher_id}",
+                )
 
-def _pay_one(session: Session, proactive: Any, order: Any, default_benefit_type: str) -> None:
-    funding_order = order_to_funding(order, default_benefit_type=default_benefit_type)
-    funding = funding_service.fund_order(
-        session, idempotency_key=funding_order.idempotency_key, request=funding_order
-    )
-    proactive.mark_payment_order_paid(
-        session, order_id=order.id, reference=f"wallet-voucher:{funding.voucher_id}"
-    )
+    outcomes = funding_service.fund_in_chunks(funding, new_session=new_session, after=mark_paid)
+    failed = [
+        (by_key[o.key].id, f"{o.error.code}: {o.error.message}")
+        for o in outcomes
+        if o.error is not None
+    ]
+    return OrdersResult(paid=len(outcomes) - len(failed), failed=failed)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from socialcard.core import bulk
 from socialcard.core.db import is_sqlite
 from socialcard.wallet.enums import HoldStatus, PostingKind
 from socialcard.wallet.ledger.models import Account, Entry, Hold, IdempotencyRecord, Posting
@@ -109,6 +110,122 @@ def store_idempotency_response(
     )
 
 
+# --- bulk (funding a batch of orders): statements built once, run as executemany ----------------
+
+_CLAIM_MANY = sqlite_insert(_idem).on_conflict_do_nothing().returning(_idem.c.key, _idem.c.id)
+_RELEASE_CLAIM = _idem.delete().where(_idem.c.id == bindparam("record_id"))
+# PostgreSQL: a whole batch in one statement, its values as arrays (executemany would be a
+# round trip per row).
+_CLAIM_MANY_PG = text(
+    """
+    INSERT INTO wallet_idempotency (scope, key, request_hash, status_code, created_at)
+    SELECT :scope, k, h, 0, now() FROM unnest(CAST(:keys AS TEXT[]), CAST(:hashes AS TEXT[])) AS
+        x(k, h)
+    ON CONFLICT DO NOTHING
+    RETURNING key, id
+    """
+)
+_STORE_RESPONSES_PG = text(
+    """
+    UPDATE wallet_idempotency AS i SET status_code = 200, response = x.answer
+    FROM unnest(CAST(:ids AS BIGINT[]), CAST(:answers AS TEXT[])) AS x(id, answer)
+    WHERE i.id = x.id
+    """
+)
+_RELEASE_CLAIMS_PG = text("DELETE FROM wallet_idempotency WHERE id = ANY(CAST(:ids AS BIGINT[]))")
+_CHANGE_BALANCES_PG = text(
+    """
+    UPDATE wallet_account AS a SET balance_minor = a.balance_minor + x.delta
+    FROM unnest(CAST(:ids AS BIGINT[]), CAST(:deltas AS BIGINT[])) AS x(id, delta)
+    WHERE a.id = x.id
+    """
+)
+
+
+def claim_idempotency_many(
+    session: Session, *, scope: str, claims: Sequence[tuple[str, str]]
+) -> dict[str, int]:
+    """Insert the records of (key, request hash) pairs; key -> record id of those inserted.
+
+    Keys already present are left out of the answer (see claim_idempotency for the race). The
+    caller sorts the keys so two batches claim in one order and cannot deadlock.
+    """
+    if not claims:
+        return {}
+    if is_sqlite(session):
+        rows = [{"scope": scope, "key": k, "request_hash": h, "status_code": 0} for k, h in claims]
+        return {row.key: row.id for row in session.execute(_CLAIM_MANY, rows)}
+    values = {"scope": scope, "keys": [k for k, _ in claims], "hashes": [h for _, h in claims]}
+    return {row.key: row.id for row in session.execute(_CLAIM_MANY_PG, values)}
+
+
+def idempotency_records(session: Session, *, scope: str, keys: Sequence[str]) -> dict[str, Record]:
+    """The stored records of keys (request hash and answer), by key; absent keys are left out."""
+    found: dict[str, Record] = {}
+    for start in range(0, len(keys), 1000):
+        stmt = select(_idem.c.key, _idem.c.request_hash, _idem.c.response).where(
+            _idem.c.scope == scope, _idem.c.key.in_(keys[start : start + 1000])
+        )
+        found.update((row.key, row) for row in session.execute(stmt))
+    return found
+
+
+def store_idempotency_responses(session: Session, answers: Sequence[tuple[int, str]]) -> None:
+    """Record the answers (record id, JSON) of claimed keys, status 200."""
+    if not answers:
+        return
+    if is_sqlite(session):
+        session.execute(
+            _STORE_RESPONSE, [{"record_id": r, "code": 200, "answer": a} for r, a in answers]
+        )
+        return
+    session.execute(
+        _STORE_RESPONSES_PG, {"ids": [r for r, _ in answers], "answers": [a for _, a in answers]}
+    )
+
+
+def release_idempotency(session: Session, record_ids: Sequence[int]) -> None:
+    """Drop claims whose request was refused, so a retry runs afresh (as a rollback would)."""
+    if not record_ids:
+        return
+    if is_sqlite(session):
+        session.execute(_RELEASE_CLAIM, [{"record_id": r} for r in record_ids])
+        return
+    session.execute(_RELEASE_CLAIMS_PG, {"ids": list(record_ids)})
+
+
+def insert_accounts(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert accounts; their ids in the order of `rows`."""
+    return bulk.insert_returning_ids(session, _account, rows)
+
+
+def insert_postings(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert postings; their ids in the order of `rows`."""
+    return bulk.insert_returning_ids(session, _posting, rows)
+
+
+def insert_entries_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        columns = ("posting_id", "account_id", "amount_minor")
+        bulk.copy_rows(session, "wallet_entry", columns, ([r[c] for c in columns] for r in rows))
+
+
+def change_balances(session: Session, deltas: dict[int, int]) -> None:
+    """Move the cached balances of accounts by their deltas, one update per account."""
+    if not deltas:
+        return
+    ordered = sorted(deltas.items())
+    if is_sqlite(session):
+        session.execute(
+            _CHANGE_BALANCE,
+            [{"account": a, "balance_delta": d, "held_delta": 0} for a, d in ordered],
+        )
+        return
+    session.execute(
+        _CHANGE_BALANCES_PG, {"ids": [a for a, _ in ordered], "deltas": [d for _, d in ordered]}
+    )
+
+
 def account_by_code(session: Session, code: str) -> Record | None:
     return session.execute(select(_account).where(_account.c.code == code)).first()
 
@@ -119,12 +236,6 @@ def account_by_id(session: Session, account_id: int) -> Record | None:
 
 def insert_account_if_absent(session: Session, values: dict[str, Any]) -> None:
     session.execute(_insert_ignoring_conflict(session, _account, values))
-
-
-def insert_account(session: Session, values: dict[str, Any]) -> int:
-    return int(
-        session.execute(insert(_account).values(**values).returning(_account.c.id)).scalar_one()
-    )
 
 
 def lock_account(session: Session, account_id: int) -> Record | None:

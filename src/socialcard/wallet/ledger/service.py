@@ -140,21 +140,25 @@ def ensure_account(
     return created
 
 
-def new_account(session: Session, *, code: str, kind: AccountKind, **attrs: Any) -> int:
-    """Create an account that cannot exist yet (a voucher's own account)."""
-    return repository.insert_account(
-        session,
-        {
-            "code": code,
-            "kind": kind.value,
-            "allow_negative": False,
-            "balance_cached": True,
-            "balance_minor": 0,
-            "held_minor": 0,
-            "created_at": utcnow(),
-            **attrs,
-        },
-    )
+def new_account_values(
+    *, code: str, kind: AccountKind, now: datetime | None = None, **attrs: Any
+) -> dict[str, Any]:
+    """The row of an account that cannot exist yet (a voucher's own account), empty."""
+    return {
+        "code": code,
+        "kind": kind.value,
+        "allow_negative": False,
+        "balance_cached": True,
+        "balance_minor": 0,
+        "held_minor": 0,
+        "created_at": now or utcnow(),
+        "program_id": None,
+        "region_kato": None,
+        "person_id": None,
+        "benefit_type": None,
+        "merchant_id": None,
+        **attrs,
+    }
 
 
 def lock_account(session: Session, account_id: int) -> Record:
@@ -230,6 +234,63 @@ def post(
                 session, account_id=leg.account_id, balance_delta=leg.amount_minor, held_delta=0
             )
     return posting_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewPosting:
+    """One posting of a batch (post_many); the debited accounts must be locked first."""
+
+    kind: PostingKind
+    legs: Sequence[Leg]
+    voucher_id: int | None = None
+    memo: str | None = None
+
+
+def post_many(session: Session, postings: Sequence[NewPosting], *, now: datetime) -> list[int]:
+    """Write a batch of balanced postings in a few statements; their ids in order.
+
+    The same rules as `post`; each cached account's balance moves once, by the batch's sum.
+    """
+    for posting in postings:
+        legs = [leg for leg in posting.legs if leg.amount_minor != 0]
+        if len(legs) < 2 or sum(leg.amount_minor for leg in legs) != 0:
+            raise UnbalancedPosting(
+                "a posting needs at least two non-zero legs summing to zero",
+                details=[field_error("legs", "unbalanced")],
+            )
+    ids = repository.insert_postings(
+        session,
+        [
+            {
+                "kind": p.kind.value,
+                "posted_at": now,
+                "hold_id": None,
+                "voucher_id": p.voucher_id,
+                "merchant_id": None,
+                "reverses_id": None,
+                "memo": p.memo,
+            }
+            for p in postings
+        ],
+    )
+    entries: list[dict[str, Any]] = []
+    deltas: dict[int, int] = {}
+    for posting_id, posting in zip(ids, postings, strict=True):
+        for leg in posting.legs:
+            if leg.amount_minor == 0:
+                continue
+            entries.append(
+                {
+                    "posting_id": posting_id,
+                    "account_id": leg.account_id,
+                    "amount_minor": leg.amount_minor,
+                }
+            )
+            if leg.cached:
+                deltas[leg.account_id] = deltas.get(leg.account_id, 0) + leg.amount_minor
+    repository.insert_entries_many(session, entries)
+    repository.change_balances(session, deltas)
+    return ids
 
 
 def reverse(session: Session, *, posting_id: int, memo: str | None = None) -> int:

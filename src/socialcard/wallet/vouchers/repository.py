@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from socialcard.core import bulk
 from socialcard.wallet.enums import PostingKind, VoucherStatus
 from socialcard.wallet.ledger.models import Account, Entry, Posting
 from socialcard.wallet.types import Record
@@ -52,12 +53,9 @@ def voucher_by_token(session: Session, token: str) -> Record | None:
     return session.execute(stmt.where(_voucher.c.token == token)).first()
 
 
-_INSERT_VOUCHER = insert(_voucher).returning(_voucher.c.id)
-
-
-def insert_voucher(session: Session, values: dict[str, Any]) -> int:
-    # One statement built once, values as parameters: a month's funding inserts thousands.
-    return int(session.execute(_INSERT_VOUCHER, values).scalar_one())
+def insert_vouchers(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert vouchers (COPY on PostgreSQL, executemany on SQLite); ids in row order."""
+    return bulk.insert_returning_ids(session, _voucher, rows)
 
 
 def update_voucher(session: Session, voucher_id: int, values: dict[str, Any]) -> None:

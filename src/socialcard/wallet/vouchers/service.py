@@ -60,8 +60,7 @@ def expired_account_code(program_id: str, region_kato: str) -> str:
     return f"expired:{program_id}:{region_kato}"
 
 
-def issue_voucher(
-    session: Session,
+def new_voucher_rows(
     *,
     person_id: int,
     vtype: VoucherType,
@@ -77,52 +76,56 @@ def issue_voucher(
     prescription: list[PrescriptionLine] | None = None,
     source: DecisionRef | None = None,
     now: datetime,
-) -> tuple[int, int, str]:
-    """Create a voucher and its own (empty) citizen account; returns (voucher, account, token)."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of a new voucher and its own (empty) citizen account: (account, voucher).
+
+    The voucher row's `account_id` is left for the caller to fill once the account is written
+    (funding writes a batch of them: repository.insert_vouchers).
+    """
     token = secrets.token_urlsafe(18)
-    account_id = ledger_service.new_account(
-        session,
+    account = ledger_service.new_account_values(
         code=f"citizen:{person_id}:{vtype.code}:{token[:12]}",
         kind=AccountKind.CITIZEN,
+        now=now,
         person_id=person_id,
         benefit_type=vtype.code,
         program_id=program_id,
         region_kato=region_kato,
     )
     status = VoucherStatus.CREATED if vtype.needs_activation else VoucherStatus.ACTIVATED
-    voucher_id = repository.insert_voucher(
-        session,
-        {
-            "token": token,
-            "person_id": person_id,
-            "type": vtype.code,
-            "program_id": program_id,
-            "region_kato": region_kato,
-            "period": period,
-            "account_id": account_id,
-            "status": status.value,
-            "nominal_minor": nominal_minor,
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-            "bound_merchant_id": bound_merchant_id,
-            "utility_account": utility_account,
-            "fare_category": fare_category,
-            "prescription": json.dumps(
-                [{"atc": p.atc, "quantity": p.quantity, "dispensed": 0} for p in prescription]
-            )
-            if prescription
-            else None,
-            "uses_on_day": 0,
-            "created_at": now,
-            "activated_at": None if vtype.needs_activation else now,
-            "source_run_id": source.run_id if source else None,
-            "source_program_id": source.program_id if source else None,
-            "source_period": source.period if source else None,
-            "source_entity_type": source.entity_type if source else None,
-            "source_entity_id": source.entity_id if source else None,
-        },
-    )
-    return voucher_id, account_id, token
+    voucher = {
+        "token": token,
+        "person_id": person_id,
+        "type": vtype.code,
+        "program_id": program_id,
+        "region_kato": region_kato,
+        "period": period,
+        "account_id": None,
+        "status": status.value,
+        "nominal_minor": nominal_minor,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "bound_merchant_id": bound_merchant_id,
+        "utility_account": utility_account,
+        "fare_category": fare_category,
+        "prescription": json.dumps(
+            [{"atc": p.atc, "quantity": p.quantity, "dispensed": 0} for p in prescription]
+        )
+        if prescription
+        else None,
+        "uses_on_day": 0,
+        "created_at": now,
+        "activated_at": None if vtype.needs_activation else now,
+        "source_run_id": source.run_id if source else None,
+        "source_program_id": source.program_id if source else None,
+        "source_period": source.period if source else None,
+        "source_entity_type": source.entity_type if source else None,
+        "source_entity_id": source.entity_id if source else None,
+    }
+    return account, voucher
+
+
+insert_vouchers = repository.insert_vouchers
 
 
 def activate(
