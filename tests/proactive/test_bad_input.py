@@ -48,6 +48,19 @@ class TestNoServerErrors:
         assert response.status_code == 200
         assert response.json()["counts"]["ordered"] == 0
 
+    def test_a_nul_in_a_reply_is_recorded_and_a_nul_in_its_id_is_named(
+        self, live_client: TestClient
+    ) -> None:
+        # PostgreSQL text cannot hold NUL: the text is kept with the NUL replaced, the id refused.
+        body, headers = signed({"id": "nul-1", "from": "+77010000001", "text": "да\x00"})
+        response = live_client.post("/api/v1/proactive/sms/inbound", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["outcome"] == "no_offer"
+        body, headers = signed({"id": "nul\x00", "from": "+77010000001", "text": "да"})
+        response = live_client.post("/api/v1/proactive/sms/inbound", content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["id"], response.text
+
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     @given(text=st.text(max_size=40), sender=st.from_regex(r"\+?[0-9 ()-]{5,19}", fullmatch=True))
     def test_any_reply_is_recorded_never_an_error(

@@ -189,7 +189,7 @@ class OverrideCreate(BaseModel):
 class InboundSms(BaseModel):
     """A reply forwarded by the SMS provider."""
 
-    id: str = Field(min_length=1, max_length=80)
+    id: str = Field(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f]+$")
     sender: str = Field(min_length=5, max_length=20, alias="from")
     text: str = Field(max_length=500)
 

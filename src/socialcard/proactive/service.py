@@ -668,7 +668,8 @@ def receive_reply(
     inbound = InboundReply(
         provider_message_id=provider_message_id,
         phone=number,
-        body=body[:500],
+        # PostgreSQL text cannot hold NUL; the reply is still recorded, the NUL made visible.
+        body=body[:500].replace("\x00", "\ufffd"),
         outcome=outcome.value,
         offer_id=offer.id if offer else None,
         received_at=now,
