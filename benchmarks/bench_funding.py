@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, insert, text
+from bench_wallet import scratch_postgres
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
 from socialcard.core.db import build_engine, session_scope
@@ -40,7 +41,6 @@ from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.funding.schemas import BudgetAllocation, FundingOrder
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PREFIX = os.environ.get("SOCIALCARD_TEST_DB_PREFIX", "sc_funding")
 REGIONS = ("751110000", "711110000")
 PROGRAM = "kz.bench_funding"
@@ -55,13 +55,7 @@ def scratch_store(store: str) -> str:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}"
-    name = f"{PREFIX}_bench_funding"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return scratch_postgres(f"{PREFIX}_bench_funding")
 
 
 def seed(engine: Engine, *, persons: int, orders: int) -> list[int]:
@@ -150,7 +144,10 @@ def main() -> None:
         f"({time.perf_counter() - started:.1f} s; {check.counts})"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    verdict = "met" if wall <= 30 * args.orders / 100_000 and check.ok else "NOT met"
+    if args.orders >= 100_000:
+        verdict = "met" if wall <= 30 * args.orders / 100_000 and check.ok else "NOT met"
+    else:
+        verdict = f"not measured ({args.orders:,} orders; the target is for 100,000)"
     print(
         f"peak RSS {peak:,.0f} MiB; load {os.getloadavg()[0]:.1f}; "
         f"target 100,000 in 30 s: {verdict}"

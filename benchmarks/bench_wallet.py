@@ -54,7 +54,8 @@ ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PREFIX = os.environ.get("SOCIALCARD_TEST_DB_PREFIX", "sc_wallet")
 
 
-def _scratch_postgres(name: str) -> str:
+def scratch_postgres(name: str) -> str:
+    """A new, empty PostgreSQL database of this name (dropped first if it exists)."""
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -72,7 +73,7 @@ def prepare_store(store: str, vouchers: int) -> tuple[str, str, list[str]]:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{path}"
     else:
-        url = _scratch_postgres(f"{PREFIX}_bench_wallet")
+        url = scratch_postgres(f"{PREFIX}_bench_wallet")
     engine = build_engine(url)
     upgrade(engine)
     now = datetime.now(UTC)
@@ -207,7 +208,7 @@ def _cpu_seconds(pid: int) -> float:
 def pgbench_tps(clients: int, seconds: int) -> float:
     """pgbench's built-in TPC-B-like rate on the same server (scratch database, scale 10)."""
     name = f"{PREFIX}_pgbench"
-    _scratch_postgres(name)
+    scratch_postgres(name)
     subprocess.run(
         ["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "10", "-q", name],
         check=True, capture_output=True,
