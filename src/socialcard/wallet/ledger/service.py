@@ -186,6 +186,17 @@ def require_available(account: Record, amount_minor: int, *, what: str = "accoun
 # --- postings ----------------------------------------------------------------------------------
 
 
+def balanced_legs(legs: Sequence[Leg]) -> list[Leg]:
+    """The non-zero legs of a posting, refused unless at least two sum to zero."""
+    kept = [leg for leg in legs if leg.amount_minor != 0]
+    if len(kept) < 2 or sum(leg.amount_minor for leg in kept) != 0:
+        raise UnbalancedPosting(
+            "a posting needs at least two non-zero legs summing to zero",
+            details=[field_error("legs", "unbalanced")],
+        )
+    return kept
+
+
 def post(
     session: Session,
     *,
@@ -199,12 +210,7 @@ def post(
     memo: str | None = None,
 ) -> int:
     """Write one balanced posting (entries sum to zero); debited accounts must be locked first."""
-    legs = [leg for leg in legs if leg.amount_minor != 0]
-    if len(legs) < 2 or sum(leg.amount_minor for leg in legs) != 0:
-        raise UnbalancedPosting(
-            "a posting needs at least two non-zero legs summing to zero",
-            details=[field_error("legs", "unbalanced")],
-        )
+    legs = balanced_legs(legs)
     posting_id = repository.insert_posting(
         session,
         {
@@ -251,13 +257,7 @@ def post_many(session: Session, postings: Sequence[NewPosting], *, now: datetime
 
     The same rules as `post`; each cached account's balance moves once, by the batch's sum.
     """
-    for posting in postings:
-        legs = [leg for leg in posting.legs if leg.amount_minor != 0]
-        if len(legs) < 2 or sum(leg.amount_minor for leg in legs) != 0:
-            raise UnbalancedPosting(
-                "a posting needs at least two non-zero legs summing to zero",
-                details=[field_error("legs", "unbalanced")],
-            )
+    legs_of = [balanced_legs(posting.legs) for posting in postings]
     ids = repository.insert_postings(
         session,
         [
@@ -275,10 +275,8 @@ def post_many(session: Session, postings: Sequence[NewPosting], *, now: datetime
     )
     entries: list[dict[str, Any]] = []
     deltas: dict[int, int] = {}
-    for posting_id, posting in zip(ids, postings, strict=True):
-        for leg in posting.legs:
-            if leg.amount_minor == 0:
-                continue
+    for posting_id, legs in zip(ids, legs_of, strict=True):
+        for leg in legs:
             entries.append(
                 {
                     "posting_id": posting_id,
