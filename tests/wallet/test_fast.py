@@ -201,3 +201,31 @@ class TestServed:
             assert held is not None
             assert held.status == "authorized"
             assert ledger_repository.counts(session)["holds"] == 3
+
+    def test_a_nul_in_a_token_is_bad_input_on_every_store(
+        self, served: tuple[str, str, list[str]], database_url: str
+    ) -> None:
+        # PostgreSQL text cannot hold U+0000: a 422 naming the body there, never a 500; SQLite
+        # stores it, so the token is simply unknown.
+        base, key, _ = served
+        token = "abcdefgh\x00ij"
+        items = food_items(100)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            purchase = http.post(
+                PATH,
+                json={"token": token, "items": items, "capture": True},
+                headers={"X-Terminal-Key": key, "Idempotency-Key": "nul-1"},
+            )
+            inquiry = http.post(
+                "/api/v1/business/balance-inquiry",
+                json={"token": token, "items": items},
+                headers={"X-Terminal-Key": key},
+            )
+        if database_url.startswith("postgresql"):
+            for response in (purchase, inquiry):
+                assert response.status_code == 422, response.text
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert [e["field"] for e in response.json()["errors"]] == ["body"]
+        else:
+            assert purchase.json()["reason"] == "voucher_not_found"
+            assert inquiry.json()["can_pay"] is False

@@ -83,6 +83,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        if (invalid := nul_in_text(exc)) is not None:
+            return problem_response(422, invalid.to_problem(request.url.path))
         request_id = getattr(request.state, "request_id", None)
         log.exception("unexpected_error", path=request.url.path, request_id=request_id)
         return problem_response(500, internal_problem(request_id))
@@ -94,6 +96,24 @@ def invalid_input(errors: Sequence[Any]) -> InvalidInput:
         field_error(_location(err.get("loc", ())), err.get("msg", "invalid")) for err in errors
     ]
     return InvalidInput("; ".join(f"{e['field']}: {e['reason']}" for e in named[:5]), details=named)
+
+
+# What the drivers say when a text value holds U+0000, which PostgreSQL text cannot store
+# (psycopg refuses to send it; asyncpg's statement fails on the server). SQLite stores it.
+_NUL_MESSAGES = ("cannot contain NUL (0x00)", 'for encoding "UTF8": 0x00')
+
+
+def nul_in_text(exc: BaseException) -> InvalidInput | None:
+    """The 422 for a request whose text carried a NUL character into PostgreSQL, else None.
+
+    Checked where a request fails, for every route at once, rather than field by field: any
+    string of any body, query or path can carry one.
+    """
+    message = str(getattr(exc, "orig", None) or exc)
+    if not any(text in message for text in _NUL_MESSAGES):
+        return None
+    reason = "text must not contain the NUL character (U+0000)"
+    return InvalidInput(reason, details=[field_error("body", reason)])
 
 
 def internal_problem(request_id: str | None) -> dict[str, Any]:

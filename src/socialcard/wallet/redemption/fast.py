@@ -40,7 +40,7 @@ from socialcard.core.config import get_settings
 from socialcard.core.db import session_scope
 from socialcard.core.deps import get_session
 from socialcard.core.errors import AppError, InvalidInput, field_error
-from socialcard.core.http import PROBLEM_JSON, internal_problem, invalid_input
+from socialcard.core.http import PROBLEM_JSON, internal_problem, invalid_input, nul_in_text
 from socialcard.core.logging import get_logger
 from socialcard.wallet.errors import MissingTerminalKey
 from socialcard.wallet.merchants import service as merchant_service
@@ -328,7 +328,11 @@ async def handle(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
         problem = orjson.dumps(exc.to_problem(scope["path"]))
         await _send(send, exc.status_code, problem, PROBLEM_JSON.encode())
         return
-    except Exception:
+    except Exception as exc:
+        if (invalid := nul_in_text(exc)) is not None:
+            problem = orjson.dumps(invalid.to_problem(scope["path"]))
+            await _send(send, invalid.status_code, problem, PROBLEM_JSON.encode())
+            return
         request_id = scope.get("state", {}).get("request_id")
         log.exception("unexpected_error", path=scope["path"], request_id=request_id)
         await _send(send, 500, orjson.dumps(internal_problem(request_id)), PROBLEM_JSON.encode())
