@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -114,12 +114,15 @@ class FactArrays:
     """The prepared facts as arrays, sorted by the row of their person in the person table."""
 
     def __init__(self, person_ids: NDArray[np.int64], fact: pa.Table) -> None:
-        """`person_ids` sorted ascending; `fact` the prepared fact table."""
+        """`person_ids` the person table's ids in its row order; `fact` the prepared facts."""
         pid = fact["person_id"].fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        pos = np.searchsorted(person_ids, pid)
+        sorter = np.argsort(person_ids, kind="stable")
+        at = np.searchsorted(person_ids, pid, sorter=sorter)
         known = np.zeros(len(pid), dtype=bool)
+        pos = np.zeros(len(pid), dtype=np.int64)
         if len(person_ids):
-            inside = pos < len(person_ids)
+            inside = at < len(person_ids)
+            pos[inside] = sorter[at[inside]]
             known[inside] = person_ids[pos[inside]] == pid[inside]
         # A fact without a start date matches no period (the SQL's `vf <= end` is NULL).
         known &= fact["vf"].is_valid().to_numpy(zero_copy_only=False)
@@ -169,11 +172,20 @@ class FactArrays:
 
     def aggregate(self, names: list[str], literals: Mapping[str, str]) -> dict[str, pa.Array]:
         """The named aggregates of `FACT_AGGS` for the period whose literals are given."""
+        return {
+            name: pa.array(values, mask=empty)
+            for name, (values, empty) in self.aggregate_arrays(names, literals).items()
+        }
+
+    def aggregate_arrays(
+        self, names: list[str], literals: Mapping[str, str]
+    ) -> dict[str, tuple[NDArray[Any], NDArray[np.bool_]]]:
+        """`aggregate` as numpy: per name the values and where they are NULL."""
         ps, pe = int(literals["zzper_ps_d"]), int(literals["zzper_pe_d"])
         lookback = int(literals.get("zzper_lookback", ps))
         # The SQL's WHERE: an income fact counts back to the lookback, others when live.
         incomes = any(n in INCOME_AGGS for n in names)
-        out: dict[str, pa.Array] = {}
+        out: dict[str, tuple[NDArray[Any], NDArray[np.bool_]]] = {}
         for name in names:
             op, value, low, high, window = fact_spec(name)
             facts = self.all if op == "or" else self.codes(low, high)
@@ -194,10 +206,10 @@ class FactArrays:
                 days[~mask] = 0
                 weighted = days * facts.amt if value == "amt" else days.astype(np.float64)
                 sums = facts.spread(facts.reduce(np.add, weighted), 0.0)
-                out[name] = pa.array(sums, mask=empty, type=pa.float64())
+                out[name] = (sums.astype(np.float64, copy=False), empty)
             elif op == "or":
                 bits = facts.spread(facts.reduce(np.bitwise_or, np.where(mask, facts.bit, 0)), 0)
-                out[name] = pa.array(bits, mask=empty, type=pa.int64())
+                out[name] = (bits.astype(np.int64, copy=False), empty)
             else:
                 sources: dict[str, NDArray[np.int64] | NDArray[np.int32]] = {
                     "vf": vf,
@@ -208,5 +220,5 @@ class FactArrays:
                 top = facts.reduce(np.maximum, np.where(mask, source, _I64_MIN))
                 kind = np.int64 if value == "amt" else np.int32
                 spread = facts.spread(np.where(top == _I64_MIN, 0, top).astype(kind), 0)
-                out[name] = pa.array(spread, mask=empty)
+                out[name] = (spread, empty)
         return out

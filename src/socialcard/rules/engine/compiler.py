@@ -177,6 +177,7 @@ class Bound:
     family_steps: list[Layer] = field(default_factory=list)
     person_result_steps: list[Layer] | None = None
     person_columns: list[str] = field(default_factory=list)  # what `person_result` selects
+    family_columns: list[str] = field(default_factory=list)  # what `family_result` selects
 
     def person_base_carrying(self, columns: Sequence[str]) -> str:
         """The person base view also passing raw columns through (e.g. family values
@@ -1104,6 +1105,7 @@ class CompiledPack:
                 sub_layers(stages.person_result_steps) if stages.person_result else None
             ),
             person_columns=stages.person_columns,
+            family_columns=stages.family_columns,
         )
 
 

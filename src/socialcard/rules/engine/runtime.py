@@ -7,6 +7,7 @@ Both paths run the same bound SQL stages; the online path feeds them a household
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from socialcard.rules.engine import vectorized
 from socialcard.rules.engine.builtins import prepare_fact_sql, prepare_person_sql
 from socialcard.rules.engine.columnar import FactArrays
 from socialcard.rules.engine.compiler import Bound, CompiledPack, ProgramPlan, VersionPlan
@@ -139,6 +141,8 @@ class BatchResult:
     tables: dict[str, pa.Table]
     timings: dict[str, float] = field(default_factory=dict)
     views: list[str] = field(default_factory=list)
+    path: str = "duckdb"  # how the family and person stages ran: "numpy" or "duckdb"
+    why_duckdb: str = ""  # why a whole-registry run did not run them in numpy
 
     @property
     def period(self) -> Period:
@@ -242,14 +246,22 @@ class BatchResult:
 class Engine:
     """Batch evaluation of a compiled pack over a loaded registry snapshot."""
 
-    def __init__(self, compiled: CompiledPack, *, threads: int | None = None) -> None:
+    def __init__(
+        self, compiled: CompiledPack, *, threads: int | None = None, vectorize: bool = True
+    ) -> None:
+        """`vectorize`: run a whole-registry batch's stages in numpy where they allow it
+        (`vectorized.py`); False keeps them in DuckDB (the agreement tests compare both)."""
         self.compiled = compiled
         self.con = connect(threads)
+        self.vectorize = vectorize
         self._ids = itertools.count(1)
         self.loaded = False
-        self._persons: pa.Table | None = None  # prepared persons, sorted by person_id
+        self._persons: pa.Table | None = None  # prepared persons, by family then person_id
         self._facts: FactArrays | None = None
         self._families: FamilyIndex | None = None
+        self._segments: vectorized.Segments | None = None
+        self._person_cols: dict[str, vectorized.Col] = {}  # person columns, converted once
+        self._schemas: dict[str, pa.Schema] = {}  # stage SQL (names generic) -> its types
         self._tables = False  # person_input and fact_input kept in DuckDB
 
     def load(self, person: Any, fact: Any, *, keep_tables: bool = True) -> float:
@@ -295,9 +307,10 @@ class Engine:
             )
             body, coded = prepare_fact_sql(fact_src)
             con.execute(f"CREATE {kind} fact_input AS WITH coded AS ({coded}) {body}")
-            # The same prepared tables as arrays, for the first stage of a whole-registry run.
+            # The same prepared tables as arrays, for a whole-registry run; persons by family,
+            # so that each family's members are one run of rows (`vectorized.Segments`).
             self._persons = con.sql(
-                "SELECT * FROM person_input ORDER BY person_id"
+                "SELECT * FROM person_input ORDER BY fkey, person_id"
             ).to_arrow_table()
             person_ids = self._persons["person_id"].to_numpy().astype(np.int64)
             facts = con.sql(
@@ -306,6 +319,9 @@ class Engine:
             self._facts = FactArrays(person_ids, facts)
             del facts
             self._families = FamilyIndex.build(self._persons)
+            self._segments = vectorized.Segments.of(self._families.index)
+            self._person_cols = {}
+            self._schemas = {}
             self._tables = keep_tables
             if not keep_tables:
                 con.execute("DROP VIEW person_input")
@@ -378,15 +394,35 @@ class Engine:
             del names["pr"]
         tables: dict[str, pa.Table] = {}
         whole = False  # the whole registry, its first stage in numpy
+        fact_values: dict[str, tuple[Any, Any]] = {}
         if family_ids is None and self._persons is not None and self._facts is not None:
             whole = True
             t0 = time.perf_counter()
             columns = {c: self._persons[c] for c in bound.raw_person}
-            columns.update(self._facts.aggregate(bound.raw_facts, bound.literals))
+            fact_values = self._facts.aggregate_arrays(bound.raw_facts, bound.literals)
+            for name, (values, empty) in fact_values.items():
+                columns[name] = pa.array(values, mask=empty)
             tables["pb"] = pa.table(columns)
             self.con.register(names["pb"], tables["pb"])
             timings["person_base"] = time.perf_counter() - t0
             steps = steps[1:]
+        path, why = "duckdb", ""
+        if whole and self.vectorize and self._segments is not None:
+            t0 = time.perf_counter()
+            try:
+                computed = self._stages_in_numpy(
+                    bound, names, tables, steps, person_extra, fact_values
+                )
+            except vectorized.Unsupported as exc:
+                why = str(exc)
+                for stage in ("fr", "pr"):
+                    if stage in tables:
+                        self.con.unregister(names[stage])
+                        del tables[stage]
+            else:
+                timings.update(computed)
+                steps, path = [], "numpy"
+                timings["numpy"] = time.perf_counter() - t0
         for label, stage, sql in steps:
             t0 = time.perf_counter()
             if stage == "pr" and person_extra:
@@ -413,7 +449,81 @@ class Engine:
             timings[label] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         views = [person, fact] if family_ids is not None else []
-        return BatchResult(self, bound, names, tables, timings, views)
+        return BatchResult(self, bound, names, tables, timings, views, path, why)
+
+    def _stages_in_numpy(
+        self,
+        bound: Bound,
+        names: Mapping[str, str],
+        tables: dict[str, pa.Table],
+        steps: Sequence[tuple[str, str, str]],
+        person_extra: Sequence[str],
+        fact_values: Mapping[str, tuple[Any, Any]],
+    ) -> dict[str, float]:
+        """The family and person results of a whole-registry run computed in numpy, as
+        tables of the types the SQL stages give (raises `vectorized.Unsupported`)."""
+        assert self._segments is not None  # noqa: S101 - checked by the caller
+        assert self._families is not None  # noqa: S101
+        seg, keys = self._segments, self._families.keys
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        pb = tables["pb"]
+        n, families = pb.num_rows, len(keys)
+        person = vectorized.Frame(n, pb)
+        for column in bound.raw_person:
+            found = self._person_cols.get(column)
+            if found is None:
+                found = self._person_cols[column] = vectorized.from_arrow(pb[column])
+            person[column] = found
+        for name, (values, empty) in fact_values.items():
+            person[name] = vectorized.from_numpy(values, empty)
+        person.define(bound.person_steps)
+        family = vectorized.Frame(families)
+        family["fkey"] = vectorized.Col("int", keys)
+        ids = person["person_id"]
+        family["first_person_id"] = vectorized.Col("int", np.asarray(ids.v)[seg.starts])
+        # max(family_id): a family's members share it (a person without one is a family
+        # of their own, keyed by minus their id), so it is the first member's; unless a
+        # negative family id could share a key with such a person.
+        family_ids = person["family_id"]
+        if bool(np.any(np.asarray(family_ids.v) < 0)):
+            family["family_id"] = vectorized.aggregate_max(family_ids, seg)
+        else:
+            family["family_id"] = vectorized.gather(family_ids, seg.starts)
+        for agg in bound.family_aggs:
+            family[agg.column] = vectorized.aggregate(agg, person, seg, n)
+        family.define(bound.family_steps)
+        sql = {stage: text for _, stage, text in steps}
+        schema = self._schema(sql["fr"], names)
+        sources = vectorized.select_sources(bound.family_columns)
+        tables["fr"] = vectorized.table(family, schema, sources, families)
+        self.con.register(names["fr"], tables["fr"])
+        timings["family_result"] = time.perf_counter() - t0
+        if "pr" in sql and bound.person_result_steps is not None:
+            t0 = time.perf_counter()
+            for column in bound.family_reads:
+                person[column] = vectorized.gather(family[column], seg.family_of_row)
+            person.define(bound.person_result_steps)
+            pr_sql = sql["pr"]
+            if person_extra:
+                view = f"pb AS ({bound.person_base.replace('zzstage_pbraw', names['pb'])})"
+                pr_sql = self._person_result_with(bound, names, view, person_extra)
+            schema = self._schema(pr_sql, names)
+            tables["pr"] = vectorized.table(person, schema, {}, n)
+            self.con.register(names["pr"], tables["pr"])
+            timings["person_result"] = time.perf_counter() - t0
+        return timings
+
+    def _schema(self, sql: str, names: Mapping[str, str]) -> pa.Schema:
+        """The Arrow types a stage's SQL gives (DuckDB binds it, on no rows; cached: the
+        types depend on the SQL and the loaded inputs only)."""
+        key = sql
+        for stage, name in names.items():
+            key = re.sub(rf"\b{name}\b", f"zz_{stage}", key)
+        found = self._schemas.get(key)
+        if found is None:
+            found = self._schemas[key] = self.con.sql(f"{sql} LIMIT 0").to_arrow_table().schema
+        return found
 
     def _person_result_with(
         self, bound: Bound, names: Mapping[str, str], view: str, extra: Sequence[str]
