@@ -13,7 +13,9 @@ Steps (each engine in its own process, pinned with `taskset`):
 1. The synthetic registry (`engine.synthetic.generate`, as bench_rules.py) is written once to
    Arrow files under var/bench/openfisca_compare/.
 2. Ours, `taskset -c 0` with DuckDB threads=1, then `taskset -c 0,1` with threads=2: load the
-   registry into the engine (one-off), then `Engine.evaluate(period)` (best of --repeat). The
+   registry into the engine (one-off), then `Engine.evaluate(period)` (best of --repeat; a
+   whole-registry run computes its stages in numpy, `rules/engine/vectorized.py`, so DuckDB's
+   threads matter only for the load and the fallback). The
    one-core run also exports, for OpenFisca, every person's built-ins for the month (age,
    retirement, incomes, disability, awards...: what our engine derives from the 4.8 M facts)
    as numpy arrays, the pack's parameter values and roundings in force, and our results.
@@ -205,6 +207,8 @@ def run_ours(args: argparse.Namespace) -> int:
         )
     assert result is not None
     report: dict[str, Any] = {
+        "path": result.path,
+        "why_duckdb": result.why_duckdb,
         "threads": args.threads,
         "affinity": sorted(os.sched_getaffinity(0)),
         "read_arrow_s": t1 - t0,
@@ -334,7 +338,9 @@ def main() -> int:
         walls = ", ".join(f"{r['wall']:.2f}" for r in report["runs"])
         stages = ", ".join(f"{k} {v:.2f}" for k, v in b.items() if k not in ("wall", "cpu"))
         print(
-            f"ours, {label} (affinity {report['affinity']}): compile {report['compile_s']:.2f} s,"
+            f"ours, {label} (affinity {report['affinity']}, stages in {report['path']}"
+            f"{' because ' + report['why_duckdb'] if report['why_duckdb'] else ''}):"
+            f" compile {report['compile_s']:.2f} s,"
             f" load {report['load_s']['wall']:.2f} s wall / {report['load_s']['cpu']:.2f} s CPU;"
             f" evaluate best {b['wall']:.2f} s wall / {b['cpu']:.2f} s CPU ({stages});"
             f" runs {walls}"

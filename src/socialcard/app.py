@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -13,11 +17,19 @@ from socialcard.proactive.router import pages as proactive_pages
 from socialcard.proactive.router import router as proactive_router
 from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
+from socialcard.rules import service as rules_service
 from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
 from socialcard.wallet.redemption import fast as redemption_fast
 from socialcard.wallet.router import router as wallet_router
 from socialcard.wellbeing.router import router as wellbeing_router
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The rule pack is compiled before the first request rather than during it.
+    await anyio.to_thread.run_sync(rules_service.warm_up)
+    yield
 
 
 def create_app() -> FastAPI:
@@ -28,6 +40,7 @@ def create_app() -> FastAPI:
         title="socialcard",
         version=__version__,
         description="Proactive social benefits: registry, rules, campaigns, wallet, card.",
+        lifespan=_lifespan,
     )
     # The merchants' redemption hot path answers before the router (inside the request id).
     app.add_middleware(redemption_fast.FastPath)

@@ -52,6 +52,27 @@ class TestLoadedPack:
         finally:
             service._PACKS.pop(str(pack.resolve()), None)
 
+    def test_the_server_compiles_the_pack_at_start(self) -> None:
+        from fastapi.testclient import TestClient
+
+        from socialcard.app import create_app
+
+        key = str(service.resolve_pack_path(None))
+        earlier = service._PACKS.pop(key, None)
+        try:
+            with TestClient(create_app()):
+                assert key in service._PACKS  # before any request
+        finally:
+            if earlier is not None:
+                service._PACKS[key] = earlier
+
+    def test_a_pack_that_does_not_load_does_not_stop_the_server(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setattr(service, "resolve_pack_path", lambda path=None: tmp_path)
+        service.warm_up()  # logged, not raised
+        assert str(tmp_path) not in service._PACKS
+
 
 class TestRunRules:
     def test_stores_a_run_with_counts_per_program_and_region(
