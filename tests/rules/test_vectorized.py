@@ -263,3 +263,16 @@ def test_segments_need_families_in_runs() -> None:
     assert seg is not None
     rows = np.array([True, False, True, True, True, False])
     assert seg.count(rows).tolist() == [1, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["cks_2023.yaml", "scoring_2025.yaml"])
+def test_well_being_methodologies_run_in_numpy_and_agree(name: str) -> None:
+    from socialcard.wellbeing.methodology import load_methodology
+    from tests.rules.conftest import KZ
+
+    methodology = load_methodology(KZ / "wellbeing" / name)
+    period = Period.parse("2026-03")
+    registry = generate(300, seed=9, as_of=period.end)
+    mine, duck, path = run_both(methodology.compiled, registry.person, registry.fact, period)
+    assert path == "numpy"
+    assert_tables_equal(mine, duck)
