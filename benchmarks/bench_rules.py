@@ -7,7 +7,8 @@ online with its explanation: p50 <= 10 ms, p99 <= 50 ms.
     python benchmarks/bench_rules.py --families 1000000 --period 2026-03 --repeat 3
 
 Reports wall time per stage (bind, person base = numpy fact aggregates, family results and
-person results in DuckDB), wall and process CPU time of each run, the one-off costs (compile,
+person results: in numpy on a whole-registry run, `rules/engine/vectorized.py`; `path` says
+which ran them), wall and process CPU time of each run, the one-off costs (compile,
 load = Arrow -> DuckDB with preparation, and the facts as sorted arrays), and online latency
 percentiles (the row-by-row Python evaluator; `--online-backend duckdb` for the SQL one).
 The machine is shared: take the minimum of several repeats, and read the CPU column too
@@ -86,7 +87,7 @@ def main() -> None:
         if result is not None:
             result.drop()
         result, wall, cpu = _timed(lambda: engine.evaluate(period))
-        runs.append({"wall": wall, "cpu": cpu, **result.timings})
+        runs.append({"wall": wall, "cpu": cpu, "path": result.path, **result.timings})
     assert result is not None
     best = min(runs, key=lambda r: r["wall"])
     summary = [s.__dict__ for s in result.summary()]

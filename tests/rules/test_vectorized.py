@@ -276,3 +276,14 @@ def test_well_being_methodologies_run_in_numpy_and_agree(name: str) -> None:
     mine, duck, path = run_both(methodology.compiled, registry.person, registry.fact, period)
     assert path == "numpy"
     assert_tables_equal(mine, duck)
+
+
+def test_small_pages_restores_numpys_setting() -> None:
+    setter = np._core.multiarray._set_madvise_hugepage
+    before = setter(True)
+    try:
+        with vz.small_pages():
+            assert setter(False) is False  # off inside
+        assert setter(True) is True  # restored
+    finally:
+        setter(before)

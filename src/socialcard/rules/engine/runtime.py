@@ -399,7 +399,8 @@ class Engine:
             whole = True
             t0 = time.perf_counter()
             columns = {c: self._persons[c] for c in bound.raw_person}
-            fact_values = self._facts.aggregate_arrays(bound.raw_facts, bound.literals)
+            with vectorized.small_pages():
+                fact_values = self._facts.aggregate_arrays(bound.raw_facts, bound.literals)
             for name, (values, empty) in fact_values.items():
                 columns[name] = pa.array(values, mask=empty)
             tables["pb"] = pa.table(columns)
@@ -410,9 +411,10 @@ class Engine:
         if whole and self.vectorize and self._segments is not None:
             t0 = time.perf_counter()
             try:
-                computed = self._stages_in_numpy(
-                    bound, names, tables, steps, person_extra, fact_values
-                )
+                with vectorized.small_pages():
+                    computed = self._stages_in_numpy(
+                        bound, names, tables, steps, person_extra, fact_values
+                    )
             except vectorized.Unsupported as exc:
                 why = str(exc)
                 for stage in ("fr", "pr"):
