@@ -929,6 +929,14 @@ def _case(node: exp.Case) -> Fn:
 
 
 # --- frames from and to Arrow ---------------------------------------------------------------
+def _values(array: pa.Array, fill: Any) -> NDArray[Any]:
+    """An array's values as numpy (NULL rows hold `fill`); no copy when there is no NULL."""
+    if array.null_count:
+        array = array.fill_null(fill)
+    values: NDArray[Any] = array.to_numpy(zero_copy_only=False)
+    return values
+
+
 def from_arrow(array: pa.Array | pa.ChunkedArray) -> Col:
     """A column of an Arrow array, in the representation above."""
     if isinstance(array, pa.ChunkedArray):
@@ -938,30 +946,30 @@ def from_arrow(array: pa.Array | pa.ChunkedArray) -> Col:
     if array.null_count:
         ok = array.is_valid().to_numpy(zero_copy_only=False)
     if pa.types.is_dictionary(t):
-        codes = array.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+        codes = _values(array.indices, 0).astype(np.int32)
         cats = tuple(str(c) for c in array.dictionary.to_pylist())
         return Col("str", codes, ok, cats=cats)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return from_arrow(array.dictionary_encode())
     if pa.types.is_boolean(t):
-        return Col("bool", array.fill_null(False).to_numpy(zero_copy_only=False), ok)
+        return Col("bool", _values(array, False), ok)
     if pa.types.is_integer(t):
-        v = array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        v = _values(array, 0).astype(np.int64, copy=False)
         return Col("int", v, ok, bound=_measure(v, None))
     if pa.types.is_floating(t):
-        v = array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        return Col("float", v, ok)
+        return Col("float", _values(array, 0.0).astype(np.float64, copy=False), ok)
     if pa.types.is_date32(t):
-        days = array.fill_null(0).view(pa.int32()).to_numpy(zero_copy_only=False)
+        days = _values(array.view(pa.int32()), 0)
         return Col("date", days.astype(np.int64), ok)
     if pa.types.is_decimal(t) and t.bit_width == 128:
         words = np.frombuffer(array.buffers()[1], dtype=np.int64)
         words = words.reshape(-1, 2)[array.offset : array.offset + len(array)]
         low, high = words[:, 0].copy(), words[:, 1]
-        if not np.array_equal(high, low >> 63):
-            raise Unsupported("a decimal input passes 64 bits")
         if ok is not None:
             low[~ok] = 0
+            high = np.where(ok, high, 0)
+        if not np.array_equal(high, low >> 63):
+            raise Unsupported("a decimal input passes 64 bits")
         return Col("dec", low, ok, t.scale, bound=_measure(low, None))
     raise Unsupported(f"an input of type {t}")
 
@@ -1020,7 +1028,7 @@ def to_arrow(col: Col, t: pa.DataType, n: int) -> pa.Array:
     if col.kind == "str" and (pa.types.is_string(t) or pa.types.is_dictionary(t)):
         codes = pa.array(v.astype(np.int32, copy=False), mask=mask)
         array = pa.DictionaryArray.from_arrays(codes, pa.array(list(col.cats), pa.string()))
-        return array if pa.types.is_dictionary(t) else array.cast(t)
+        return array if array.type == t else array.cast(t)
     raise Unsupported(f"a {col.kind} result as {t}")
 
 
@@ -1231,5 +1239,9 @@ def gather(col: Col, rows: NDArray[np.intp]) -> Col:
 
 def table(frame: Frame, schema: pa.Schema, sources: Mapping[str, str], n: int) -> pa.Table:
     """The frame's columns as an Arrow table of `schema` (`sources`: output -> frame name)."""
-    arrays = [to_arrow(frame[sources.get(f.name, f.name)], f.type, n) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    try:
+        arrays = [to_arrow(frame[sources.get(f.name, f.name)], f.type, n) for f in schema]
+        return pa.Table.from_arrays(arrays, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        # A value that does not fit its column's type (e.g. past a 32-bit integer).
+        raise Unsupported(f"a result does not convert to its type: {exc}") from exc
