@@ -167,6 +167,16 @@ class TestRowsNotTaken:
         with pytest.raises(vz.Unsupported):
             vz.to_arrow(col, pa.int32(), 2)
 
+    def test_narrow_integer_columns_widen_before_they_could_overflow(self) -> None:
+        # int32 inputs are read without a copy; a sum or product that could pass 32 bits is
+        # computed in 64 (as the online evaluator's Python integers are exact).
+        table = pa.table(
+            {"x": pa.array([2_000_000_000, -7], pa.int32()), "y": pa.array([50_000, 3], pa.int32())}
+        )
+        assert compute(table, "x + x") == [4_000_000_000, -14]
+        assert compute(table, "y * y") == [2_500_000_000, 9]
+        assert compute(table, "abs(x - x - x)") == [2_000_000_000, 7]
+
     def test_a_product_past_64_bits_is_left_to_duckdb(self) -> None:
         table = pa.table({"x": pa.array([10**15, 3], pa.int64())})
         with pytest.raises(vz.Unsupported):

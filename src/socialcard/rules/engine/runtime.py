@@ -309,9 +309,12 @@ class Engine:
             con.execute(f"CREATE {kind} fact_input AS WITH coded AS ({coded}) {body}")
             # The same prepared tables as arrays, for a whole-registry run; persons by family,
             # so that each family's members are one run of rows (`vectorized.Segments`).
-            self._persons = con.sql(
-                "SELECT * FROM person_input ORDER BY fkey, person_id"
-            ).to_arrow_table()
+            # One chunk per column, so that numpy reads the columns without copying them.
+            self._persons = (
+                con.sql("SELECT * FROM person_input ORDER BY fkey, person_id")
+                .to_arrow_table()
+                .combine_chunks()
+            )
             person_ids = self._persons["person_id"].to_numpy().astype(np.int64)
             facts = con.sql(
                 "SELECT person_id, code, amt, qty, vf, vt, bit FROM fact_input"

@@ -219,6 +219,15 @@ def _sorted_cats(a: Col, b: Col) -> tuple[Col, Col]:
     return _str_to(a, cats), _str_to(b, cats)
 
 
+def _widen(a: Col, b: Col, bound: int) -> tuple[Col, Col]:
+    """The operands of an integer operation whose result could pass their common type (two
+    int32 columns, say) with the first one as int64, so that numpy computes in 64 bits."""
+    common = np.result_type(np.asarray(a.v).dtype, np.asarray(b.v).dtype)
+    if common.kind == "i" and common.itemsize < 8 and bound >= np.iinfo(common).max:
+        a = replace(a, v=np.asarray(a.v).astype(np.int64))
+    return a, b
+
+
 # --- operations -----------------------------------------------------------------------------
 def _arith(op: str, a: Col, b: Col) -> Col:
     if a.kind == "null" or b.kind == "null":
@@ -241,6 +250,7 @@ def _arith(op: str, a: Col, b: Col) -> Col:
             bound = a.bound * b.bound
             _checked(bound)
         kind = "dec" if "dec" in (a.kind, b.kind) else "int"
+        a, b = _widen(a, b, bound)
         return Col(kind, a.v * b.v, ok, scale, bound=bound, err=err)
     kind = "dec" if "dec" in (a.kind, b.kind) else "int"
     if kind == "dec":
@@ -253,6 +263,7 @@ def _arith(op: str, a: Col, b: Col) -> Col:
         a, b = _tight(a), _tight(b)
         bound = a.bound + b.bound
         _checked(bound)
+    a, b = _widen(a, b, bound)
     v = a.v + b.v if op == "+" else a.v - b.v
     return Col(kind, v, ok, scale, bound=bound, err=err)
 
@@ -284,6 +295,8 @@ def _intdiv_mod(op: str, a: Col, b: Col) -> Col:
     if a.kind != "int" or b.kind != "int":
         raise Unsupported(f"{op} of {a.kind} and {b.kind}")
     ok = _ok(a, b)
+    a = replace(a, v=np.asarray(a.v, dtype=np.int64))
+    b = replace(b, v=np.asarray(b.v, dtype=np.int64))
     zero = np.asarray(b.v) == 0
     if ok is not None:
         zero = zero & ok
@@ -898,7 +911,10 @@ def _build(node: exp.Expression) -> Fn:
             x = inner(f)
             if x.kind not in ("int", "dec", "float", "null"):
                 raise Unsupported(f"abs of {x.kind}")
-            return replace(x, v=np.abs(x.v))
+            v = np.asarray(x.v)
+            if v.dtype.kind == "i" and v.dtype.itemsize < 8:  # abs of the narrow minimum
+                v = v.astype(np.int64)
+            return replace(x, v=np.abs(v))
 
         return abs_
     if isinstance(node, exp.Year | exp.Month | exp.Day):
@@ -937,6 +953,14 @@ def _values(array: pa.Array, fill: Any) -> NDArray[Any]:
     return values
 
 
+def _narrow(values: NDArray[Any]) -> NDArray[Any]:
+    """Integers as they come when signed (no copy: an int32 input stays int32; arithmetic
+    widens to int64 where a result could pass the narrow type, see `_widen`), else int64."""
+    if values.dtype.kind == "i":
+        return values
+    return values.astype(np.int64)
+
+
 def from_arrow(array: pa.Array | pa.ChunkedArray) -> Col:
     """A column of an Arrow array, in the representation above."""
     if isinstance(array, pa.ChunkedArray):
@@ -954,7 +978,7 @@ def from_arrow(array: pa.Array | pa.ChunkedArray) -> Col:
     if pa.types.is_boolean(t):
         return Col("bool", _values(array, False), ok)
     if pa.types.is_integer(t):
-        v = _values(array, 0).astype(np.int64, copy=False)
+        v = _narrow(_values(array, 0))
         return Col("int", v, ok, bound=_measure(v, None))
     if pa.types.is_floating(t):
         return Col("float", _values(array, 0.0).astype(np.float64, copy=False), ok)
@@ -981,7 +1005,7 @@ def from_numpy(values: NDArray[Any], null: NDArray[np.bool_]) -> Col:
         return Col("float", values, ok)
     if values.dtype.kind not in "iu":
         raise Unsupported(f"an input of dtype {values.dtype}")
-    values = values.astype(np.int64, copy=False)
+    values = _narrow(values)
     return Col("int", values, ok, bound=_measure(values, None))
 
 
