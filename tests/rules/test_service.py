@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import gc
 import shutil
+import threading
+from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from socialcard.core.errors import InvalidInput, NotFound
-from socialcard.rules import service
+from socialcard.rules import repository, service
 from socialcard.rules.errors import FamilyNotFound
 from socialcard.rules.schemas import ExplainedDecision, RunRead, StoredDecision
+from tests.factories import make_person
 from tests.rules.service_data import Families, build_families
 
 
@@ -329,3 +333,64 @@ class TestStoredEqualsOnlineOnAGeneratedRegion:
             assert checked > 500
             eligible = sum(p.eligible for p in service.get_run(session, run_id=run.id).by_program)
             assert eligible == run.eligible > 0
+
+
+def _stored(session: Session, run_id: int, periods: list[str]) -> list[object]:
+    """Everything a run stored, in order, without its id."""
+    rows: list[object] = []
+    for period in periods:
+        rows += list(repository.iter_outcomes(session, run_id=run_id, period=period, bit=None))
+    rows += [
+        (p.period, p.program_id, p.position, p.version, p.parameters, p.evaluated, p.eligible)
+        for p in repository.run_programs(session, run_id)
+    ]
+    rows += [
+        (r.period, r.program_id, r.region_kato, r.evaluated, r.eligible, r.amount_minor)
+        for r in repository.run_regions(session, run_id)
+    ]
+    return rows
+
+
+class TestRunInChunks:
+    def test_tiny_chunks_store_what_one_chunk_stores(self, committed_engine: Engine):
+        from socialcard.registry.population.loader import generate_population
+
+        # Chunks of 7 families out of about 60 (and the persons without a family, whose keys
+        # are negative): most families' members sit next to a chunk's bounds.
+        generate_population(committed_engine, families=60, seed=3)
+        with Session(committed_engine) as session:
+            for year in (1950, 1990, 2010):
+                make_person(session, birth_on=date(year, 3, 3))
+            session.commit()
+            whole = service.run_rules(session, period="2026-02", months=2, chunk_families=1_000_000)
+            session.commit()
+            tiny = service.run_rules(session, period="2026-02", months=2, chunk_families=7)
+            session.commit()
+            periods = ["2026-02", "2026-03"]
+            assert (tiny.families, tiny.decisions, tiny.eligible) == (
+                whole.families,
+                whole.decisions,
+                whole.eligible,
+            )
+            assert whole.families > 7 * 8
+            stored = _stored(session, whole.id, periods)
+            assert len(stored) > 2 * whole.families
+            assert any(row[0] < 0 for row in stored[:10])  # type: ignore[index]
+            assert _stored(session, tiny.id, periods) == stored
+
+    def test_a_failed_write_fails_the_run_and_stops_the_writer(
+        self, session: Session, families: Families, monkeypatch: pytest.MonkeyPatch
+    ):
+        written: list[int] = []
+
+        def failing(connection: object, table: pa.Table) -> int:
+            if written:
+                raise OSError("disk full")
+            written.append(table.num_rows)
+            return table.num_rows
+
+        monkeypatch.setattr(repository, "write_outcomes", failing)
+        with pytest.raises(OSError, match="disk full"):
+            _run(session, period="2026-02", months=3, chunk_families=1)
+        assert written == [1]
+        assert not [t for t in threading.enumerate() if t.name.startswith("rules-write")]

@@ -28,10 +28,11 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -479,9 +480,11 @@ def execute_run(
     progress: Progress | None = None,
     threads: int | None = None,
     read_before: float = 0.0,
+    chunk_families: int | None = None,
 ) -> RunRead:
     """Evaluate a queued run and store its results (the caller commits; on an error the
-    caller rolls back and may `mark_failed`)."""
+    caller rolls back and may `mark_failed`). Outcome rows are made and written
+    `chunk_families` families at a time (default `_CHUNK_FAMILIES`)."""
     return _execute(
         session,
         run_id=run_id,
@@ -489,6 +492,7 @@ def execute_run(
         progress=progress,
         threads=threads,
         read_before=read_before,
+        chunk_families=chunk_families,
     )
 
 
@@ -500,6 +504,7 @@ def _execute(
     progress: Progress | None,
     threads: int | None,
     read_before: float,
+    chunk_families: int | None = None,
 ) -> RunRead:
     # The snapshot comes in a holder so that it is freed once DuckDB holds its own copy.
     run = repository.run_by_id(session, run_id)
@@ -535,33 +540,34 @@ def _execute(
         tick("read", 1, 1)
         run.persons = person.num_rows
         del person, fact
-        evaluate_s = write_s = 0.0
+        evaluate_s = 0.0
         totals = {"families": 0, "decisions": 0, "eligible": 0}
-        # A period's outcome rows are written on a second thread while the next period is
-        # evaluated (DuckDB, Arrow and the drivers release the GIL): the session is used
-        # by one thread at a time, the writer only between submit and result.
-        connection = session.connection()
-        with ThreadPoolExecutor(1, thread_name_prefix="rules-write") as writer:
-            pending: Future[float] | None = None
-            pending_rows: list[Any] = []
+        summaries: list[Any] = []
+        # Outcome rows are written on a second thread while the next families are made
+        # (DuckDB, Arrow and the drivers release the GIL), a chunk of families at a time:
+        # at most `_WRITE_DEPTH` chunks wait, so a month's rows are never all in memory.
+        # The writer has the session's connection until `close()`; the summaries are
+        # added after it.
+        writer = _Writer(session.connection())
+        try:
             for index, when in enumerate(periods):
                 tick("evaluate", index, len(periods))
-                stats = _run_period(engine, run.id, when, plans, heads)
+                stats = _run_period(
+                    engine, run.id, when, plans, heads, writer, chunk_families or _CHUNK_FAMILIES
+                )
                 compile_s += stats.compile_s
                 evaluate_s += stats.evaluate_s
                 totals["families"] = stats.families
                 totals["decisions"] += stats.decisions
                 totals["eligible"] += stats.eligible
-                if pending is not None:
-                    write_s += pending.result()
-                    repository.add_all(session, pending_rows)
-                pending = writer.submit(_write, connection, [stats.outcomes])
-                pending_rows = stats.rows
+                summaries += stats.rows
                 del stats
                 tick("evaluate", index + 1, len(periods))
-            if pending is not None:
-                write_s += pending.result()
-                repository.add_all(session, pending_rows)
+        except BaseException:
+            writer.abort()
+            raise
+        write_s = writer.close()
+        repository.add_all(session, summaries)
     finally:
         engine.close()
     run.families = totals["families"]
@@ -600,11 +606,13 @@ def run_rules(
     progress: Progress | None = None,
     requested_by: str | None = None,
     threads: int | None = None,
+    chunk_families: int | None = None,
 ) -> RunRead:
     """Evaluate the pack over the whole registry for the period(s) and store every decision.
 
     The registry is read (committed data, over ADBC) before this session writes anything;
-    on SQLite, commit your own writes before calling, or pass `snapshot`.
+    on SQLite, commit your own writes before calling, or pass `snapshot`. Outcome rows are
+    made and written `chunk_families` families at a time (default `_CHUNK_FAMILIES`).
     """
     _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
     read_before = 0.0
@@ -629,6 +637,7 @@ def run_rules(
         progress=progress,
         threads=threads,
         read_before=read_before,
+        chunk_families=chunk_families,
     )
 
 
@@ -638,16 +647,81 @@ class _PeriodStats:
     decisions: int
     eligible: int
     compile_s: float
-    evaluate_s: float
-    outcomes: pa.Table  # the `rules_outcome` rows, to write
+    evaluate_s: float  # without the time spent waiting for the writer
     rows: list[Any]  # the per-program and per-region summaries, to add
 
 
-def _write(connection: Connection, holder: list[pa.Table]) -> float:
-    """Write one period's outcome rows (on the writer thread); the seconds it took."""
-    started = time.perf_counter()
-    repository.write_outcomes(connection, holder.pop())
-    return time.perf_counter() - started
+# Families per chunk of outcome rows (about 420 bytes a family with packs/kz): large enough
+# that the per-chunk statements cost little, small enough that the chunks waiting for the
+# writer are a small part of the peak.
+_CHUNK_FAMILIES = 65_536
+_WRITE_DEPTH = 2
+
+
+class _Writer:
+    """Writes chunks of outcome rows in order on a second thread; `put` waits while
+    `_WRITE_DEPTH` chunks are queued, and each chunk is freed once written."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(_WRITE_DEPTH)
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rules-write")
+        self._done = self._pool.submit(self._loop)
+
+    def _loop(self) -> float:
+        seconds = 0.0
+        while not self._stop.is_set():
+            table = self._queue.get()
+            if table is None:
+                break
+            started = time.perf_counter()
+            repository.write_outcomes(self._connection, table)
+            del table
+            seconds += time.perf_counter() - started
+        return seconds
+
+    def put(self, table: pa.Table) -> float:
+        """Queue a chunk; the seconds spent waiting for room (a failed writer raises)."""
+        started = time.perf_counter()
+        while True:
+            if self._done.done():
+                self._done.result()  # raises the writer's error
+                raise RuntimeError("the outcome writer stopped")
+            try:
+                self._queue.put(table, timeout=0.1)
+            except queue.Full:
+                continue
+            return time.perf_counter() - started
+
+    def close(self) -> float:
+        """Wait until every queued chunk is written; the seconds spent writing (the writer's
+        error is raised)."""
+        self._end()
+        try:
+            return self._done.result()
+        finally:
+            self._pool.shutdown()
+
+    def abort(self) -> None:
+        """After an error on this side: drop the queued chunks and wait for the chunk being
+        written, so that the caller can roll back on the connection."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._end()
+        self._pool.shutdown()
+
+    def _end(self) -> None:
+        while not self._done.done():
+            try:
+                self._queue.put(None, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 @dataclass
@@ -716,7 +790,7 @@ def _sorted(table: pa.Table, key: str) -> pa.Table:
 def _outcome_rows(
     run_id: int, when: Period, family: pa.Table, holder: list[pa.Table | None], heads: pa.Table
 ) -> pa.Table:
-    """The period's `rules_outcome` rows in family-key order: each family's segments, "#",
+    """A chunk's `rules_outcome` rows in family-key order: each family's segments, "#",
     its members' lines joined by ";" in person order (see `codec`), assembled with Arrow
     kernels (a DuckDB `string_agg ... GROUP BY` took 7 s and 2 GB at 1 M families). The
     members table comes in a holder, so that it is freed once its lines are sorted."""
@@ -767,14 +841,37 @@ def _outcome_rows(
     )
 
 
+def _read_columns(table: pa.Table, slots: Sequence[_Slot], keys: Sequence[str]) -> pa.Table:
+    """The columns of a result the slots' segments and masks read, and the keys (no copy)."""
+    wanted = set(keys)
+    for slot in slots:
+        if slot.vp is not None:
+            wanted.update((slot.plan.eligible_column, slot.plan.amount_column))
+            wanted.update(column for _, column in slot.conditions)
+            wanted.update(column for _, column, _ in slot.variables)
+    return table.select([name for name in table.column_names if name in wanted])
+
+
+def _rows_of(con: Any, table: pa.Table, rows: np.ndarray, sql: str) -> pa.Table:
+    """`sql` over the given rows of `table` (registered as rules_chunk)."""
+    con.register("rules_chunk", table.take(pa.array(rows)))
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.unregister("rules_chunk")
+
+
 def _run_period(
     engine: Engine,
     run_id: int,
     when: Period,
     plans: Sequence[ProgramPlan],
     heads: pa.Table,
+    writer: _Writer,
+    chunk_families: int,
 ) -> _PeriodStats:
     t0 = time.perf_counter()
+    waited = 0.0
     # The person result keeps the values the explanations show, so packing reads one table
     # (joining `person_view` would recompute every person variable).
     shown = {
@@ -787,6 +884,8 @@ def _run_period(
     result: BatchResult = engine.evaluate(when, person_extra=["region", *sorted(shown)])
     try:
         compile_s = result.timings.get("bind", 0.0)
+        # The summaries and the outcome rows read only the results: free the person base.
+        result.release("pb")
         con = engine.con
         fr = result.names["fr"]
         fr_types = _columns(engine, fr)
@@ -805,37 +904,14 @@ def _run_period(
                 if pv is None:
                     vp = None
                 person_slots.append(_slot(plan, vp, position, pv_types))
-        family = _sorted(
-            con.sql(
-                f"SELECT fkey, family_id, CAST(region AS VARCHAR) AS region,"
-                f" {_mask(family_slots)} AS mask,"
-                f" {codec.concat_sql(_segments(family_slots))} AS pay FROM {fr}"
-            ).to_arrow_table(),
-            "fkey",
-        )
         people = pv is not None and any(s.vp is not None for s in person_slots)
-        members: pa.Table | None = None
-        if people:
-            segs = codec.concat_sql(["CAST(person_id AS VARCHAR)", "':'", *_segments(person_slots)])
-            outputs = "".join(
-                f", {s.plan.eligible_column}, {s.plan.amount_column}"
-                for s in person_slots
-                if s.vp is not None
-            )
-            # One pass over the person result: the segments and the outputs the regional
-            # summary needs.
-            members = con.sql(
-                f"SELECT fkey, person_id, region{outputs}, {_mask(person_slots)} AS mask,"
-                f" {segs} AS seg FROM {pv} WHERE is_member"
-            ).to_arrow_table()
-            con.register("rules_pslim", members)
         # Region summaries and counts, computed where the data is.
         metas: list[RulesRunProgram] = []
         regions: list[RulesRunRegion] = []
         eligible_total = decisions_total = 0
         for slots, source, guard in (
             (family_slots, fr, "f_family_size > 0"),
-            (person_slots, "rules_pslim" if people else None, "true"),
+            (person_slots, pv if people else None, "is_member"),
         ):
             live = [s for s in slots if s.vp is not None]
             rows: list[tuple[Any, ...]] = []
@@ -875,16 +951,60 @@ def _run_period(
                 metas.append(
                     _meta(engine.compiled, result, run_id, when, slot, evaluated, eligible, amount)
                 )
-        if members is not None:
-            con.unregister("rules_pslim")
-        families = family.num_rows
-        # The stage tables are no longer needed: free them before the outcome texts are made.
-        result.drop()
-        holder = [members]
-        del members
-        outcomes = _outcome_rows(run_id, when, family, holder, heads)
-        del family
-        evaluate_s = time.perf_counter() - t0 - compile_s
+        # The outcome rows, `chunk_families` families at a time in family-key order, each
+        # chunk handed to the writer as soon as it is made: a month's segment texts (about
+        # 700 MB at 1 M families) and rows (about 420 MB) are never all in memory. A chunk's
+        # rows are taken from the results by position (a filter per chunk made DuckDB scan
+        # the whole result each time: 16 s more a month at 1 M families).
+        family_sql = (
+            f"SELECT fkey, family_id, CAST(region AS VARCHAR) AS region,"
+            f" {_mask(family_slots)} AS mask,"
+            f" {codec.concat_sql(_segments(family_slots))} AS pay FROM rules_chunk"
+        )
+        family_table = _read_columns(
+            result.tables["fr"], family_slots, ["fkey", "family_id", "region"]
+        )
+        family_keys = family_table.column("fkey").to_numpy()
+        family_order = np.argsort(family_keys, kind="stable")
+        family_keys = family_keys[family_order]
+        if people:
+            segs = codec.concat_sql(["CAST(person_id AS VARCHAR)", "':'", *_segments(person_slots)])
+            member_sql = (
+                f"SELECT fkey, person_id, {_mask(person_slots)} AS mask, {segs} AS seg"
+                " FROM rules_chunk"
+            )
+            member_table = _read_columns(result.tables["pr"], person_slots, ["fkey", "person_id"])
+            member_rows = np.flatnonzero(
+                pc.fill_null(result.tables["pr"].column("is_member"), False).to_numpy()
+            )
+            member_keys = member_table.column("fkey").to_numpy()[member_rows]
+            by_key = np.lexsort(
+                (member_table.column("person_id").to_numpy()[member_rows], member_keys)
+            )
+            member_rows, member_keys = member_rows[by_key], member_keys[by_key]
+        count = len(family_keys)
+        for start in range(0, count, chunk_families):
+            stop = min(start + chunk_families, count)
+            family = _sorted(
+                _rows_of(con, family_table, family_order[start:stop], family_sql), "fkey"
+            )
+            members: pa.Table | None = None
+            if people:
+                # This chunk's members: those whose key falls between its first key and the
+                # next chunk's (a member of no family row is dropped in `_outcome_rows`).
+                low = np.searchsorted(member_keys, family_keys[start]) if start else 0
+                high = (
+                    np.searchsorted(member_keys, family_keys[stop])
+                    if stop < count
+                    else len(member_keys)
+                )
+                members = _rows_of(con, member_table, member_rows[low:high], member_sql)
+            outcomes = _outcome_rows(run_id, when, family, [members], heads)
+            del family, members
+            waited += writer.put(outcomes)
+            del outcomes
+        families = count
+        evaluate_s = time.perf_counter() - t0 - compile_s - waited
     finally:
         result.drop()
     return _PeriodStats(
@@ -893,7 +1013,6 @@ def _run_period(
         eligible_total,
         compile_s,
         evaluate_s,
-        outcomes,
         [*metas, *regions],
     )
 

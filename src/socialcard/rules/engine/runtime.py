@@ -234,6 +234,14 @@ class BatchResult:
         )
         return self.engine.con.sql(sql).to_arrow_table()
 
+    def release(self, stage: str) -> None:
+        """Free one stage's table early (the person base once the results are made: a
+        whole-registry run's consumer reads only those); its summary and views need it."""
+        name = self.names.pop(stage, None)
+        if name is not None:
+            self.engine.con.unregister(name)
+        self.tables.pop(stage, None)
+
     def drop(self) -> None:
         """Free the result tables (and the input views of a filtered run)."""
         for name in self.names.values():
