@@ -28,9 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -545,7 +545,7 @@ def _execute(
         summaries: list[Any] = []
         # Outcome rows are written on a second thread while the next families are made
         # (DuckDB, Arrow and the drivers release the GIL), a chunk of families at a time:
-        # at most `_WRITE_DEPTH` chunks wait, so a month's rows are never all in memory.
+        # at most `_WRITE_BACKLOG` bytes wait, so a month's rows are never all in memory.
         # The writer has the session's connection until `close()`; the summaries are
         # added after it.
         writer = _Writer(session.connection())
@@ -652,52 +652,70 @@ class _PeriodStats:
 
 
 # Families per chunk of outcome rows (about 420 bytes a family with packs/kz): large enough
-# that the per-chunk statements cost little, small enough that the chunks waiting for the
-# writer are a small part of the peak.
+# that the per-chunk statements cost little, small enough to keep the peak low.
 _CHUNK_FAMILIES = 65_536
-_WRITE_DEPTH = 2
+# Outcome bytes made but not yet written, at most (plus one chunk): enough for the writer to
+# go on while the next month is evaluated (about 3 s of writing on SQLite), so writing
+# overlaps as it did when a whole month waited, for a fraction of the memory.
+_WRITE_BACKLOG = 256 << 20
 
 
 class _Writer:
-    """Writes chunks of outcome rows in order on a second thread; `put` waits while
-    `_WRITE_DEPTH` chunks are queued, and each chunk is freed once written."""
+    """Writes chunks of outcome rows in order on a second thread; `put` waits while the
+    chunks not yet written hold `_WRITE_BACKLOG` bytes, and each chunk is freed once written."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, backlog: int = _WRITE_BACKLOG) -> None:
         self._connection = connection
-        self._queue: queue.Queue[pa.Table | None] = queue.Queue(_WRITE_DEPTH)
-        self._stop = threading.Event()
+        self._backlog = backlog
+        self._changed = threading.Condition()
+        self._chunks: deque[pa.Table | None] = deque()
+        self._queued = 0  # bytes of the chunks not yet written (the one being written too)
+        self._ended = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="rules-write")
         self._done = self._pool.submit(self._loop)
 
     def _loop(self) -> float:
         seconds = 0.0
-        while not self._stop.is_set():
-            table = self._queue.get()
-            if table is None:
-                break
-            started = time.perf_counter()
-            repository.write_outcomes(self._connection, table)
-            del table
-            seconds += time.perf_counter() - started
-        return seconds
+        try:
+            while True:
+                with self._changed:
+                    while not self._chunks:
+                        self._changed.wait()
+                    table = self._chunks.popleft()
+                if table is None:
+                    return seconds
+                started = time.perf_counter()
+                repository.write_outcomes(self._connection, table)
+                seconds += time.perf_counter() - started
+                with self._changed:
+                    self._queued -= table.nbytes
+                    del table
+                    self._changed.notify_all()
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
 
     def put(self, table: pa.Table) -> float:
         """Queue a chunk; the seconds spent waiting for room (a failed writer raises)."""
         started = time.perf_counter()
-        while True:
-            if self._done.done():
+        with self._changed:
+            while self._queued >= self._backlog and not self._ended:
+                self._changed.wait()
+            if self._ended:
                 self._done.result()  # raises the writer's error
                 raise RuntimeError("the outcome writer stopped")
-            try:
-                self._queue.put(table, timeout=0.1)
-            except queue.Full:
-                continue
-            return time.perf_counter() - started
+            self._chunks.append(table)
+            self._queued += table.nbytes
+            self._changed.notify_all()
+        return time.perf_counter() - started
 
     def close(self) -> float:
         """Wait until every queued chunk is written; the seconds spent writing (the writer's
         error is raised)."""
-        self._end()
+        with self._changed:
+            self._chunks.append(None)
+            self._changed.notify_all()
         try:
             return self._done.result()
         finally:
@@ -706,22 +724,11 @@ class _Writer:
     def abort(self) -> None:
         """After an error on this side: drop the queued chunks and wait for the chunk being
         written, so that the caller can roll back on the connection."""
-        self._stop.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._end()
+        with self._changed:
+            self._chunks.clear()
+            self._chunks.append(None)
+            self._changed.notify_all()
         self._pool.shutdown()
-
-    def _end(self) -> None:
-        while not self._done.done():
-            try:
-                self._queue.put(None, timeout=0.1)
-                return
-            except queue.Full:
-                continue
 
 
 @dataclass
