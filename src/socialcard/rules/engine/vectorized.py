@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -87,7 +87,6 @@ class Col:
     cats: tuple[str, ...] = ()
     bound: int = 0  # upper bound of |v| (int, dec)
     err: Any = None  # rows whose value would have been an error in DuckDB
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 NULL = Col("null", np.int64(0), np.bool_(False))
@@ -676,6 +675,9 @@ def _cast(col: Col, to: exp.DataType) -> Col:
     raise Unsupported(f"cast to {to.sql('duckdb')}")
 
 
+_DATE_PARTS: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(values) -> (values, parts)
+
+
 def _civil(days: NDArray[Any]) -> dict[str, NDArray[np.int64]]:
     as_days = days.astype("datetime64[D]")
     months = as_days.astype("datetime64[M]")
@@ -693,8 +695,8 @@ def _date_part(col: Col, part: str) -> Col:
     if col.kind != "date":
         raise Unsupported(f"{part} of {col.kind}")
     values = np.asarray(col.v)
-    parts = col.memo.get("date_parts")  # year, month and day of a column are split once
-    if parts is None:
+    cached = _DATE_PARTS.get(id(values))
+    if cached is None or cached[0] is not values:
         ok = col.ok
         sparse = ok is not None and np.ndim(ok) and np.count_nonzero(ok) * SPARSE < len(values)
         if values.ndim and sparse:
@@ -707,8 +709,10 @@ def _date_part(col: Col, part: str) -> Col:
                 parts[name] = full
         else:
             parts = _civil(values)
-        col.memo["date_parts"] = parts
-    return Col("int", parts[part], col.ok, bound=10**4, err=col.err)
+        if len(_DATE_PARTS) > 16:
+            _DATE_PARTS.clear()
+        cached = _DATE_PARTS[id(values)] = (values, parts)
+    return Col("int", cached[1][part], col.ok, bound=10**4, err=col.err)
 
 
 def _log(base: Col, x: Col) -> Col:
