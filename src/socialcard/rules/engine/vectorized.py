@@ -63,13 +63,17 @@ def small_pages() -> Iterator[None]:
     multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
     setter = getattr(multiarray, "_set_madvise_hugepage", None)
     if setter is None:  # pragma: no cover - another numpy
-        yield
+        try:
+            yield
+        finally:
+            _DATE_PARTS.clear()
         return
     previous = setter(False)
     try:
         yield
     finally:
         setter(previous)
+        _DATE_PARTS.clear()
 
 
 @dataclass(frozen=True)
@@ -675,7 +679,9 @@ def _cast(col: Col, to: exp.DataType) -> Col:
     raise Unsupported(f"cast to {to.sql('duckdb')}")
 
 
-_DATE_PARTS: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(values) -> (values, parts)
+# id(values) -> (values, their year, month and day): a column's parts are split once (cleared
+# when the stages end, `small_pages`, so it holds no arrays past a run).
+_DATE_PARTS: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
 def _civil(days: NDArray[Any]) -> dict[str, NDArray[np.int64]]:
