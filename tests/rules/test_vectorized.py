@@ -18,7 +18,7 @@ from socialcard.rules.engine import CompiledPack, Engine, Period
 from socialcard.rules.engine import vectorized as vz
 from socialcard.rules.engine.synthetic import generate
 from tests.rules.test_agreement import population, tables
-from tests.rules.test_interpret import EXPRESSIONS, _same
+from tests.rules.test_interpret import EXPRESSIONS, RANDOM_SQL, _same
 
 SCHEMA = pa.schema(
     [
@@ -137,13 +137,8 @@ class TestExpressions:
             schema=SCHEMA,
         )
         for sql in (
-            "i // j",
-            "i % j",
-            "round(i / j)",
-            "CAST(round(i / j) AS BIGINT)",
-            "CAST(ceil(greatest(CAST((d * j) AS DECIMAL(38,4)), 0) * 0.01) * 100 AS BIGINT)",
+            *RANDOM_SQL,
             "CAST(round(greatest(CAST((d * 1.5) AS DECIMAL(38,4)), 0)) AS BIGINT)",
-            "floor(d / j)",
             "CASE WHEN t THEN d * 3 WHEN i > 0 THEN i ELSE NULL END",
             "coalesce(i, j * 2) + least(j, d)",
             "t AND i > j OR NOT t",

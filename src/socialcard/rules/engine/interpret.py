@@ -274,15 +274,20 @@ def _literal(node: exp.Literal) -> Any:
     return Decimal(text)
 
 
-def compile_sql(sql: str) -> Fn:
-    """A closure evaluating one SQL expression over a row (column name -> value)."""
+def parse_sql(sql: str) -> exp.Expression:
+    """One SQL expression of the compiled stages as a sqlglot tree."""
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.ParseError as exc:  # pragma: no cover - the compiler wrote it
         raise EvaluationError(f"internal: cannot parse {sql!r}") from exc
     if not isinstance(tree, exp.Expression):  # pragma: no cover
         raise EvaluationError(f"internal: cannot parse {sql!r}")
-    return _build(tree)
+    return tree
+
+
+def compile_sql(sql: str) -> Fn:
+    """A closure evaluating one SQL expression over a row (column name -> value)."""
+    return _build(parse_sql(sql))
 
 
 def _build(node: exp.Expression) -> Fn:

@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import sqlglot
 from numpy.typing import NDArray
 from sqlglot import exp
 
 from socialcard.rules.engine.compiler import BoundAgg, Layer
+from socialcard.rules.engine.interpret import parse_sql
+from socialcard.rules.engine.problems import EvaluationError
 
 LIMIT = 2**63 - 1  # |int64| bound
 _EPOCH = date(1970, 1, 1)
@@ -467,20 +468,8 @@ def _choose(f: Frame, takes: Sequence[Any], values: Sequence[Fn], default: Fn) -
         rows, _, dense = parts[i]
         col = cols[i]
         v = _put(v, col.v, rows, dense)
-        if col.ok is not None or ok is not None:
-            ok = _put(
-                np.ones(n, dtype=bool) if ok is None else ok,
-                True if col.ok is None else col.ok,
-                rows,
-                dense,
-            )
-        if col.err is not None or err is not None:
-            err = _put(
-                np.zeros(n, dtype=bool) if err is None else err,
-                False if col.err is None else col.err,
-                rows,
-                dense,
-            )
+        ok = _put_mask(ok, col.ok, True, rows, dense, n)  # validity: None is all valid
+        err = _put_mask(err, col.err, False, rows, dense, n)  # errors: None is none
     bound = max((c.bound for c in cols), default=0)
     return Col(first.kind, v, ok, first.scale, first.cats, bound, err)
 
@@ -494,6 +483,14 @@ def _put(target: NDArray[Any], source: Any, rows: Any, dense: bool) -> NDArray[A
         return np.where(rows, src, target).astype(target.dtype, copy=False)
     target[rows] = src
     return target
+
+
+def _put_mask(target: Any, source: Any, absent: bool, rows: Any, dense: bool, n: int) -> Any:
+    """`_put` for a mask where None stands for `absent` on every row."""
+    if source is None and target is None:
+        return None
+    full = np.full(n, absent) if target is None else target
+    return _put(full, absent if source is None else source, rows, dense)
 
 
 def _coalesce(args: Sequence[Col]) -> Col:
@@ -787,11 +784,9 @@ _BITS: dict[type[exp.Expression], str] = {
 def compile_sql(sql: str) -> Fn:
     """A closure computing one SQL expression over a frame of columns."""
     try:
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
-    except sqlglot.errors.ParseError as exc:  # pragma: no cover - the compiler wrote it
-        raise Unsupported(f"cannot parse {sql!r}") from exc
-    if not isinstance(tree, exp.Expression):  # pragma: no cover
-        raise Unsupported(f"cannot parse {sql!r}")
+        tree = parse_sql(sql)
+    except EvaluationError as exc:  # pragma: no cover - the compiler wrote it
+        raise Unsupported(str(exc)) from exc
     return _build(tree)
 
 
