@@ -139,7 +139,7 @@ def _tight(col: Col) -> Col:
     return replace(col, bound=max(abs(high), abs(low)))
 
 
-def _checked(bound: int, *cols: Col) -> None:
+def _checked(bound: int) -> None:
     if bound >= LIMIT:
         raise Unsupported("an integer or decimal value could pass 64 bits")
 
