@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from socialcard.core.clock import utcnow
 from socialcard.core.db import run_before_commit
 from socialcard.wallet import service as wallet_service
+from socialcard.wallet.business_day import business_day
 from socialcard.wallet.ledger import repository as ledger_repository
 from tests.wallet.factories import activate, fund, make_merchant, token_of
 from tests.wallet.server import free_port, start_server, stop_server
@@ -29,7 +30,7 @@ def _setup(engine: Engine) -> tuple[str, list[str]]:
         _, _, key = make_merchant(session)
         tokens = []
         for _ in range(VOUCHERS):
-            funded = fund(session, amount_minor=1_000_000, period=time.strftime("%Y-%m"))
+            funded = fund(session, amount_minor=1_000_000, period=f"{business_day(utcnow()):%Y-%m}")
             activate(session, funded.voucher_id, now=utcnow())
             tokens.append(token_of(session, funded.voucher_id))
         run_before_commit(session)

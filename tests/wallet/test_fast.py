@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from socialcard.core.clock import utcnow
 from socialcard.core.db import run_before_commit
 from socialcard.core.errors import InvalidInput
 from socialcard.wallet import service as wallet_service
+from socialcard.wallet.business_day import business_day
 from socialcard.wallet.ledger import repository as ledger_repository
 from socialcard.wallet.redemption import fast
 from socialcard.wallet.redemption.schemas import AuthorizationRead, AuthorizeRequest
@@ -142,7 +142,7 @@ def served(committed_engine: Engine, database_url: str) -> Iterator[tuple[str, s
         _, _, key = make_merchant(session)
         tokens = []
         for amount in (10_000, 10_000, 3_000):
-            funded = fund(session, amount_minor=amount, period=time.strftime("%Y-%m"))
+            funded = fund(session, amount_minor=amount, period=f"{business_day(utcnow()):%Y-%m}")
             activate(session, funded.voucher_id, now=utcnow())
             tokens.append(token_of(session, funded.voucher_id))
         run_before_commit(session)

@@ -57,7 +57,8 @@ def _funded_voucher(
             "region_kato": REGION,
             "amount_minor": amount,
             "benefit_type": "food",
-            "period": "2026-11",
+            # The month the clock stands in: activation is refused outside the voucher's period.
+            "period": f"{business_day(utcnow()):%Y-%m}",
         },
         headers={**headers, "Idempotency-Key": f"fund-{person.id}"},
     )

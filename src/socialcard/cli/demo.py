@@ -8,11 +8,14 @@ redeems some, prints the funnel and voucher statistics, issues operator keys, an
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from socialcard.core.clock import today
+from socialcard.core.clock import CLOCK_ENV, set_clock, today
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
@@ -38,8 +41,15 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(None, help="Interface to listen on."),
         port: int = typer.Option(None, help="Port to listen on."),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the HTTP server."),
+        month: str = typer.Option(
+            None,
+            help="Play the demo in this month (YYYY-MM): the clock is set to its 10th, "
+            "09:00 in Almaty, and runs on from there (also for the server).",
+        ),
     ) -> None:
         """Set up a synthetic region in the store and serve the API."""
+        if month is not None:
+            _set_demo_clock(month)
         settings = get_settings()
         engine = get_engine()
         upgrade(engine)
@@ -99,3 +109,14 @@ def register(app: typer.Typer) -> None:
         uvicorn.run(
             "socialcard.app:create_app", factory=True, host=host, port=port, log_level="warning"
         )
+
+
+def _set_demo_clock(month: str) -> None:
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(day=10, hour=4, tzinfo=UTC)
+    except ValueError:
+        console.print(f"error: --month {month!r} is not a month of the form YYYY-MM")
+        raise typer.Exit(2) from None
+    set_clock(start)
+    # The server's worker reads the clock from the environment: it starts where the demo does.
+    os.environ[CLOCK_ENV] = start.isoformat()

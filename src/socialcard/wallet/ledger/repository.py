@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 from socialcard.core import bulk
+from socialcard.core.clock import utcnow
 from socialcard.core.db import is_sqlite
 from socialcard.wallet.enums import HoldStatus, PostingKind
 from socialcard.wallet.ledger.models import Account, Entry, Hold, IdempotencyRecord, Posting
@@ -119,8 +120,8 @@ _RELEASE_CLAIM = _idem.delete().where(_idem.c.id == bindparam("record_id"))
 _CLAIM_MANY_PG = text(
     """
     INSERT INTO wallet_idempotency (scope, key, request_hash, status_code, created_at)
-    SELECT :scope, k, h, 0, now() FROM unnest(CAST(:keys AS TEXT[]), CAST(:hashes AS TEXT[])) AS
-        x(k, h)
+    SELECT :scope, k, h, 0, :created_at
+    FROM unnest(CAST(:keys AS TEXT[]), CAST(:hashes AS TEXT[])) AS x(k, h)
     ON CONFLICT DO NOTHING
     RETURNING key, id
     """
@@ -152,10 +153,19 @@ def claim_idempotency_many(
     """
     if not claims:
         return {}
+    now = utcnow()
     if is_sqlite(session):
-        rows = [{"scope": scope, "key": k, "request_hash": h, "status_code": 0} for k, h in claims]
+        rows = [
+            {"scope": scope, "key": k, "request_hash": h, "status_code": 0, "created_at": now}
+            for k, h in claims
+        ]
         return {row.key: row.id for row in session.execute(_CLAIM_MANY, rows)}
-    values = {"scope": scope, "keys": [k for k, _ in claims], "hashes": [h for _, h in claims]}
+    values = {
+        "scope": scope,
+        "keys": [k for k, _ in claims],
+        "hashes": [h for _, h in claims],
+        "created_at": now,
+    }
     return {row.key: row.id for row in session.execute(_CLAIM_MANY_PG, values)}
 
 
