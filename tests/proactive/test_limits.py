@@ -51,6 +51,19 @@ class TestTemplates:
         assert text == "«АСП» 5 ₸"
 
 
+class TestConsentForm:
+    def test_more_fields_than_a_consent_form_has_is_a_422(self, client: TestClient) -> None:
+        # Found by schemathesis: parse_qs's field limit raised, and answered 500.
+        form = "&".join(f"f{n}=x" for n in range(20)) + "&decision=agree"
+        response = client.post(
+            "/consent/some-token",
+            content=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [{"field": "body", "reason": "too many fields"}]
+
+
 class TestCallbacks:
     def test_a_deeply_nested_signed_body_is_a_422(self, client: TestClient) -> None:
         for payload in (b"[" * 100_000 + b"]" * 100_000, b'{"id": ' * 50 + b"1" + b"}" * 50):

@@ -306,7 +306,7 @@ class TestServed:
 
 
 class TestSettlementDays:
-    @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+    @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "0", "2026-02-30"])
     def test_days_without_bounds_are_a_4xx(
         self, client: TestClient, session: Session, day: str
     ) -> None:

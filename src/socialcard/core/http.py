@@ -380,6 +380,11 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status_code, "http_error"
         )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Every method of the path: Starlette names only the first route's (a path with
+            # a GET and a POST route answered "Allow: GET, HEAD").
+            headers["Allow"] = ", ".join(_allowed_methods(request.app, request.scope))
         return problem_response(
             exc.status_code,
             {
@@ -390,7 +395,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 "code": code,
                 "instance": request.url.path,
             },
-            exc.headers,
+            headers,
         )
 
     async def store_error(request: Request, exc: Exception) -> JSONResponse:
@@ -416,6 +421,16 @@ def install_error_handlers(app: FastAPI) -> None:
         request_id = getattr(request.state, "request_id", None)
         log.exception("unexpected_error", path=request.url.path, request_id=request_id)
         return problem_response(500, internal_problem(request_id))
+
+
+def _allowed_methods(app: Any, scope: Scope) -> list[str]:
+    probe = {**scope, "method": "\x00"}  # a method no route has: every path match is partial
+    methods: set[str] = set()
+    for route in iter_route_contexts(getattr(app, "routes", ())):
+        found = getattr(route, "methods", None)
+        if found and route.matches(probe)[0] != Match.NONE:
+            methods.update(found)
+    return sorted(methods)
 
 
 _STRICT_REASONS = {

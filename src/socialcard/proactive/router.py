@@ -48,6 +48,26 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 FORBIDDEN: dict[int | str, dict[str, Any]] = {
     403: {"description": "Bad signature", "content": {PROBLEM_JSON: {}}}
 }
+# The consent pages answer HTML, errors included (a path that fails validation: problem+json).
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+    "4XX": {
+        "description": "An error page (invalid or expired link, closed offer)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    },
+    422: {
+        "description": "Invalid input",
+        "content": {PROBLEM_JSON: {}, "text/html": {"schema": {"type": "string"}}},
+    },
+}
+
+
+def _signed_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The body a callback reads itself (after its signature), declared for the docs."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -218,7 +238,12 @@ def mark_paid(
     return service.mark_payment_order_paid(session, order_id=order_id, reference=payload.reference)
 
 
-@router.post("/sms/inbound", response_model=InboundRead, responses=FORBIDDEN)
+@router.post(
+    "/sms/inbound",
+    response_model=InboundRead,
+    responses=FORBIDDEN,
+    openapi_extra=_signed_doc(InboundSms),
+)
 def inbound_sms(session: DbSession, body: SignedBody) -> InboundRead:
     """A citizen's SMS reply forwarded by the provider (signed with X-Signature)."""
     message = _parse(InboundSms, body)
@@ -227,7 +252,12 @@ def inbound_sms(session: DbSession, body: SignedBody) -> InboundRead:
     )
 
 
-@router.post("/sms/receipts", response_model=dict[str, bool], responses=FORBIDDEN)
+@router.post(
+    "/sms/receipts",
+    response_model=dict[str, bool],
+    responses=FORBIDDEN,
+    openapi_extra=_signed_doc(DeliveryReceipt),
+)
 def delivery_receipt(session: DbSession, body: SignedBody) -> dict[str, bool]:
     """The provider's delivery report (signed with X-Signature)."""
     receipt = _parse(DeliveryReceipt, body)
@@ -243,7 +273,7 @@ def _error_html(exc: AppError) -> HTMLResponse:
     return HTMLResponse(error_page("kk", exc.code, exc.message), status_code=exc.status_code)
 
 
-@pages.get("/consent/{token}", response_class=HTMLResponse, include_in_schema=True)
+@pages.get("/consent/{token}", response_class=HTMLResponse, responses=PAGE_RESPONSES)
 def consent_page(token: Annotated[str, Path(max_length=200)], session: DbSession) -> HTMLResponse:
     """The citizen's page from the signed SMS link: the offer and agree / refuse."""
     try:
@@ -255,11 +285,37 @@ def consent_page(token: Annotated[str, Path(max_length=200)], session: DbSession
 
 async def form_fields(request: Request) -> dict[str, str]:
     """A urlencoded form body as a dict (first value of each field)."""
-    parsed = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    try:
+        parsed = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more fields than a consent form has
+        raise InvalidInput(
+            "body: at most 10 form fields", details=[{"field": "body", "reason": "too many fields"}]
+        ) from None
     return {k: v[0] for k, v in parsed.items() if v}
 
 
-@pages.post("/consent/{token}", response_class=HTMLResponse)
+@pages.post(
+    "/consent/{token}",
+    response_class=HTMLResponse,
+    responses=PAGE_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "decision": {"type": "string", "enum": ["agree", "refuse"]},
+                            "iban": {"type": "string", "maxLength": 34},
+                        },
+                        "required": ["decision"],
+                    }
+                }
+            },
+        }
+    },
+)
 def consent_submit(
     token: Annotated[str, Path(max_length=200)],
     session: DbSession,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
+from socialcard.core.errors import InvalidInput, field_error
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.wallet.deps import IdempotencyKey, IdPath, TerminalKey, Transaction
 from socialcard.wallet.merchants import service as merchant_service
@@ -148,13 +149,24 @@ def inquiry(body: InquiryRequest, transaction: Transaction, raw: TerminalKey) ->
     },
     response_class=Response,
 )
-def settlement_csv(day_on: date, transaction: Transaction, raw: TerminalKey) -> Response:
+def settlement_csv(
+    day_on: Annotated[str, Path(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")],
+    transaction: Transaction,
+    raw: TerminalKey,
+) -> Response:
     """The merchant's statement for a local business day (`wallet.business_timezone`) that has
     ended (409 otherwise).
 
     One line per posting; the totals equal the ledger, then and later.
     """
+    # An ISO date only (pydantic would also read "0" as 1970-01-01).
+    try:
+        day = date.fromisoformat(day_on)
+    except ValueError:
+        raise InvalidInput(
+            "day_on: not a date", details=[field_error("day_on", "write YYYY-MM-DD")]
+        ) from None
     with transaction() as session:
         terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
-        _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day_on)
+        _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day)
     return Response(text, media_type="text/csv")
