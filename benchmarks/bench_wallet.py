@@ -64,8 +64,9 @@ def scratch_postgres(name: str) -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-def prepare_store(store: str, vouchers: int) -> tuple[str, str, list[str]]:
-    """A fresh store with one merchant, its terminal and `vouchers` funded food vouchers."""
+def prepare_store(store: str, vouchers: int, terminals: int) -> tuple[str, list[str], list[str]]:
+    """A fresh store with one merchant, `terminals` terminals (one per client, as tills are:
+    each terminal has its own rate limit) and `vouchers` funded food vouchers."""
     if store == "sqlite":
         path = ROOT / "var" / "bench" / f"{PREFIX}_wallet.db"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,10 @@ def prepare_store(store: str, vouchers: int) -> tuple[str, str, list[str]]:
                 category="grocery",
             ),
         )
-        key = merchant_service.create_terminal(session, merchant_id=merchant.id, code="T1").key
+        keys = [
+            merchant_service.create_terminal(session, merchant_id=merchant.id, code=f"T{n}").key
+            for n in range(terminals)
+        ]
         each = 10**9
         funding_service.allocate_budget(
             session,
@@ -116,7 +120,7 @@ def prepare_store(store: str, vouchers: int) -> tuple[str, str, list[str]]:
         run_before_commit(session)
         session.commit()
     engine.dispose()
-    return url, key, tokens
+    return url, keys, tokens
 
 
 async def _post(
@@ -139,7 +143,7 @@ async def _post(
 
 
 async def run_load(
-    port: int, key: str, tokens: list[str], clients: int, seconds: float, flow: str, tag: str
+    port: int, keys: list[str], tokens: list[str], clients: int, seconds: float, flow: str, tag: str
 ) -> tuple[list[float], int, int]:
     latencies: list[float] = []
     approved = errors = 0
@@ -150,6 +154,7 @@ async def run_load(
         nonlocal approved, errors
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         rng = random.Random(n)
+        key = keys[n % len(keys)]
         i = 0
         while time.perf_counter() < stop_at:
             token = tokens[rng.randrange(len(tokens))]
@@ -243,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("WARNING", json=False)  # the setup's funding events are not the output
 
-    url, key, tokens = prepare_store(args.store, args.vouchers)
+    url, keys, tokens = prepare_store(args.store, args.vouchers, args.clients)
     env = {**os.environ, "SOCIALCARD_DATABASE_URL": url, "SOCIALCARD_LOG_LEVEL": "WARNING"}
     # uvicorn as `socialcard serve` runs it (access log off), with the event loop, HTTP parser
     # and backlog explicit so that they can be compared.
@@ -261,7 +266,7 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        asyncio.run(run_load(args.port, key, tokens, args.clients, 2, args.flow, "warm"))
+        asyncio.run(run_load(args.port, keys, tokens, args.clients, 2, args.flow, "warm"))
         rates: list[float] = []
         for run in range(args.repeat):
             load = os.getloadavg()
@@ -271,7 +276,7 @@ def main() -> None:
                 time.perf_counter(),
             )
             latencies, approved, errors = asyncio.run(
-                run_load(args.port, key, tokens, args.clients, args.seconds, args.flow, f"r{run}")
+                run_load(args.port, keys, tokens, args.clients, args.seconds, args.flow, f"r{run}")
             )
             wall = time.perf_counter() - wall0
             server_cpu, client_cpu = _cpu_seconds(server.pid) - cpu0, time.process_time() - client0

@@ -9,7 +9,17 @@ os.environ.setdefault("SOCIALCARD_LOG_JSON", "false")
 os.environ.setdefault("SOCIALCARD_LOG_LEVEL", "WARNING")
 os.environ.setdefault("SOCIALCARD_SECRET_KEY", "test-secret")
 
+import pytest
+
 pytest_plugins = ["tests.fixtures.db", "tests.fixtures.api"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Each test starts with empty rate-limit buckets (they live in the process)."""
+    from socialcard.core import ratelimit
+
+    ratelimit.reset_limiters()
 
 
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]

@@ -11,7 +11,12 @@ from fastapi_offline import FastAPIOffline
 
 from socialcard import __version__
 from socialcard.core.config import get_settings
-from socialcard.core.http import RequestIdMiddleware, install_error_handlers
+from socialcard.core.http import (
+    RequestGuard,
+    RequestIdMiddleware,
+    install_error_handlers,
+    install_openapi,
+)
 from socialcard.core.logging import configure_logging
 from socialcard.proactive.router import pages as proactive_pages
 from socialcard.proactive.router import router as proactive_router
@@ -19,7 +24,9 @@ from socialcard.registry.ingestion.router import router as ingestion_router
 from socialcard.registry.router import router as registry_router
 from socialcard.rules import service as rules_service
 from socialcard.rules.router import router as rules_router
+from socialcard.security import deps as security_deps
 from socialcard.security.router import router as security_router
+from socialcard.wallet import deps as wallet_deps
 from socialcard.wallet.redemption import fast as redemption_fast
 from socialcard.wallet.router import router as wallet_router
 from socialcard.wellbeing.router import router as wellbeing_router
@@ -42,14 +49,28 @@ def create_app() -> FastAPI:
         description="Proactive social benefits: registry, rules, campaigns, wallet, card.",
         lifespan=_lifespan,
     )
-    # The merchants' redemption hot path answers before the router (inside the request id).
+    # Outermost first: request id and security headers; the guard (address rate limit,
+    # credentials before the body, body size, strict JSON); the merchants' redemption hot
+    # path, which answers before the router.
     app.add_middleware(redemption_fast.FastPath)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        RequestGuard,
+        authenticators={
+            security_deps.current_actor: security_deps.preauthenticate,
+            wallet_deps.terminal_key: wallet_deps.preauthenticate,
+        },
+        credential_headers=("x-api-key", "authorization", "x-terminal-key", "x-signature"),
+        exempt_paths=("/health",),
+    )
+    docs = [p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p]
+    app.add_middleware(RequestIdMiddleware, docs_paths=docs)
     install_error_handlers(app)
+    install_openapi(app, unguarded=("/health",))
 
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
-        """Liveness probe."""
+    async def health() -> dict[str, str]:
+        """Liveness probe: answers from the event loop, whatever the database or the thread
+        pool are doing."""
         return {"status": "ok"}
 
     app.include_router(registry_router)

@@ -28,3 +28,11 @@ def test_docs_are_served_without_a_cdn(client: TestClient) -> None:
     page = client.get("/docs").text
     assert "cdn.jsdelivr" not in page
     assert client.get("/openapi.json").json()["info"]["title"] == "socialcard"
+
+
+def test_a_405_names_every_method_of_the_path(client: TestClient) -> None:
+    # The consent page has a GET and a POST route; Starlette's 405 named only the first's.
+    response = client.request("OPTIONS", "/consent/some-token")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["code"] == "method_not_allowed"

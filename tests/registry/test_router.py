@@ -268,3 +268,19 @@ def test_regions_are_listed(client: TestClient) -> None:
         "name_ru": "Астана",
         "name_en": "Astana",
     } in regions
+
+
+class TestNameSearchWildcards:
+    def test_percent_and_underscore_are_letters_not_wildcards(
+        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+    ) -> None:
+        # Before: `%` or `__` matched every person of the region.
+        make_person(session, last_name="Абаев")
+        make_person(session, last_name="Ab_c")
+        params = {"purpose": "case_review"}
+        for name, expected in (("%%", 0), ("__", 0), ("%а", 0), ("ab_", 1), ("абае", 1)):
+            found = client.get(
+                "/api/v1/persons", params={**params, "name": name}, headers=operator_headers
+            )
+            assert found.status_code == 200, found.text
+            assert found.json()["total"] == expected, name

@@ -45,7 +45,10 @@ def test_a_purchase_just_before_local_midnight_settles_that_day(session: Session
     # Both are on 11 March in UTC; in Almaty the second is already 12 March.
     assert (net(date(2026, 3, 11)), net(date(2026, 3, 12))) == (1_500, 2_500)
     totals, text = redemption_service.issue_settlement(
-        session, merchant_id=merchant_id, day_on=date(2026, 3, 12)
+        session,
+        merchant_id=merchant_id,
+        day_on=date(2026, 3, 12),
+        now=datetime(2026, 3, 13, 0, 0, tzinfo=UTC),
     )
     assert totals.postings == 1
     assert text.splitlines()[-1] == "TOTAL,net,,,2500"

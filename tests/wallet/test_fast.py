@@ -122,12 +122,13 @@ class TestRoute:
         [(b"[1, 2", "body"), (b'{"token": 5, "items": "x"}', "token")],
     )
     def test_bad_body_is_a_422_problem_naming_the_field(
-        self, client: TestClient, body: bytes, field: str
+        self, client: TestClient, session: Session, body: bytes, field: str
     ) -> None:
+        _, _, raw = make_merchant(session)
         response = client.post(
             PATH,
             content=body,
-            headers={"X-Terminal-Key": "sct_any", "Idempotency-Key": "k"},
+            headers={"X-Terminal-Key": raw, "Idempotency-Key": "k"},
         )
         assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")

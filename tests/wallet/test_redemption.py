@@ -525,12 +525,13 @@ class TestSettlementCheck:
         _, token, _ = _food(session)
         sale = _authorize(session, terminal, token, food_items(4_000), capture=True)
         totals, text = redemption_service.issue_settlement(
-            session, merchant_id=merchant_id, day_on=NOW.date()
+            session, merchant_id=merchant_id, day_on=NOW.date(), now=NOW + timedelta(days=1)
         )
         assert totals.net_minor == 4_000
         assert text.splitlines()[-1] == "TOTAL,net,,,4000"
         assert wallet_service.check(session).ok
-        # A refund posted later on the same day changes the ledger under the issued statement.
+        # A refund stamped on that day (only a clock set back can do this) changes the ledger
+        # under the issued statement.
         redemption_service.refund(
             session, terminal=terminal, idempotency_key="late", hold_id=sale.authorization_id or 0,
             amount_minor=1_000, now=NOW + timedelta(hours=1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from socialcard.core import clock
 from socialcard.core.clock import utcnow
-from socialcard.wallet.business_day import business_day
+from socialcard.wallet.business_day import business_day, day_bounds
 from socialcard.wallet.merchants.service import make_bin
 from tests.factories import make_person
 from tests.wallet.factories import PROGRAM, REGION, food_items
@@ -152,10 +154,14 @@ class TestBusinessApi:
         assert refund.json()["refunded_minor"] == 500
         check = client.get(f"{API}/check", headers=operator_headers).json()
         assert check["ok"], check
-        csv_text = client.get(
-            f"/api/v1/business/settlements/{business_day(utcnow())}.csv", headers=shop["headers"]
-        )
-        assert csv_text.status_code == 200
+        day = business_day(utcnow())
+        early = client.get(f"/api/v1/business/settlements/{day}.csv", headers=shop["headers"])
+        assert (early.status_code, early.json()["code"]) == (409, "business_day_not_ended")
+        with clock.travel_to(day_bounds(day)[1] + timedelta(minutes=10)):
+            csv_text = client.get(
+                f"/api/v1/business/settlements/{day}.csv", headers=shop["headers"]
+            )
+        assert csv_text.status_code == 200, csv_text.text
         assert csv_text.text.strip().splitlines()[-1] == "TOTAL,net,,,2000"
         wallet = client.get(f"{API}/me", headers=voucher["citizen"]).json()
         assert wallet["balances"][0]["balance_minor"] == 8_000
@@ -193,16 +199,27 @@ class TestBusinessApi:
     ) -> None:
         shop = _merchant(client, operator_headers)
         voucher = _funded_voucher(client, session, operator_headers, 10_000)
-        answer = client.post(
-            "/api/v1/business/balance-inquiry",
-            json={"token": voucher["token"], "items": food_items(25_000)},
-            headers=shop["headers"],
-        ).json()
-        assert answer == {
-            "can_pay": True,
-            "allowed_minor": 10_000,
-            "reason": "insufficient_balance",
-        }
+
+        def ask(amount: int) -> dict[str, Any]:
+            response = client.post(
+                "/api/v1/business/balance-inquiry",
+                json={"token": voucher["token"], "items": food_items(amount)},
+                headers=shop["headers"],
+            )
+            assert response.status_code == 200
+            return dict(response.json())
+
+        assert ask(4_000) == {"can_pay": True, "allowed_minor": 4_000, "reason": None}
+        # Past the balance the answer is "no", never the 10,000 left (a huge amount used to
+        # read it back exactly).
+        for amount in (25_000, 10**10):
+            answer = ask(amount)
+            assert answer == {
+                "can_pay": False,
+                "allowed_minor": amount,
+                "reason": "insufficient_balance",
+            }
+            assert 10_000 not in answer.values()
 
     @pytest.mark.parametrize(
         ("headers", "status", "code"),

@@ -14,10 +14,43 @@ DEFAULT_SQLITE_PATH = Path("var") / "socialcard.db"
 
 
 class ServerSettings(BaseModel):
-    """Where the HTTP server listens."""
+    """Where the HTTP server listens, and what a request may carry."""
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # A request body past this many bytes is refused (413) before it is read; a route may
+    # declare a larger limit (`max_body_size=`, e.g. an agency's batch of rows).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # JSON nested deeper than this is refused (422): no API body here nests past 6 levels.
+    max_json_depth: int = Field(default=32, ge=4, le=512)
+
+
+class DatabaseSettings(BaseModel):
+    """The connection pool of each server process (`SOCIALCARD_DB__*`).
+
+    Bounded, and failing fast: a request that finds no connection free within `pool_timeout`
+    seconds answers 503 with Retry-After instead of queueing (SQLAlchemy's default is 30 s).
+    """
+
+    pool_size: int = Field(default=10, ge=1, le=200)
+    max_overflow: int = Field(default=20, ge=0, le=200)
+    pool_timeout: float = Field(default=2.0, gt=0, le=60)
+    retry_after_seconds: float = Field(default=1.0, gt=0, le=600)
+
+
+class LimitSettings(BaseModel):
+    """Rate limits (`SOCIALCARD_LIMITS__*`; requests a second and burst; a rate of 0 turns a
+    limit off). Kept per server process (core/ratelimit.py)."""
+
+    # Each API key (operators, agencies, auditors, citizens) and each merchant terminal.
+    api_key_rate: float = Field(default=200.0, ge=0)
+    api_key_burst: float = Field(default=400.0, ge=1)
+    terminal_rate: float = Field(default=200.0, ge=0)
+    terminal_burst: float = Field(default=400.0, ge=1)
+    # Each client address, for what carries no valid credential: requests without one
+    # (consent pages, docs) and every failed authentication (401/403).
+    address_rate: float = Field(default=20.0, ge=0)
+    address_burst: float = Field(default=200.0, ge=1)
 
 
 class RegistrySettings(BaseModel):
@@ -50,6 +83,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     server: ServerSettings = ServerSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    limits: LimitSettings = LimitSettings()
     registry: RegistrySettings = RegistrySettings()
     rules: RulesSettings = RulesSettings()
     wallet: WalletSettings = WalletSettings()

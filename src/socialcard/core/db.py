@@ -68,6 +68,9 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        else:  # an in-memory store has one connection, not a pool to size
+            for knob in ("pool_size", "max_overflow", "pool_timeout"):
+                kwargs.pop(knob, None)
         connect_args = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
@@ -82,8 +85,18 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    """The process-wide engine for the configured store."""
-    return build_engine(get_settings().database_url)
+    """The process-wide engine for the configured store, its pool bounded (`db.*` settings).
+
+    A checkout that waits longer than `db.pool_timeout` raises sqlalchemy's TimeoutError,
+    which the API answers as 503 with Retry-After (core/http.py), never a 30 s queue.
+    """
+    settings = get_settings()
+    return build_engine(
+        settings.database_url,
+        pool_size=settings.db.pool_size,
+        max_overflow=settings.db.max_overflow,
+        pool_timeout=settings.db.pool_timeout,
+    )
 
 
 @lru_cache(maxsize=1)

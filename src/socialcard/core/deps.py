@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import Depends
+import anyio.to_thread
+from anyio import CapacityLimiter
+from fastapi import Depends, Path, Query
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from socialcard.core.db import new_session, run_before_commit
+
+# Ending a session (commit or rollback) gives its connection back, so it must never wait
+# behind work that waits for a connection: with one shared thread pool, 40 threads blocked
+# on an empty connection pool would keep the sessions holding every connection from getting
+# a thread to end, and the pool would stay empty until its timeout. Endings run on their
+# own threads, so a connection is always released promptly.
+_ENDING_THREADS = 16
+_ending_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _ending_limiter() -> CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    found = _ending_limiters.get(loop)
+    if found is None:
+        found = _ending_limiters[loop] = CapacityLimiter(_ENDING_THREADS)
+    return found
+
+
+async def end_session(work: Callable[[Session], None], session: Session) -> None:
+    """Run a session's commit or rollback on the threads reserved for releasing connections."""
+    await anyio.to_thread.run_sync(work, session, limiter=_ending_limiter())
 
 
 async def get_session() -> AsyncIterator[Session]:
@@ -24,10 +50,10 @@ async def get_session() -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException:
-        await run_in_threadpool(_discard, session)
+        await end_session(_discard, session)
         raise
     if session.in_transaction() or session.info.get("before_commit"):
-        await run_in_threadpool(_commit, session)
+        await end_session(_commit, session)
     else:
         session.close()  # nothing was read or written: no connection to give back
 
@@ -56,3 +82,11 @@ def _discard(session: Session) -> None:
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 # Request scope: commits after a streamed body has been sent (the body reads through it).
 StreamingDbSession = Annotated[Session, Depends(get_session)]
+
+
+# Ids as the API takes them: positive and within BIGINT, so a larger one is a 422 naming the
+# parameter rather than an overflow in the store. tests/core/test_openapi.py checks that every
+# integer the API accepts is bounded.
+MAX_ID = 2**63 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -18,12 +19,15 @@ class AppError(Exception):
         *,
         code: str | None = None,
         details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details or []
+        # Sent with the problem (e.g. Retry-After on 429 and 503).
+        self.headers = headers or {}
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         """Render as an RFC 9457 problem document."""
@@ -83,6 +87,37 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
     status_code = 413
     title = "Payload too large"
+
+
+class TooManyRequests(AppError):
+    """A rate limit was reached; `Retry-After` says when to try again."""
+
+    code = "rate_limited"
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(
+            message, code=code, headers={"Retry-After": retry_after_header(retry_after)}
+        )
+
+
+class ServiceUnavailable(AppError):
+    """The service is saturated (no database connection free in time); retry shortly."""
+
+    code = "service_unavailable"
+    status_code = 503
+    title = "Service unavailable"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(
+            message, code=code, headers={"Retry-After": retry_after_header(retry_after)}
+        )
+
+
+def retry_after_header(seconds: float) -> str:
+    """`Retry-After` in whole seconds, at least 1 (RFC 9110 allows no fractions)."""
+    return str(max(1, math.ceil(seconds)))
 
 
 def field_error(field: str, reason: str, **extra: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ the SMS provider's callbacks, and the citizen's signed consent page."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs
 
@@ -11,9 +10,9 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 
-from socialcard.core.deps import DbSession
+from socialcard.core.deps import DbSession, IdPath, IdQuery
 from socialcard.core.errors import AppError, InvalidInput
-from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
+from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES, parse_json
 from socialcard.proactive import jobs, service
 from socialcard.proactive.enums import ConsentDecision
 from socialcard.proactive.pages import error_page, offer_page, result_page
@@ -49,6 +48,26 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 FORBIDDEN: dict[int | str, dict[str, Any]] = {
     403: {"description": "Bad signature", "content": {PROBLEM_JSON: {}}}
 }
+# The consent pages answer HTML, errors included (a path that fails validation: problem+json).
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+    "4XX": {
+        "description": "An error page (invalid or expired link, closed offer)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    },
+    422: {
+        "description": "Invalid input",
+        "content": {PROBLEM_JSON: {}, "text/html": {"schema": {"type": "string"}}},
+    },
+}
+
+
+def _signed_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The body a callback reads itself (after its signature), declared for the docs."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -65,17 +84,15 @@ SignedBody = Annotated[bytes, Depends(signed_body)]
 
 
 def _parse(model: type[M], body: bytes) -> M:
+    # The shared strict parser: a signed body nested a thousand deep is a 422, not a 500.
+    document = parse_json(body or b"null")
     try:
-        return model.model_validate(json.loads(body or b"null"))
-    except (ValueError, ValidationError) as exc:
-        errors: list[dict[str, Any]] = []
-        if isinstance(exc, ValidationError):
-            errors = [
-                {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
-                for e in exc.errors()
-            ]
-        else:
-            errors = [{"field": "body", "reason": "not valid JSON"}]
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+            for e in exc.errors()
+        ]
         raise InvalidInput(
             "; ".join(f"{e['field']}: {e['reason']}" for e in errors), details=errors
         ) from None
@@ -94,7 +111,7 @@ def list_campaigns(session: DbSession, actor: Operator) -> list[CampaignRead]:
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignRead)
-def get_campaign(campaign_id: int, session: DbSession, actor: Operator) -> CampaignRead:
+def get_campaign(campaign_id: IdPath, session: DbSession, actor: Operator) -> CampaignRead:
     """One campaign."""
     return service.get_campaign(session, campaign_id=campaign_id)
 
@@ -103,7 +120,7 @@ def get_campaign(campaign_id: int, session: DbSession, actor: Operator) -> Campa
 def funnel(
     session: DbSession,
     actor: Operator,
-    campaign_id: int | None = None,
+    campaign_id: IdQuery = None,
     program_id: Annotated[str | None, Query(max_length=60)] = None,
 ) -> list[FunnelRow]:
     """Per campaign and region: eligible, offered, delivered, agreed/refused/lapsed, assigned,
@@ -116,10 +133,10 @@ def search_offers(
     session: DbSession,
     actor: Operator,
     purpose: PurposeQuery,
-    offer_id: int | None = None,
-    person_id: int | None = None,
+    offer_id: IdQuery = None,
+    person_id: IdQuery = None,
     program_id: Annotated[str | None, Query(max_length=60)] = None,
-    campaign_id: int | None = None,
+    campaign_id: IdQuery = None,
     status: Annotated[str | None, Query(max_length=10)] = None,
     region: Annotated[str | None, Query(max_length=9, pattern=r"^\d+$")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -143,7 +160,7 @@ def search_offers(
 
 @router.get("/offers/{offer_id}", response_model=OfferDetail)
 def get_offer(
-    offer_id: int, session: DbSession, actor: Operator, purpose: PurposeQuery
+    offer_id: IdPath, session: DbSession, actor: Operator, purpose: PurposeQuery
 ) -> OfferDetail:
     """An offer with its messages, consent, assignment, payment orders and overrides."""
     return service.offer_detail(session, offer_id=offer_id, actor=actor, purpose=purpose)
@@ -151,7 +168,7 @@ def get_offer(
 
 @router.post("/offers/{offer_id}/override", response_model=OfferDetail, responses=CONFLICT)
 def override_offer(
-    offer_id: int, payload: OverrideCreate, session: DbSession, actor: Operator
+    offer_id: IdPath, payload: OverrideCreate, session: DbSession, actor: Operator
 ) -> OfferDetail:
     """Decide a pending offer by hand (agree, refuse, cancel) with a written reason."""
     return service.override_offer(
@@ -215,13 +232,18 @@ def pending_payment_orders(
 
 @router.post("/payment-orders/{order_id}/paid", response_model=PaymentOrderRead, responses=CONFLICT)
 def mark_paid(
-    order_id: int, payload: MarkPaid, session: DbSession, actor: Payer
+    order_id: IdPath, payload: MarkPaid, session: DbSession, actor: Payer
 ) -> PaymentOrderRead:
     """Mark a payment order paid (idempotent with the same reference)."""
     return service.mark_payment_order_paid(session, order_id=order_id, reference=payload.reference)
 
 
-@router.post("/sms/inbound", response_model=InboundRead, responses=FORBIDDEN)
+@router.post(
+    "/sms/inbound",
+    response_model=InboundRead,
+    responses=FORBIDDEN,
+    openapi_extra=_signed_doc(InboundSms),
+)
 def inbound_sms(session: DbSession, body: SignedBody) -> InboundRead:
     """A citizen's SMS reply forwarded by the provider (signed with X-Signature)."""
     message = _parse(InboundSms, body)
@@ -230,7 +252,12 @@ def inbound_sms(session: DbSession, body: SignedBody) -> InboundRead:
     )
 
 
-@router.post("/sms/receipts", response_model=dict[str, bool], responses=FORBIDDEN)
+@router.post(
+    "/sms/receipts",
+    response_model=dict[str, bool],
+    responses=FORBIDDEN,
+    openapi_extra=_signed_doc(DeliveryReceipt),
+)
 def delivery_receipt(session: DbSession, body: SignedBody) -> dict[str, bool]:
     """The provider's delivery report (signed with X-Signature)."""
     receipt = _parse(DeliveryReceipt, body)
@@ -246,7 +273,7 @@ def _error_html(exc: AppError) -> HTMLResponse:
     return HTMLResponse(error_page("kk", exc.code, exc.message), status_code=exc.status_code)
 
 
-@pages.get("/consent/{token}", response_class=HTMLResponse, include_in_schema=True)
+@pages.get("/consent/{token}", response_class=HTMLResponse, responses=PAGE_RESPONSES)
 def consent_page(token: Annotated[str, Path(max_length=200)], session: DbSession) -> HTMLResponse:
     """The citizen's page from the signed SMS link: the offer and agree / refuse."""
     try:
@@ -258,11 +285,37 @@ def consent_page(token: Annotated[str, Path(max_length=200)], session: DbSession
 
 async def form_fields(request: Request) -> dict[str, str]:
     """A urlencoded form body as a dict (first value of each field)."""
-    parsed = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    try:
+        parsed = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more fields than a consent form has
+        raise InvalidInput(
+            "body: at most 10 form fields", details=[{"field": "body", "reason": "too many fields"}]
+        ) from None
     return {k: v[0] for k, v in parsed.items() if v}
 
 
-@pages.post("/consent/{token}", response_class=HTMLResponse)
+@pages.post(
+    "/consent/{token}",
+    response_class=HTMLResponse,
+    responses=PAGE_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "decision": {"type": "string", "enum": ["agree", "refuse"]},
+                            "iban": {"type": "string", "maxLength": 34},
+                        },
+                        "required": ["decision"],
+                    }
+                }
+            },
+        }
+    },
+)
 def consent_submit(
     token: Annotated[str, Path(max_length=200)],
     session: DbSession,

@@ -79,30 +79,45 @@ END_REASONS: dict[str, dict[str, str]] = {
 
 
 def check_template(body: str) -> None:
-    """InvalidTemplate unless every `{placeholder}` is a known one and the braces balance."""
+    """InvalidTemplate unless every `{placeholder}` is a known one, written bare (no format
+    specification or conversion: `{program:>200000000}` would pad each SMS to 200 MB), and
+    the braces balance."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(body) if f is not None]
+        parts = list(string.Formatter().parse(body))
     except ValueError as exc:
         raise InvalidTemplate(
             f"template: {exc}", details=[{"field": "body", "reason": str(exc)}]
         ) from None
+    fields = [field for _, field, _, _ in parts if field is not None]
     unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
     if unknown:
         reason = f"unknown placeholder(s) {unknown}; use {sorted(PLACEHOLDERS)}"
         raise InvalidTemplate(f"template: {reason}", details=[{"field": "body", "reason": reason}])
+    formatted = sorted({f for f, spec, conv in _fields(parts) if spec or conv})
+    if formatted:
+        reason = f"placeholders take no format or conversion: write {{{formatted[0]}}}"
+        raise InvalidTemplate(f"template: {reason}", details=[{"field": "body", "reason": reason}])
+
+
+def _fields(parts: list[tuple[str, str | None, str | None, str | None]]) -> list[tuple[str, ...]]:
+    return [(f, spec or "", conv or "") for _, f, spec, conv in parts if f is not None]
 
 
 def render(body: str, values: Mapping[str, str]) -> str:
-    """Fill a template's placeholders (missing ones become empty)."""
-    return body.format_map(_Blank(values)).strip()
+    """Fill a template's placeholders (missing ones become empty).
 
+    Text is copied and placeholders substituted, nothing more: a format specification or
+    conversion stored before they were refused is ignored, never executed.
 
-class _Blank(dict[str, str]):
-    def __init__(self, values: Mapping[str, str]) -> None:
-        super().__init__(values)
-
-    def __missing__(self, key: str) -> str:
-        return ""
+    >>> render("{program}: {amount:>9} {x!r}", {"program": "АСП", "amount": "1 ₸"})
+    'АСП: 1 ₸'
+    """
+    out: list[str] = []
+    for literal, field, _spec, _conv in string.Formatter().parse(body):
+        out.append(literal)
+        if field is not None:
+            out.append(values.get(field, ""))
+    return "".join(out).strip()
 
 
 def language_of(value: str | None) -> str:

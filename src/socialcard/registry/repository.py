@@ -56,15 +56,16 @@ def search_persons(
     if national_id:
         query = query.where(Person.national_id == national_id)
     if name:
-        pattern = name.strip().lower() + "%"
+        # A prefix match in which `%` and `_` are the characters themselves, not wildcards.
+        prefix = name.strip().lower()
         query = query.where(
             or_(
-                func.lower(Person.last_name).like(pattern),
-                func.lower(Person.first_name).like(pattern),
+                func.lower(Person.last_name).startswith(prefix, autoescape=True),
+                func.lower(Person.first_name).startswith(prefix, autoescape=True),
             )
         )
     if region_prefix:
-        query = query.where(Person.region_kato.like(region_prefix + "%"))
+        query = query.where(Person.region_kato.startswith(region_prefix, autoescape=True))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Person.id).offset(offset).limit(limit)).all()
     return rows, total

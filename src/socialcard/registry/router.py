@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from socialcard.core.deps import DbSession
+from socialcard.core.deps import DbSession, IdPath
 from socialcard.core.http import PROBLEM_RESPONSES
 from socialcard.registry import service
 from socialcard.registry.schemas import FactRead, FamilyRead, PersonDetail, PersonPage, RegionRead
@@ -46,7 +46,7 @@ def search_persons(
 
 @router.get("/persons/{person_id}", response_model=PersonDetail)
 def get_person(
-    person_id: int,
+    person_id: IdPath,
     session: DbSession,
     actor: Operator,
     purpose: PurposeQuery,
@@ -58,7 +58,7 @@ def get_person(
 
 @router.get("/persons/{person_id}/facts", response_model=list[FactRead])
 def get_person_facts(
-    person_id: int, session: DbSession, actor: Operator, purpose: PurposeQuery
+    person_id: IdPath, session: DbSession, actor: Operator, purpose: PurposeQuery
 ) -> list[FactRead]:
     """Every fact recorded for a person, with provenance and supersession."""
     return service.person_fact_history(session, person_id=person_id, actor=actor, purpose=purpose)
@@ -66,7 +66,7 @@ def get_person_facts(
 
 @router.get("/families/{family_id}", response_model=FamilyRead)
 def get_family(
-    family_id: int,
+    family_id: IdPath,
     session: DbSession,
     actor: Operator,
     purpose: PurposeQuery,

@@ -82,7 +82,7 @@ def _outcome_filter(
     if bit is not None:
         clauses.append(RulesOutcome.eligible_mask.op("&")(1 << bit) != 0)
     if region_prefix:
-        clauses.append(RulesOutcome.region_kato.like(f"{region_prefix}%"))
+        clauses.append(RulesOutcome.region_kato.startswith(region_prefix, autoescape=True))
     return clauses
 
 

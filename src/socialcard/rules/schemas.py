@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 Lang = Literal["kk", "ru", "en"]
 Scalar = str | int | float | bool | None
@@ -175,13 +176,48 @@ class FamilyEvaluation(BaseModel):
     decisions: list[ExplainedDecision]
 
 
+ParameterName = Annotated[str, Field(min_length=1, max_length=120)]
+_OVERRIDE_LIMIT = 10**15
+
+
+def _override_value(value: Any) -> bool | int | float | str:
+    """A what-if value as sent: finite and bounded (the parameter's own declared range is
+    checked by the service, which knows the parameter)."""
+    if isinstance(value, bool | str) and (not isinstance(value, str) or 1 <= len(value) <= 40):
+        return value
+    if isinstance(value, int | float) and math.isfinite(value) and abs(value) <= _OVERRIDE_LIMIT:
+        return value
+    raise ValueError(
+        "must be true/false, a finite number within ±10^15, or text of 1 to 40 characters"
+    )
+
+
+OverrideValue = Annotated[
+    bool | int | float | str,
+    PlainValidator(_override_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "number", "minimum": -_OVERRIDE_LIMIT, "maximum": _OVERRIDE_LIMIT},
+                {"type": "string", "minLength": 1, "maxLength": 40},
+            ]
+        }
+    ),
+]
+
+
 class SimulationCreate(BaseModel):
     """A what-if over the registry: parameter overrides against the pack as it is."""
 
     model_config = ConfigDict(extra="forbid")
 
     period: str = Field(max_length=7)
-    overrides: dict[str, str | int | float | bool] = Field(min_length=1)
+    overrides: dict[ParameterName, OverrideValue] = Field(
+        min_length=1,
+        max_length=100,
+        description="parameter -> value; each within the parameter's declared range",
+    )
     sample: int = Field(default=5, ge=0, le=100)
 
 

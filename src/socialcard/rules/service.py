@@ -214,6 +214,8 @@ def parse_value(text: str) -> Scalar:
     from decimal import InvalidOperation
 
     lowered = text.strip().lower()
+    if len(lowered) > 40:  # no parameter value is longer; nor is int() asked to read one
+        return text
     if lowered in ("true", "false"):
         return lowered == "true"
     cleaned = text.strip().replace("_", "")
@@ -251,11 +253,9 @@ def parse_overrides(
             errors.append(field_error(where, "must be a number, date or boolean"))
             continue
         try:
-            compiled.param_key(name)
+            out[name] = compiled.check_override(name, value)
         except EvaluationError as exc:
             errors.append(field_error(where, str(exc)))
-            continue
-        out[name] = value
     if errors:
         raise InvalidInput(f"{errors[0]['field']}: {errors[0]['reason']}", details=errors)
     return out

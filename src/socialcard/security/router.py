@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from socialcard.core.deps import DbSession
+from socialcard.core.deps import DbSession, IdQuery
 from socialcard.core.http import PROBLEM_RESPONSES
 from socialcard.core.pagination import Page
 from socialcard.security import service
@@ -38,7 +38,7 @@ def list_audit_events(
     session: DbSession,
     _: Annotated[Actor, Depends(require_roles(Role.AUDITOR))],
     subject_type: str | None = None,
-    subject_id: int | None = None,
+    subject_id: IdQuery = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[AuditEventRead]:

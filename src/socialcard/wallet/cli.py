@@ -33,7 +33,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _read_orders(path: Path) -> list[dict[str, object]]:
-    if path.suffix.lower() == ".csv":
+    if _is_csv(path):
         with path.open(newline="", encoding="utf-8") as handle:
             return [
                 {k: v for k, v in row.items() if v not in ("", None)}
@@ -41,6 +41,10 @@ def _read_orders(path: Path) -> list[dict[str, object]]:
             ]
     data = json.loads(path.read_text(encoding="utf-8"))
     return list(data if isinstance(data, list) else data["orders"])
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
 
 
 def register(app: typer.Typer) -> None:
@@ -98,7 +102,9 @@ def register(app: typer.Typer) -> None:
         failed = 0
         for number, row in enumerate(rows, start=1):
             try:
-                valid.append((number, FundingOrder.model_validate(row)))
+                # CSV cells are text (read as numbers); JSON orders keep their exact types.
+                order = FundingOrder.model_validate(row, strict=False if _is_csv(file) else None)
+                valid.append((number, order))
             except ValidationError as exc:
                 failed += 1
                 for err in exc.errors():

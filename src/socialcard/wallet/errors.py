@@ -36,6 +36,10 @@ class HoldNotFound(NotFound):
     code = "hold_not_found"
 
 
+class BusinessDayOpen(BusinessRuleViolation):
+    code = "business_day_not_ended"
+
+
 class HoldNotOpen(BusinessRuleViolation):
     code = "hold_not_open"
 

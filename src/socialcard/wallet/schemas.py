@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 
 class CheckRead(BaseModel):
@@ -14,4 +14,4 @@ class CheckRead(BaseModel):
 
 
 class CitizenKeyCreate(BaseModel):
-    person_id: int = Field(gt=0, le=2**62)
+    person_id: StrictInt = Field(gt=0, le=2**62)

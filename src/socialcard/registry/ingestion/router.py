@@ -46,6 +46,8 @@ def list_sources(actor: Reader) -> list[SourceRead]:
     response_model=BatchResult,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "A resend: the original result"}, **_ERRORS},
+    # Up to MAX_API_ROWS rows of a few hundred bytes each; other bodies stay at 1 MiB.
+    max_body_size=16 * 1024 * 1024,
 )
 def submit_batch(
     source: str,

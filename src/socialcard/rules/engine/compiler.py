@@ -53,6 +53,7 @@ from socialcard.rules.engine.model import (
     T,
     Variable,
     Version,
+    check_override,
 )
 from socialcard.rules.engine.periods import Period
 from socialcard.rules.engine.problems import EvaluationError, PackError, Problem
@@ -1020,6 +1021,17 @@ class CompiledPack:
                 return symbol, None
         raise EvaluationError(f"unknown parameter {dotted!r}")
 
+    def check_override(self, dotted: str, value: Scalar | float) -> Scalar:
+        """`value` as a what-if of parameter `dotted`: EvaluationError unless it has the
+        parameter's type and is a finite number in its declared (or its unit's) range."""
+        symbol, _ = self.param_key(dotted)
+        if isinstance(value, float):
+            value = Decimal(repr(value))
+        try:
+            return check_override(self.params[symbol.key], value)
+        except ValueError as exc:
+            raise EvaluationError(f"{dotted}: {exc}") from None
+
     def param_values(
         self, period: Period, overrides: Mapping[str, Scalar] | None = None
     ) -> dict[str, ParamValue]:
@@ -1031,8 +1043,7 @@ class CompiledPack:
                 values[key] = dict(value) if isinstance(value, dict) else value
         for dotted, new in (overrides or {}).items():
             symbol, table_key = self.param_key(dotted)
-            if isinstance(new, float):
-                new = Decimal(repr(new))
+            new = self.check_override(dotted, new)
             if table_key is None:
                 values[symbol.key] = new
             else:

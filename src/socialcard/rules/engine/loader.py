@@ -179,7 +179,9 @@ def parse_parameter(ctx: _Ctx, name: str, node: Any, line: int, owner: str) -> P
     if isinstance(node, Map) and "values" in node:
         meta = node
         ctx.fields(
-            node, ("values", "unit", "title", "source", "description"), f"parameter {name!r}"
+            node,
+            ("values", "unit", "title", "source", "description", "range"),
+            f"parameter {name!r}",
         )
         values_node = node["values"]
     if not isinstance(values_node, Map) or not values_node:
@@ -238,6 +240,7 @@ def parse_parameter(ctx: _Ctx, name: str, node: Any, line: int, owner: str) -> P
         return None
     ptype = T.NUM if types == numeric else next(iter(types))
     values.sort(key=lambda item: item[0])
+    declared = _range(ctx, meta, name, values) if meta is not None and "range" in meta else None
     return Parameter(
         name=str(name),
         owner=owner,
@@ -248,7 +251,32 @@ def parse_parameter(ctx: _Ctx, name: str, node: Any, line: int, owner: str) -> P
         source=source,
         type=ptype,
         keys=next(iter(key_sets)),
+        range=declared,
     )
+
+
+def _range(
+    ctx: _Ctx, meta: Map, name: str, values: list[tuple[date, ParamValue]]
+) -> tuple[Decimal, Decimal] | None:
+    """`range: [low, high]`: the values a what-if may give the parameter; its own values lie
+    within it."""
+    line = meta.line_of("range")
+    raw = meta["range"]
+    ends = [_scalar(v) for v in raw] if isinstance(raw, list) and len(raw) == 2 else []
+    if len(ends) != 2 or not all(
+        isinstance(v, int | Decimal) and not isinstance(v, bool) for v in ends
+    ):
+        ctx.err(line, f"parameter {name!r}: range is [low, high], two numbers")
+        return None
+    low, high = Decimal(cast(int | Decimal, ends[0])), Decimal(cast(int | Decimal, ends[1]))
+    if low > high:
+        ctx.err(line, f"parameter {name!r}: range [{low}, {high}] is empty")
+        return None
+    for day, value in values:
+        for v in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(v, int | Decimal) and not isinstance(v, bool) and not low <= v <= high:
+                ctx.err(line, f"parameter {name!r}: its value {v} on {day} is outside its range")
+    return low, high
 
 
 def _parameters(ctx: _Ctx, node: Any, line: int, owner: str) -> dict[str, Parameter]:

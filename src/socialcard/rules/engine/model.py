@@ -52,6 +52,60 @@ UNITS = frozenset(
 )
 
 
+# What a parameter of each unit may be set to when nothing narrower is declared: wide enough
+# for any real reform, narrow enough that every stage stays within 128-bit decimals (money
+# times a coefficient) and no what-if computes with a number like 1e999999999.
+UNIT_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "money": (Decimal(0), Decimal(10**15)),
+    "ratio": (Decimal(0), Decimal(10**6)),
+    "percent": (Decimal(0), Decimal(10**4)),
+    "count": (Decimal(0), Decimal(10**6)),
+    "years": (Decimal(0), Decimal(200)),
+    "months": (Decimal(0), Decimal(2_400)),
+    "days": (Decimal(0), Decimal(100_000)),
+    "number": (Decimal(-(10**9)), Decimal(10**9)),
+}
+# A what-if value is written with at most this many digits after the point.
+MAX_DECIMAL_PLACES = 12
+DATE_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
+
+
+def check_override(param: Parameter, value: Scalar) -> Scalar:
+    """`value` as an override of `param` (an integer stays an integer), or ValueError saying
+    why not: the parameter's type, a finite number, at most 12 decimal places, its range."""
+    if param.type is T.BOOL or isinstance(value, bool):
+        if param.type is not T.BOOL or not isinstance(value, bool):
+            raise ValueError(f"must be {'true or false' if param.type is T.BOOL else 'a number'}")
+        return value
+    if param.type is T.DATE or isinstance(value, date):
+        if param.type is not T.DATE or not isinstance(value, date):
+            raise ValueError("must be a date" if param.type is T.DATE else "must be a number")
+        if not DATE_RANGE[0] <= value <= DATE_RANGE[1]:
+            raise ValueError(f"must be between {DATE_RANGE[0]} and {DATE_RANGE[1]}")
+        return value
+    if param.type is T.TEXT or isinstance(value, str):
+        if param.type is not T.TEXT or not isinstance(value, str):
+            raise ValueError("must be text" if param.type is T.TEXT else "must be a number")
+        if len(value) > 200:
+            raise ValueError("at most 200 characters")
+        return value
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    bounds = param.bounds
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
+        raise ValueError(f"must be between {bounds[0]} and {bounds[1]} ({param.unit})")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        raise ValueError(f"at most {MAX_DECIMAL_PLACES} decimal places")
+    if param.type is T.INT:
+        if number != number.to_integral_value():
+            unit = " (money is in minor units)" if param.unit == "money" else ""
+            raise ValueError(f"must be a whole number{unit}")
+        return int(number)
+    return value
+
+
 @dataclass(frozen=True)
 class Loc:
     """Where something is written: file and 1-based line."""
@@ -82,10 +136,17 @@ class Parameter:
     source: str = ""
     type: T = T.ANY
     keys: tuple[int, ...] = ()  # for a table parameter: the integer keys of its rows
+    # The values a what-if may give it (`range: [low, high]` in the pack), else its unit's.
+    range: tuple[Decimal, Decimal] | None = None
 
     @property
     def is_table(self) -> bool:
         return bool(self.keys)
+
+    @property
+    def bounds(self) -> tuple[Decimal, Decimal] | None:
+        """The declared range, else the unit's (None for a boolean, date or text)."""
+        return self.range or UNIT_RANGES.get(self.unit)
 
     def value_on(self, day: date) -> ParamValue | None:
         """The value in force on `day`, or None before the first date."""

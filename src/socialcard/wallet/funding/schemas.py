@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from socialcard.wallet.vouchers.schemas import PrescriptionLine
 
@@ -15,7 +15,7 @@ PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 class BudgetAllocation(BaseModel):
     program_id: str = Field(min_length=1, max_length=80)
     region_kato: str = Field(min_length=9, max_length=9, pattern=r"^[0-9]{9}$")
-    amount_minor: int = Field(gt=0, le=10**15)
+    amount_minor: StrictInt = Field(gt=0, le=10**15)
 
 
 class BudgetRead(BaseModel):
@@ -29,24 +29,24 @@ class DecisionRef(BaseModel):
     """The decision a payment comes from: a stored rules decision (run, program, period,
     entity) or a payment order's assignment (no run)."""
 
-    run_id: int | None = Field(default=None, gt=0, le=2**62)
+    run_id: StrictInt | None = Field(default=None, gt=0, le=2**62)
     program_id: str = Field(min_length=1, max_length=80)
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     entity_type: Literal["family", "person"]
-    entity_id: int = Field(ge=-(2**62), le=2**62)  # a person without a family: minus its id
+    entity_id: StrictInt = Field(ge=-(2**62), le=2**62)  # a person without a family: minus its id
 
 
 class FundingRequest(BaseModel):
     """One payment into a citizen's wallet (a payment order of a decision)."""
 
-    person_id: int = Field(gt=0, le=2**62)
+    person_id: StrictInt = Field(gt=0, le=2**62)
     program_id: str = Field(min_length=1, max_length=80)
     region_kato: str = Field(min_length=9, max_length=9, pattern=r"^[0-9]{9}$")
-    amount_minor: int = Field(gt=0, le=10**12)
+    amount_minor: StrictInt = Field(gt=0, le=10**12)
     benefit_type: str = Field(min_length=1, max_length=30)
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     valid_until: date | None = None
-    bound_merchant_id: int | None = Field(default=None, gt=0, le=2**62)
+    bound_merchant_id: StrictInt | None = Field(default=None, gt=0, le=2**62)
     fare_category: str | None = Field(default=None, max_length=30)
     prescription: list[PrescriptionLine] | None = None
     source: DecisionRef | None = None

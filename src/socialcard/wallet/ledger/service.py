@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.db import is_sqlite
-from socialcard.core.errors import field_error
+from socialcard.core.errors import InvalidInput, field_error
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind
 from socialcard.wallet.errors import (
     AccountNotFound,
@@ -60,15 +61,37 @@ def require_idempotency_key(key: str | None) -> str:
     return key
 
 
-def replay(session: Session, *, scope: str, key: str, request_hash: str) -> dict[str, Any]:
-    """The answer stored under a claimed key; IdempotencyKeyReused if the request differs."""
+def encode_answer(answer: dict[str, Any]) -> str:
+    """The stored (and replayed, and sent) form of an answer: strict JSON text.
+
+    Run before the transaction commits, so an answer that cannot be sent (a lone surrogate in
+    a client's text cannot be written as UTF-8) rolls the request back as a 422 instead of
+    committing a purchase the till is then never told about, and its replays fail the same.
+    """
+    try:
+        return orjson.dumps(answer, default=str).decode()
+    except TypeError as exc:
+        reason = f"text must be valid Unicode ({exc})"
+        raise InvalidInput(reason, details=[field_error("body", reason)]) from None
+
+
+def replay_text(session: Session, *, scope: str, key: str, request_hash: str) -> str:
+    """The answer stored under a claimed key, as stored; IdempotencyKeyReused if the request
+    differs."""
     record = repository.idempotency_record(session, scope=scope, key=key)
     if record is None or record.request_hash != request_hash or record.response is None:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request",
             details=[field_error("Idempotency-Key", "reused with a different payload")],
         )
-    stored: dict[str, Any] = json.loads(record.response)
+    return str(record.response)
+
+
+def replay(session: Session, *, scope: str, key: str, request_hash: str) -> dict[str, Any]:
+    """The answer stored under a claimed key; IdempotencyKeyReused if the request differs."""
+    stored: dict[str, Any] = json.loads(
+        replay_text(session, scope=scope, key=key, request_hash=request_hash)
+    )
     return stored
 
 
@@ -97,7 +120,7 @@ def idempotent(
         session,
         record_id=record_id,
         status_code=200,
-        response=json.dumps(result, separators=(",", ":"), default=str),
+        response=encode_answer(result),
     )
     return result
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class MerchantCreate(BaseModel):
@@ -10,7 +10,7 @@ class MerchantCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=30)
     region_kato: str | None = Field(default=None, min_length=9, max_length=9)
-    licensed: bool = False
+    licensed: StrictBool = False
 
 
 class MerchantRead(BaseModel):

@@ -20,7 +20,6 @@ for OpenAPI and calls `authorize` too.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -39,9 +38,18 @@ from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.db import session_scope
 from socialcard.core.deps import get_session
-from socialcard.core.errors import AppError, InvalidInput, field_error
-from socialcard.core.http import PROBLEM_JSON, internal_problem, invalid_input, nul_in_text
+from socialcard.core.errors import AppError, ServiceUnavailable
+from socialcard.core.http import (
+    PARSED_JSON,
+    PROBLEM_JSON,
+    expected_problem,
+    internal_problem,
+    invalid_input,
+    parse_json,
+    send_problem,
+)
 from socialcard.core.logging import get_logger
+from socialcard.wallet import deps as wallet_deps
 from socialcard.wallet.errors import MissingTerminalKey
 from socialcard.wallet.merchants import service as merchant_service
 from socialcard.wallet.merchants.service import TerminalContext
@@ -106,26 +114,14 @@ def _exact(raw: Any) -> dict[str, Any] | None:
     return {"token": raw["token"], "items": items, "capture": capture, "allow_partial": partial}
 
 
-def _stdlib_json(body: bytes) -> Any:
-    # What orjson refuses but the standard parser reads (integers past 64 bits): the model then
-    # names the field that is out of range, as the other routes do.
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise InvalidInput(
-            "the body is not valid JSON", details=[field_error("body", "invalid JSON")]
-        ) from None
-
-
-def parse_authorize(body: bytes) -> dict[str, Any]:
+def parse_authorize(body: bytes, parsed: Any = None) -> dict[str, Any]:
     """The body as `service.authorize_payload` would give it; InvalidInput naming the field.
 
-    Bounds below mirror `AuthorizeRequest` (a test checks both agree on random payloads).
+    `parsed` is the body as RequestGuard already read it (core.http.parse_json), when it did.
+    Bounds below mirror `AuthorizeRequest`, whose money fields are strict as here (a test
+    checks both agree on random payloads).
     """
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raw = _stdlib_json(body)
+    raw = parse_json(body) if parsed is None else parsed
     exact = _exact(raw)
     if exact is not None:
         return exact
@@ -168,12 +164,24 @@ class _Pool:
     connections hold no session state to reset, and a broken one is simply dropped.
     """
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, timeout: float) -> None:
         self.dsn, self.idle = dsn, asyncio.LifoQueue[asyncpg.Connection]()
-        self.slots = asyncio.Semaphore(size)
+        self.slots, self.timeout = asyncio.Semaphore(size), timeout
 
     async def run(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
-        async with self.slots:
+        # Bounded and failing fast, as the main pool (db.pool_timeout): past the wait a till
+        # is told 503 with Retry-After rather than queued.
+        if not self.slots.locked():
+            await self.slots.acquire()  # free now: no timer to set up
+        else:
+            try:
+                await asyncio.wait_for(self.slots.acquire(), self.timeout)
+            except TimeoutError:
+                raise ServiceUnavailable(
+                    "the service is busy; retry shortly",
+                    retry_after=get_settings().db.retry_after_seconds,
+                ) from None
+        try:
             conn = self.idle.get_nowait() if not self.idle.empty() else None
             if conn is None:
                 conn = await asyncpg.connect(self.dsn, record_class=_Row)
@@ -187,6 +195,8 @@ class _Pool:
                 raise
             self.idle.put_nowait(conn)
             return result
+        finally:
+            self.slots.release()
 
 
 _pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
@@ -198,8 +208,12 @@ def _pool() -> _Pool:
     pool = _pools.get(loop)
     if pool is None:
         url = make_url(get_settings().database_url).set(drivername="postgresql")
-        size = get_settings().wallet.redemption_connections
-        pool = _pools[loop] = _Pool(url.render_as_string(hide_password=False), size)
+        settings = get_settings()
+        pool = _pools[loop] = _Pool(
+            url.render_as_string(hide_password=False),
+            settings.wallet.redemption_connections,
+            settings.db.pool_timeout,
+        )
     return pool
 
 
@@ -209,11 +223,15 @@ def _args(names: tuple[str, ...], params: dict[str, Any]) -> list[Any]:
 
 async def _authorize_postgres(
     terminal: TerminalContext, key: str | None, payload: dict[str, Any], when: datetime
-) -> dict[str, Any]:
-    """service.authorize_postgres on the event loop: same statements, same plan."""
+) -> bytes:
+    """service.authorize_postgres on the event loop: same statements, same plan.
+
+    The answer is the text the transaction stores with the key (encoded before the commit),
+    and a replay sends that same text.
+    """
     params = service.claim_params(terminal, key, payload, when)
 
-    async def work(conn: asyncpg.Connection) -> dict[str, Any] | None:
+    async def work(conn: asyncpg.Connection) -> str | None:
         async with conn.transaction():
             row = await conn.fetchrow(_CLAIM_AND_LOCK, *_args(_CLAIM_NAMES, params))
             if row is None:
@@ -225,7 +243,7 @@ async def _authorize_postgres(
             if not plan.amount_minor or voucher is None:
                 answer = {"claim_id": row.claim_id, "response": service.answer_json(plan.answer)}
                 await conn.execute(_STORE_ANSWER, *_args(_STORE_NAMES, answer))
-                return plan.answer
+                return str(answer["response"])
             plan.answer["authorization_id"] = row.hold_id
             write = service.write_params(
                 plan,
@@ -237,17 +255,17 @@ async def _authorize_postgres(
             )
             await conn.execute(_WRITE, *_args(_WRITE_NAMES, write))
         service.log_authorized(plan, voucher, terminal)  # committed: the answer may leave
-        return plan.answer
+        return str(write["response"])
 
-    answer: dict[str, Any] | None = await _pool().run(work)
+    answer: str | None = await _pool().run(work)
     if answer is None:
         answer = await run_in_threadpool(_replay, params)
-    return answer
+    return answer.encode()
 
 
-def _replay(params: dict[str, Any]) -> dict[str, Any]:
+def _replay(params: dict[str, Any]) -> str:
     with session_scope() as session:
-        return service.replayed_answer(session, params).model_dump(mode="json")
+        return service.replayed_json(session, params)
 
 
 # --- everything else: the service on a session, in a worker thread -----------------------------
@@ -262,29 +280,31 @@ def _transaction(app: Any) -> Callable[[], AbstractContextManager[Session]]:
 
 def _authorize_in_thread(
     app: Any, raw_key: str, key: str | None, payload: dict[str, Any], when: datetime
-) -> dict[str, Any]:
+) -> bytes:
     with _transaction(app)() as session:
         terminal = merchant_service.authenticate_terminal(session, raw_key=raw_key)
         request = AuthorizeRequest.model_validate(payload)
-        return service.authorize(
+        answer = service.authorize(
             session, terminal=terminal, idempotency_key=key, request=request, now=when
-        ).model_dump(mode="json")
+        )
+        # Encoded inside the transaction: what cannot be sent is not committed.
+        return answer.model_dump_json().encode()
 
 
-def _terminal(raw_key: str) -> TerminalContext:
-    with session_scope() as session:
-        return merchant_service.authenticate_terminal(session, raw_key=raw_key)
+async def authorize(app: Any, scope: Scope, body: bytes) -> bytes:
+    """Authorize a purchase from a raw request: the answer's JSON, or an AppError to render.
 
-
-async def authorize(app: Any, scope: Scope, body: bytes) -> dict[str, Any]:
-    """Authorize a purchase from a raw request: the answer, or an AppError to render."""
+    The terminal is authenticated and held to its rate limit before the body is parsed.
+    """
     raw_key, key = _headers(scope)
     if not raw_key:
         raise MissingTerminalKey("send the terminal key in the X-Terminal-Key header")
-    payload = parse_authorize(body)
+    terminal = await wallet_deps.terminal(app, raw_key)
+    wallet_deps.limit_terminal(terminal)
+    payload = parse_authorize(body, scope.get(PARSED_JSON))
     when = utcnow()
     if get_session in getattr(app, "dependency_overrides", {}):
-        result: dict[str, Any] = await run_in_threadpool(
+        result: bytes = await run_in_threadpool(
             _authorize_in_thread, app, raw_key, key, payload, when
         )
         return result
@@ -296,9 +316,6 @@ async def authorize(app: Any, scope: Scope, body: bytes) -> dict[str, Any]:
             _sqlite_writer, _authorize_in_thread, app, raw_key, key, payload, when
         )
         return result
-    terminal = merchant_service.cached_terminal(raw_key)
-    if terminal is None:
-        terminal = await run_in_threadpool(_terminal, raw_key)
     return await _authorize_postgres(terminal, key, payload, when)
 
 
@@ -314,30 +331,29 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _send(send: Send, status: int, body: bytes, media_type: bytes) -> None:
-    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def handle(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
     """Serve one authorization request end to end (problem+json for every failure)."""
     try:
         answer = await authorize(app, scope, await _read_body(receive))
     except AppError as exc:
-        problem = orjson.dumps(exc.to_problem(scope["path"]))
-        await _send(send, exc.status_code, problem, PROBLEM_JSON.encode())
+        await send_problem(send, exc, scope["path"])
         return
     except Exception as exc:
-        if (invalid := nul_in_text(exc)) is not None:
-            problem = orjson.dumps(invalid.to_problem(scope["path"]))
-            await _send(send, invalid.status_code, problem, PROBLEM_JSON.encode())
+        if (known := expected_problem(exc)) is not None:
+            await send_problem(send, known, scope["path"])
             return
         request_id = scope.get("state", {}).get("request_id")
         log.exception("unexpected_error", path=scope["path"], request_id=request_id)
-        await _send(send, 500, orjson.dumps(internal_problem(request_id)), PROBLEM_JSON.encode())
+        body = orjson.dumps(internal_problem(request_id))
+        await _send(send, 500, body, PROBLEM_JSON.encode())
         return
-    await _send(send, 200, orjson.dumps(answer), b"application/json")
+    await _send(send, 200, answer, b"application/json")
+
+
+async def _send(send: Send, status: int, body: bytes, media_type: bytes) -> None:
+    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class FastPath:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
+from socialcard.core.errors import InvalidInput, field_error
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.wallet.deps import IdempotencyKey, IdPath, TerminalKey, Transaction
 from socialcard.wallet.merchants import service as merchant_service
@@ -31,19 +31,25 @@ _ERRORS = {
 }
 
 
-# The body is read by redemption.fast (the hot path), so it is declared here for the docs.
+# The body is read by redemption.fast (the hot path), so it is declared here for the docs
+# (its nested models' `$defs` are moved into the components by core.http.install_openapi).
 _AUTHORIZE_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": AuthorizeRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": AuthorizeRequest.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+            }
+        },
     },
     "parameters": [
-        {"name": "X-Terminal-Key", "in": "header", "required": True, "schema": {"type": "string"}},
         {
             "name": "Idempotency-Key",
             "in": "header",
             "required": True,
-            "schema": {"type": "string", "maxLength": 100},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 100},
             "description": "A client-chosen id, unique per request: a retry replays the answer.",
         },
     ],
@@ -56,14 +62,14 @@ _AUTHORIZE_DOC: dict[str, Any] = {
     responses=_ERRORS,
     openapi_extra=_AUTHORIZE_DOC,
 )
-async def authorize(request: Request) -> Response:
+async def authorize(request: Request, _: TerminalKey) -> Response:
     """Authorize a purchase (approved, partly approved or declined with a reason code).
 
     With `capture: true` it is a one-step purchase. The app serves this path through
     `redemption.fast.FastPath` ahead of the router; this route is the same code, for the docs.
     """
     answer = await fast.authorize(request.app, request.scope, await request.body())
-    return Response(orjson.dumps(answer), media_type="application/json")
+    return Response(answer, media_type="application/json")
 
 
 @router.post(
@@ -130,15 +136,37 @@ def inquiry(body: InquiryRequest, transaction: Transaction, raw: TerminalKey) ->
 
 @router.get(
     "/settlements/{day_on}.csv",
-    responses={**PROBLEM_RESPONSES, 200: {"content": {"text/csv": {}}}},
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "The statement: one line per posting, then the totals",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        409: {
+            "description": "The business day has not ended",
+            "content": {PROBLEM_JSON: {}},
+        },
+    },
     response_class=Response,
 )
-def settlement_csv(day_on: date, transaction: Transaction, raw: TerminalKey) -> Response:
-    """The merchant's statement for a local business day (`wallet.business_timezone`).
+def settlement_csv(
+    day_on: Annotated[str, Path(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")],
+    transaction: Transaction,
+    raw: TerminalKey,
+) -> Response:
+    """The merchant's statement for a local business day (`wallet.business_timezone`) that has
+    ended (409 otherwise).
 
-    One line per posting; the totals equal the ledger.
+    One line per posting; the totals equal the ledger, then and later.
     """
+    # An ISO date only (pydantic would also read "0" as 1970-01-01).
+    try:
+        day = date.fromisoformat(day_on)
+    except ValueError:
+        raise InvalidInput(
+            "day_on: not a date", details=[field_error("day_on", "write YYYY-MM-DD")]
+        ) from None
     with transaction() as session:
         terminal = merchant_service.authenticate_terminal(session, raw_key=raw)
-        _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day_on)
+        _, text = service.issue_settlement(session, merchant_id=terminal.merchant_id, day_on=day)
     return Response(text, media_type="text/csv")

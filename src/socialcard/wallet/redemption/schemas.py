@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 
 class ItemIn(BaseModel):
@@ -12,16 +12,17 @@ class ItemIn(BaseModel):
         max_length=40,
         description="meal, medicine, gas, fare, food.socially_significant, food.other, ...",
     )
-    quantity: int = Field(gt=0, le=10_000)
-    amount_minor: int = Field(ge=0, le=10**10, description="line total in tiyn")
+    # Money, quantities and flags take only their exact JSON type: "3", 3.0 or true is not 3.
+    quantity: StrictInt = Field(gt=0, le=10_000)
+    amount_minor: StrictInt = Field(ge=0, le=10**10, description="line total in tiyn")
     atc: str | None = Field(default=None, min_length=3, max_length=10)
 
 
 class AuthorizeRequest(BaseModel):
     token: str = Field(min_length=8, max_length=40, description="voucher or pass token")
     items: list[ItemIn] = Field(min_length=1, max_length=100)
-    capture: bool = Field(default=False, description="capture at once (one-step purchase)")
-    allow_partial: bool = True
+    capture: StrictBool = Field(default=False, description="capture at once (one-step purchase)")
+    allow_partial: StrictBool = True
 
 
 class LineResult(BaseModel):
@@ -46,11 +47,13 @@ class AuthorizationRead(BaseModel):
 
 
 class CaptureRequest(BaseModel):
-    amount_minor: int | None = Field(default=None, ge=0, description="omit to capture all")
+    amount_minor: StrictInt | None = Field(
+        default=None, ge=0, le=10**12, description="omit to capture all"
+    )
 
 
 class RefundRequest(BaseModel):
-    amount_minor: int = Field(gt=0)
+    amount_minor: StrictInt = Field(gt=0, le=10**12)
 
 
 class InquiryRequest(BaseModel):
@@ -59,10 +62,13 @@ class InquiryRequest(BaseModel):
 
 
 class InquiryRead(BaseModel):
-    """Only what the purchase needs: can the voucher pay, and how much of it."""
+    """Only what the purchase needs: can the voucher pay for these items, yes or no, and how
+    much of them its rules allow (never the remaining balance)."""
 
     can_pay: bool
-    allowed_minor: int
+    allowed_minor: int = Field(
+        description="what the voucher's rules allow of these items; paid only if can_pay"
+    )
     reason: str | None
 
 

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.db import is_sqlite
+from socialcard.core.errors import InvalidInput, field_error
 from socialcard.core.logging import get_logger
 from socialcard.wallet import business_day
 from socialcard.wallet.enums import Decision, DeclineReason, HoldStatus, VoucherStatus
-from socialcard.wallet.errors import HoldNotFound
+from socialcard.wallet.errors import BusinessDayOpen, HoldNotFound
 from socialcard.wallet.ledger import repository as ledger_repository
 from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.merchants import repository as merchant_repository
@@ -50,7 +51,13 @@ def _scope(terminal: TerminalContext) -> str:
 
 
 def _evaluate(
-    terminal: TerminalContext, voucher: Record, items: list[Item], on: date, partial: bool
+    terminal: TerminalContext,
+    voucher: Record,
+    items: list[Item],
+    on: date,
+    partial: bool,
+    *,
+    check_balance: bool = True,
 ) -> Evaluation:
     return evaluate(
         load_catalog(),
@@ -61,6 +68,7 @@ def _evaluate(
         items=items,
         on=on,
         allow_partial=partial,
+        check_balance=check_balance,
     )
 
 
@@ -186,8 +194,9 @@ def write_params(
 
 
 def answer_json(answer: dict[str, Any]) -> str:
-    """The stored (and replayed) form of an answer."""
-    return json.dumps(answer, separators=(",", ":"), default=str)
+    """The stored, sent and replayed form of an answer (strict: InvalidInput when it cannot be
+    sent, raised before the commit)."""
+    return ledger_service.encode_answer(answer)
 
 
 def log_authorized(plan: AuthorizationPlan, voucher: Record, terminal: TerminalContext) -> None:
@@ -219,10 +228,14 @@ def claim_params(
 
 def replayed_answer(session: Session, params: dict[str, Any]) -> AuthorizationRead:
     """The stored answer for a key already claimed (409 when the request differs)."""
-    return AuthorizationRead.model_validate(
-        ledger_service.replay(
-            session, scope=params["scope"], key=params["key"], request_hash=params["request_hash"]
-        )
+    return AuthorizationRead.model_validate_json(replayed_json(session, params))
+
+
+def replayed_json(session: Session, params: dict[str, Any]) -> str:
+    """The stored answer's text for a key already claimed, byte for byte (409 when the request
+    differs)."""
+    return ledger_service.replay_text(
+        session, scope=params["scope"], key=params["key"], request_hash=params["request_hash"]
     )
 
 
@@ -498,7 +511,9 @@ def inquire(
     request: InquiryRequest,
     now: datetime | None = None,
 ) -> InquiryRead:
-    """Can this voucher pay for these items here, and how much: nothing else is disclosed."""
+    """Can this voucher pay for these items here: yes or no, and how much of them its rules
+    allow. Never the balance: when it falls short the answer is "no", not what is left (a
+    huge amount would otherwise read the exact remaining balance)."""
     when = now or utcnow()
     voucher = voucher_service.voucher_by_token(session, request.token)
     if voucher is None:
@@ -506,18 +521,31 @@ def inquire(
             can_pay=False, allowed_minor=0, reason=DeclineReason.VOUCHER_NOT_FOUND.value
         )
     items = _items([item.model_dump() for item in request.items])
-    outcome = _evaluate(terminal, voucher, items, business_day.business_day(when), True)
-    return InquiryRead(
-        can_pay=outcome.approved_minor > 0,
-        allowed_minor=outcome.approved_minor,
-        reason=outcome.reason.value if outcome.reason else None,
-    )
+    day = business_day.business_day(when)
+    rules = _evaluate(terminal, voucher, items, day, True, check_balance=False)
+    allowed = rules.approved_minor
+    reason = rules.reason.value if rules.reason else None
+    spendable = int(voucher.balance_minor) - int(voucher.held_minor)
+    if allowed > 0 and spendable < allowed:
+        return InquiryRead(
+            can_pay=False,
+            allowed_minor=allowed,
+            reason=DeclineReason.INSUFFICIENT_BALANCE.value,
+        )
+    return InquiryRead(can_pay=allowed > 0, allowed_minor=allowed, reason=reason)
 
 
 # --- settlement --------------------------------------------------------------------------------
 
 
-_day_bounds = business_day.day_bounds
+def _day_bounds(day_on: date) -> tuple[datetime, datetime]:
+    """The business day as a UTC interval; InvalidInput for a day that has none (0001-01-01's
+    start is before the year 1 in UTC, 9999-12-31 has no next day)."""
+    try:
+        return business_day.day_bounds(day_on)
+    except (OverflowError, ValueError):
+        reason = "not a business day the wallet can settle"
+        raise InvalidInput(f"day_on: {reason}", details=[field_error("day_on", reason)]) from None
 
 
 def settlement(session: Session, *, merchant_id: int, day_on: date) -> SettlementRead:
@@ -537,9 +565,21 @@ def settlement(session: Session, *, merchant_id: int, day_on: date) -> Settlemen
 
 
 def issue_settlement(
-    session: Session, *, merchant_id: int, day_on: date
+    session: Session, *, merchant_id: int, day_on: date, now: datetime | None = None
 ) -> tuple[SettlementRead, str]:
-    """Issue (record) a merchant's daily statement and render it as CSV: one line per posting."""
+    """Issue (record) a merchant's daily statement and render it as CSV: one line per posting.
+
+    Only for a business day that has ended (`wallet.settlement_grace_minutes` ago): no
+    purchase can be posted on it any more, so the frozen totals equal the ledger for good.
+    """
+    _, end = _day_bounds(day_on)
+    grace = timedelta(minutes=get_settings().wallet.settlement_grace_minutes)
+    if (now or utcnow()) < end + grace:
+        raise BusinessDayOpen(
+            f"the business day {day_on} has not ended; its statement can be issued from "
+            f"{(end + grace).isoformat()}",
+            details=[field_error("day_on", "the business day has not ended")],
+        )
     totals = settlement(session, merchant_id=merchant_id, day_on=day_on)
     stored = merchant_repository.settlement(session, merchant_id=merchant_id, day_on=day_on)
     if stored is None:

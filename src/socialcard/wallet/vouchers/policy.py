@@ -81,8 +81,13 @@ def evaluate(
     items: list[Item],
     on: date,
     allow_partial: bool = True,
+    check_balance: bool = True,
 ) -> Evaluation:
-    """Approve, partly approve or decline; the first failing check gives the reason."""
+    """Approve, partly approve or decline; the first failing check gives the reason.
+
+    Without `check_balance` the outcome is what the voucher's rules allow of these items,
+    whatever is left on it (a balance inquiry compares the two itself).
+    """
     requested = sum(item.amount_minor for item in items)
     vtype = catalog.voucher_types[voucher.type]
     category = catalog.categories.get(merchant_category)
@@ -148,7 +153,7 @@ def evaluate(
         return Evaluation(
             Decision.DECLINED, requested, 0, first_reason or DeclineReason.ITEM_NOT_ALLOWED, lines
         )
-    spendable = int(voucher.balance_minor) - int(voucher.held_minor)
+    spendable = int(voucher.balance_minor) - int(voucher.held_minor) if check_balance else allowed
     if spendable <= 0:
         return _declined(DeclineReason.INSUFFICIENT_BALANCE, requested)
     approved = allowed

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 
 class PrescriptionLine(BaseModel):
     atc: str = Field(min_length=3, max_length=10, description="ATC code, e.g. C09AA02")
-    quantity: int = Field(gt=0, le=10_000)
+    quantity: StrictInt = Field(gt=0, le=10_000)
 
 
 class VoucherRead(BaseModel):
