@@ -22,6 +22,7 @@ from socialcard.rules.router import router as rules_router
 from socialcard.security.router import router as security_router
 from socialcard.wallet.redemption import fast as redemption_fast
 from socialcard.wallet.router import router as wallet_router
+from socialcard.web import router as web
 from socialcard.wellbeing.router import router as wellbeing_router
 
 
@@ -60,4 +61,6 @@ def create_app() -> FastAPI:
     app.include_router(proactive_router)
     app.include_router(proactive_pages)
     app.include_router(wallet_router)
+    # The pages last: the console owns the root URL.
+    web.install(app)
     return app

@@ -11,6 +11,7 @@ from socialcard.proactive import cli as proactive_cli
 from socialcard.registry import cli as registry_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
+from socialcard.security.accounts import cli as staff_cli
 from socialcard.wallet import cli as wallet_cli
 from socialcard.wellbeing import cli as wellbeing_cli
 
@@ -34,6 +35,7 @@ ops.register(app)
 demo.register(app)
 registry_cli.register(app)
 security_cli.register(app)
+staff_cli.register(app)
 rules_cli.register(app)
 wellbeing_cli.register(app)
 proactive_cli.register(app)

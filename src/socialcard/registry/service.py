@@ -336,3 +336,10 @@ def registry_counts(session: Session) -> dict[str, int]:
 def sample_family_ids(session: Session, limit: int = 3) -> list[int]:
     """A few family ids to show in demos."""
     return repository.sample_family_ids(session, limit)
+
+
+def person_id_by_national_id(session: Session, national_id: str) -> int | None:
+    """The id of the person with this national identifier (a citizen signing in as themselves;
+    not an operator read, so not audited)."""
+    person = repository.person_by_national_id(session, national_id.strip())
+    return person.id if person is not None else None

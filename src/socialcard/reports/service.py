@@ -1,0 +1,186 @@
+"""Statistics for the console and the reports, composed from the domains' services.
+
+The home page's figures aggregate over the whole registry; they are kept for a short while
+(`_TTL`) so that a page view does not recount millions of rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from socialcard.core.clock import today
+from socialcard.proactive import service as proactive_service
+from socialcard.proactive.schemas import CampaignRead, FunnelRow
+from socialcard.registry import service as registry_service
+from socialcard.rules import service as rules_service
+from socialcard.rules.schemas import RunDetail
+from socialcard.wallet.vouchers import service as voucher_service
+from socialcard.wallet.vouchers.schemas import VoucherSummaryRow
+from socialcard.wellbeing import service as wellbeing_service
+from socialcard.wellbeing.schemas import RunRead as WellbeingRun
+
+T = TypeVar("T")
+_TTL = 30.0
+_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_lock = threading.Lock()
+
+FUNNEL_STAGES = (
+    "eligible",
+    "offered",
+    "delivered",
+    "agreed",
+    "refused",
+    "lapsed",
+    "assigned",
+    "paid",
+)
+
+
+def cached(key: tuple[Any, ...], make: Callable[[], T], ttl: float = _TTL) -> T:
+    """A value computed at most once per `ttl` seconds per key (per process)."""
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]  # type: ignore[no-any-return]
+    value = make()
+    with _lock:
+        _cache[key] = (now + ttl, value)
+    return value
+
+
+def clear_cache() -> None:
+    """Forget cached statistics (after a job finishes, and between tests)."""
+    with _lock:
+        _cache.clear()
+
+
+def current_period() -> str:
+    return f"{today():%Y-%m}"
+
+
+@dataclass
+class ProgramKpi:
+    program_id: str
+    eligible: int
+    receiving: int
+    not_receiving: int
+    amount_minor: int
+
+
+@dataclass
+class FunnelTotals:
+    """The funnel's stages summed over regions (and campaigns)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL_STAGES, 0))
+
+    def add(self, row: FunnelRow) -> None:
+        for stage in FUNNEL_STAGES:
+            self.counts[stage] += int(getattr(row, stage))
+
+
+@dataclass
+class VoucherTotals:
+    issued: int = 0
+    activated: int = 0
+    redeemed: int = 0
+    expired: int = 0
+    issued_minor: int = 0
+    redeemed_minor: int = 0
+    expired_minor: int = 0
+    remaining_minor: int = 0
+
+    def add(self, row: VoucherSummaryRow) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + int(getattr(row, name)))
+
+
+@dataclass
+class HomeKpis:
+    period: str
+    persons: int
+    families: int
+    wellbeing: WellbeingRun | None
+    programs: list[ProgramKpi]
+    rules_run_id: int | None
+    funnel: FunnelTotals
+    vouchers: VoucherTotals
+
+
+def latest_wellbeing_run(session: Session) -> WellbeingRun | None:
+    page = wellbeing_service.list_runs(session, methodology_id=None, page=1, size=1)
+    return page.items[0] if page.items else None
+
+
+def latest_rules_run(session: Session, period: str | None = None) -> RunDetail | None:
+    """The newest succeeded run covering the month (any month when None), with its summary."""
+    if period is not None:
+        run = rules_service.latest_run(session, period=period)
+        return rules_service.get_run(session, run_id=run.id) if run is not None else None
+    for item in rules_service.list_runs(session, page=1, size=20).items:
+        if item.status == "succeeded":
+            return rules_service.get_run(session, run_id=item.id)
+    return None
+
+
+def campaigns_of(session: Session, period: str) -> list[CampaignRead]:
+    return [c for c in proactive_service.list_campaigns(session) if c.period == period]
+
+
+def funnel_totals(rows: list[FunnelRow], period: str | None = None) -> FunnelTotals:
+    totals = FunnelTotals()
+    for row in rows:
+        if period is None or row.period == period:
+            totals.add(row)
+    return totals
+
+
+def voucher_totals(rows: list[VoucherSummaryRow]) -> VoucherTotals:
+    totals = VoucherTotals()
+    for row in rows:
+        totals.add(row)
+    return totals
+
+
+def home_kpis(session: Session) -> HomeKpis:
+    """The console's home figures for the current month (cached for a few seconds)."""
+    period = current_period()
+    return cached(("home", period), lambda: _home_kpis(session, period))
+
+
+def _home_kpis(session: Session, period: str) -> HomeKpis:
+    counts = registry_service.registry_counts(session)
+    run = latest_rules_run(session, period)
+    campaigns = {c.program_id: c for c in reversed(campaigns_of(session, period))}
+    programs: list[ProgramKpi] = []
+    if run is not None:
+        for summary in run.by_program:
+            if summary.period != period:
+                continue
+            campaign = campaigns.get(summary.program_id)
+            receiving = campaign.skipped_receiving if campaign else 0
+            programs.append(
+                ProgramKpi(
+                    program_id=summary.program_id,
+                    eligible=summary.eligible,
+                    receiving=receiving,
+                    not_receiving=max(summary.eligible - receiving, 0),
+                    amount_minor=summary.amount_minor,
+                )
+            )
+    return HomeKpis(
+        period=period,
+        persons=counts["persons"],
+        families=counts["families"],
+        wellbeing=latest_wellbeing_run(session),
+        programs=programs,
+        rules_run_id=run.id if run else None,
+        funnel=funnel_totals(proactive_service.funnel(session), period),
+        vouchers=voucher_totals(voucher_service.summary(session, region_digits=2)),
+    )

@@ -1,0 +1,22 @@
+"""Composes the pages' routers and installs what pages need (static files, headers, errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from socialcard.web import auth, console, errors
+from socialcard.web.security import PageHeadersMiddleware
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages to the app: routes, /static, security headers and HTML errors."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(auth.router)
+    app.include_router(console.router)
+    app.add_middleware(PageHeadersMiddleware)
+    errors.install(app)
