@@ -20,6 +20,7 @@ from socialcard.proactive.schemas import CampaignRead, FunnelRow
 from socialcard.registry import service as registry_service
 from socialcard.rules import service as rules_service
 from socialcard.rules.schemas import RunDetail
+from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.schemas import VoucherSummaryRow
 from socialcard.wellbeing import service as wellbeing_service
@@ -184,3 +185,82 @@ def _home_kpis(session: Session, period: str) -> HomeKpis:
         funnel=funnel_totals(proactive_service.funnel(session), period),
         vouchers=voucher_totals(voucher_service.summary(session, region_digits=2)),
     )
+
+
+# --- programs as the pack defines them ------------------------------------------------------
+
+
+@dataclass
+class ParameterView:
+    name: str
+    title: dict[str, str]
+    unit: str
+    values: list[tuple[Any, Any]]
+
+
+@dataclass
+class ProgramView:
+    id: str
+    title: dict[str, str]
+    legal_basis: dict[str, str]
+    citation: str
+    entity: str
+    period: str
+    versions: list[tuple[Any, str, str]]  # effective from, note, citation
+    parameters: list[ParameterView]
+
+
+def programs() -> list[ProgramView]:
+    """The rule pack's benefit programs: versions, parameters by date and legal basis."""
+    pack = rules_service.loaded_pack().compiled.pack
+    out = []
+    for program in pack.programs:
+        if program.kind != "benefit":
+            continue
+        out.append(
+            ProgramView(
+                id=program.id,
+                title=program.title,
+                legal_basis=program.legal_basis,
+                citation=program.citation,
+                entity=str(program.entity),
+                period=str(program.period),
+                versions=[(v.effective_from, v.note, v.citation) for v in program.versions],
+                parameters=[
+                    ParameterView(
+                        name=p.name,
+                        title=p.title,
+                        unit=p.unit,
+                        values=[(day, value) for day, value in p.values],
+                    )
+                    for p in program.parameters.values()
+                ],
+            )
+        )
+    return out
+
+
+def program_titles(lang: str) -> dict[str, str]:
+    """Each program's title in a language (its id when it has none)."""
+    return {p.id: p.title.get(lang) or p.title.get("ru") or p.id for p in programs()}
+
+
+def simulation_parameters() -> list[tuple[str, str]]:
+    """(override key, current value) of every scalar parameter a what-if may change."""
+    pack = rules_service.loaded_pack().compiled.pack
+    day = today()
+    out: list[tuple[str, str]] = []
+    owners: list[tuple[str, dict[str, Any]]] = [(pack.id, pack.parameters)]
+    owners += [(p.id, p.parameters) for p in pack.programs]
+    for owner, parameters in owners:
+        for name, param in parameters.items():
+            if param.is_table:
+                continue
+            value = param.value_on(day)
+            out.append((f"{owner}.{name}", "" if value is None else str(value)))
+    return sorted(out)
+
+
+def budgets(session: Session) -> list[Any]:
+    """Program budgets by region and their balances."""
+    return funding_service.list_budgets(session)
