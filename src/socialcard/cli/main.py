@@ -9,6 +9,7 @@ from socialcard.core.config import get_settings
 from socialcard.core.logging import configure_logging
 from socialcard.proactive import cli as proactive_cli
 from socialcard.registry import cli as registry_cli
+from socialcard.reports import cli as reports_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
 from socialcard.security.accounts import cli as staff_cli
@@ -40,6 +41,7 @@ rules_cli.register(app)
 wellbeing_cli.register(app)
 proactive_cli.register(app)
 wallet_cli.register(app)
+reports_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1258,3 +1258,8 @@ def verify_webhook(body: bytes, signature: str | None) -> None:
             "the X-Signature header does not match the body",
             details=[{"field": "X-Signature", "reason": "missing or wrong HMAC-SHA256"}],
         )
+
+
+def payments_by_program_region(session: Session, *, period: str) -> list[dict[str, Any]]:
+    """The month's payment orders by program, region and status (counts and tiyn)."""
+    return repository.payments_by_program_region(session, period=period)

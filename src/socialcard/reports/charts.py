@@ -86,11 +86,13 @@ def bars(
             f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" fill="#4a5563" '
             f'font-size="10">{escape(fmt(value))}</text>'
         )
+    fits = max(int((label_w - 16) / _CHAR), 4)
     for row, category in enumerate(categories):
         y = top + row * row_h
+        shown = category if len(category) <= fits else category[: fits - 1] + "…"
         out.append(
             f'<text x="{label_w:.0f}" y="{y + (row_h - 10) / 2 + 4:.1f}" text-anchor="end" '
-            f'fill="#1b1f24">{escape(category)}</text>'
+            f'fill="#1b1f24"><title>{escape(category)}</title>{escape(shown)}</text>'
         )
         offset = 0.0
         for index, item in enumerate(series):

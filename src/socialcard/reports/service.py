@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import today
+from socialcard.core.errors import NotFound
 from socialcard.proactive import service as proactive_service
 from socialcard.proactive.schemas import CampaignRead, FunnelRow
 from socialcard.registry import service as registry_service
+from socialcard.reports.exports import Column, Table
 from socialcard.rules import service as rules_service
 from socialcard.rules.schemas import RunDetail
 from socialcard.wallet.funding import service as funding_service
@@ -264,3 +266,117 @@ def simulation_parameters() -> list[tuple[str, str]]:
 def budgets(session: Session) -> list[Any]:
     """Program budgets by region and their balances."""
     return funding_service.list_budgets(session)
+
+
+# --- tables for download ----------------------------------------------------------------------
+
+
+def _funnel_table(session: Session) -> Table:
+    rows = [
+        {**row.model_dump(), "region_kato": row.region_kato}
+        for row in proactive_service.funnel(session)
+    ]
+    return Table(
+        name="funnel",
+        columns=[
+            Column("campaign_id", "export.campaign"),
+            Column("program_id", "col.program"),
+            Column("period", "col.period"),
+            Column("region_kato", "col.region"),
+            *[Column(stage, f"funnel.{stage}", "count") for stage in FUNNEL_STAGES],
+        ],
+        rows=rows,
+        suppress=True,
+    )
+
+
+def _vouchers_table(session: Session) -> Table:
+    return Table(
+        name="vouchers",
+        columns=[
+            Column("type", "col.voucher"),
+            Column("region_kato", "col.region"),
+            Column("issued", "wallet.issued", "count"),
+            Column("activated", "wallet.activated", "count"),
+            Column("redeemed", "wallet.redeemed", "count"),
+            Column("expired", "wallet.expired", "count"),
+            Column("issued_minor", "wallet.issued_sum", "money"),
+            Column("redeemed_minor", "wallet.redeemed_sum", "money"),
+            Column("remaining_minor", "wallet.remaining", "money"),
+        ],
+        rows=[r.model_dump() for r in voucher_service.summary(session, region_digits=4)],
+        suppress=True,
+    )
+
+
+def _run_regions_table(session: Session, run_id: int) -> Table:
+    run = rules_service.get_run(session, run_id=run_id)
+    return Table(
+        name=f"run-{run_id}-regions",
+        columns=[
+            Column("program_id", "col.program"),
+            Column("period", "col.period"),
+            Column("region_kato", "col.region"),
+            Column("evaluated", "col.evaluated", "count"),
+            Column("eligible", "col.eligible", "count"),
+            Column("amount_minor", "col.monthly_cost", "money"),
+        ],
+        rows=[r.model_dump() for r in run.by_region],
+        suppress=True,
+    )
+
+
+def _wellbeing_regions_table(session: Session, run_id: int) -> Table:
+    run = wellbeing_service.get_run(session, run_id=run_id)
+    levels = [lv.level for lv in run.levels]
+    rows = [
+        {"region_kato": r.region_kato or "", "families": r.families, **r.levels}
+        for r in wellbeing_service.region_counts(session, run_id=run_id)
+    ]
+    return Table(
+        name=f"wellbeing-{run_id}-regions",
+        columns=[
+            Column("region_kato", "col.region"),
+            *[Column(level, f"export.level_{level}", "count") for level in levels],
+            Column("families", "col.families", "count"),
+        ],
+        rows=rows,
+        suppress=True,
+    )
+
+
+def _payments_table(session: Session, period: str) -> Table:
+    return Table(
+        name=f"payments-{period}",
+        columns=[
+            Column("program_id", "col.program"),
+            Column("region_kato", "col.region"),
+            Column("status", "col.status"),
+            Column("orders", "export.orders", "count"),
+            Column("amount_minor", "col.amount", "money"),
+        ],
+        rows=proactive_service.payments_by_program_region(session, period=period),
+        suppress=True,
+    )
+
+
+TABLE_NAMES = ("funnel", "vouchers", "run-N-regions", "wellbeing-N-regions", "payments-YYYY-MM")
+
+
+def table(session: Session, name: str) -> Table:
+    """A downloadable table by name (see TABLE_NAMES); NotFound for any other name."""
+    parts = name.split("-")
+    if name == "funnel":
+        return _funnel_table(session)
+    if name == "vouchers":
+        return _vouchers_table(session)
+    if len(parts) == 3 and parts[2] == "regions" and parts[1].isdigit() and len(parts[1]) < 18:
+        if parts[0] == "run":
+            return _run_regions_table(session, int(parts[1]))
+        if parts[0] == "wellbeing":
+            return _wellbeing_regions_table(session, int(parts[1]))
+    if parts[0] == "payments" and len(parts) == 3:
+        period = f"{parts[1]}-{parts[2]}"
+        rules_service.parse_period(period)
+        return _payments_table(session, period)
+    raise NotFound(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from socialcard.web import auth, console, errors
+from socialcard.web import auth, console, errors, reports
 from socialcard.web.security import PageHeadersMiddleware
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -18,5 +18,6 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(auth.router)
     app.include_router(console.router)
+    app.include_router(reports.router)
     app.add_middleware(PageHeadersMiddleware)
     errors.install(app)
