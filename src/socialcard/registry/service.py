@@ -343,3 +343,10 @@ def person_id_by_national_id(session: Session, national_id: str) -> int | None:
     not an operator read, so not audited)."""
     person = repository.person_by_national_id(session, national_id.strip())
     return person.id if person is not None else None
+
+
+def national_id_of(session: Session, person_id: int) -> str | None:
+    """A person's national identifier, for the demo's printed sign-in hint (not an operator
+    read of personal data: nothing else about the person is read)."""
+    person = repository.person_by_id(session, person_id)
+    return person.national_id if person is not None else None

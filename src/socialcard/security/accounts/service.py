@@ -364,3 +364,33 @@ def sign_in_citizen(session: Session, *, national_id: str, code: str) -> tuple[s
         raise BadSignInCode("the code is wrong or has expired; ask for a new one")
     row.used_at = now
     return _new_session(session, kind="citizen", staff_id=None, person_id=person_id)
+
+
+def ensure_staff(
+    session: Session,
+    *,
+    username: str,
+    role: str,
+    display_name: str,
+    merchant_id: int | None = None,
+) -> str:
+    """Create the account, or give an existing one a new password; returns the password
+    (generated, to be shown once). For the demo, which may run again on the same store."""
+    password = generate_password()
+    account = repository.staff_by_username(session, username)
+    if account is None:
+        create_staff(
+            session,
+            username=username,
+            display_name=display_name,
+            role=role,
+            password=password,
+            merchant_id=merchant_id,
+        )
+        return password
+    account.password_hash = _hasher.hash(password)
+    account.disabled_at = None
+    account.locked_until = None
+    account.failed_attempts = 0
+    session.flush()
+    return password

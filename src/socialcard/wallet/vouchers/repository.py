@@ -177,3 +177,15 @@ def citizen_person_id(session: Session, api_key_id: int) -> int | None:
 def add_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> None:
     session.add(CitizenKey(api_key_id=api_key_id, person_id=person_id))
     session.flush()
+
+
+def sample_holder(session: Session, *, voucher_type: str) -> int | None:
+    """A person holding an unused voucher of a type (for the demo's sign-in hint)."""
+    stmt = (
+        select(_voucher.c.person_id)
+        .where(_voucher.c.type == voucher_type, _voucher.c.status == VoucherStatus.CREATED.value)
+        .order_by(_voucher.c.id)
+        .limit(1)
+    )
+    value = session.execute(stmt).scalar()
+    return int(value) if value is not None else None

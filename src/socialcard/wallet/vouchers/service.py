@@ -378,3 +378,8 @@ def ensure_person_owns(voucher: Record | None, person_id: int) -> Record:
     if voucher is None or voucher.person_id != person_id:
         raise VoucherNotFound("no such voucher in your wallet")
     return voucher
+
+
+def sample_holder(session: Session, *, voucher_type: str) -> int | None:
+    """A person holding an unused voucher of a type, or None (the demo shows how to sign in)."""
+    return repository.sample_holder(session, voucher_type=voucher_type)
