@@ -182,6 +182,7 @@ def wallet(request: Request, session: DbSession, me: Citizen) -> Response:
         wallet=voucher_service.citizen_wallet(session, person_id=person_id),
         history=voucher_service.citizen_history(session, person_id=person_id, limit=50),
         activated=request.query_params.get("activated"),
+        activation=voucher_service.activation_needs(),
     )
 
 

@@ -383,3 +383,13 @@ def ensure_person_owns(voucher: Record | None, person_id: int) -> Record:
 def sample_holder(session: Session, *, voucher_type: str) -> int | None:
     """A person holding an unused voucher of a type, or None (the demo shows how to sign in)."""
     return repository.sample_holder(session, voucher_type=voucher_type)
+
+
+def activation_needs() -> dict[str, str]:
+    """Voucher types the citizen activates, each with what activation asks for ("" for nothing,
+    "utility_account" for gas)."""
+    return {
+        code: vtype.activation_requires or ""
+        for code, vtype in load_catalog().voucher_types.items()
+        if vtype.needs_activation
+    }
