@@ -150,7 +150,8 @@ class Visit:
 
     def go(self, path: str) -> Any:
         response = self.page.goto(self.base + path)
-        assert response is not None and response.status < 500, path
+        assert response is not None, path
+        assert response.status < 500, path
         return response
 
     def shot(self, label: str) -> None:
@@ -191,7 +192,8 @@ def _visible_texts(page: Any) -> list[str]:
                 if (!text || !el || el.closest('script,style,title,code,[translate=no]')) continue;
                 // Content declared in another language (rule-pack notes written in English).
                 const tagged = el.closest('[lang]');
-                if (tagged && tagged !== document.documentElement && tagged.lang !== document.documentElement.lang) continue;
+                const page = document.documentElement;
+                if (tagged && tagged !== page && tagged.lang !== page.lang) continue;
                 const style = getComputedStyle(el);
                 if (style.display === 'none' || style.visibility === 'hidden') continue;
                 out.push(text);
@@ -295,7 +297,8 @@ def test_policy_owner_runs_a_simulation_and_sees_the_chart(
     visit.submit("main form[action='/programs/simulate'] button")
     charts = visit.page.locator("figure svg[role=img]")
     assert charts.count() == 2
-    assert "Baseline" in charts.first.inner_html() and "Reform" in charts.first.inner_html()
+    assert "Baseline" in charts.first.inner_html()
+    assert "Reform" in charts.first.inner_html()
     assert visit.page.locator("text=Who gains").count() == 1
     visit.shot("result")
     visit.close()
@@ -390,7 +393,8 @@ def test_merchant_redeems_a_voucher_and_sees_it_on_the_statement(
     visit.page.select_option("#category", "food.socially_significant")
     visit.submit("main form[action='/merchant/redeem'] button")
     result = visit.page.locator("#result").inner_text()
-    assert "Approved" in result and "500.00" in result
+    assert "Approved" in result
+    assert "500.00" in result
     visit.shot("redeemed")
     visit.go("/merchant/statement")
     visit.shot("statement")
