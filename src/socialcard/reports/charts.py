@@ -49,7 +49,16 @@ def bars(
     label_w = min(max((len(c) for c in categories), default=4) * _CHAR + 16, width * 0.42)
     bar_h = 16 if stacked or n_series == 1 else 11
     row_h = (bar_h if stacked else bar_h * n_series) + 10
-    legend_h = 22 if n_series > 1 else 0
+    # Legend entries flow left to right and wrap onto new lines.
+    legend: list[tuple[float, int]] = []
+    x_pos, line = 8.0, 0
+    for item in series if n_series > 1 else ():
+        item_w = 16 + len(item.name) * _CHAR + 18
+        if x_pos > 8 and x_pos + item_w > width:
+            x_pos, line = 8.0, line + 1
+        legend.append((x_pos, line))
+        x_pos += item_w
+    legend_h = 18 * (line + 1) + 4 if legend else 0
     top = 34 + legend_h
     height = int(top + row_h * max(len(categories), 1) + 26)
     plot_x = label_w + 8
@@ -68,13 +77,11 @@ def bars(
         f'<text x="8" y="20" font-size="14" font-weight="bold" fill="#1b1f24">'
         f"{escape(title)}</text>",
     ]
-    if n_series > 1:
-        x = 8.0
-        for index, item in enumerate(series):
-            colour = PALETTE[index % len(PALETTE)]
-            out.append(f'<rect x="{x:.0f}" y="30" width="12" height="12" fill="{colour}"/>')
-            out.append(f'<text x="{x + 16:.0f}" y="40" fill="#1b1f24">{escape(item.name)}</text>')
-            x += 16 + len(item.name) * _CHAR + 18
+    for index, (item, (x, line)) in enumerate(zip(series, legend, strict=False)):
+        colour = PALETTE[index % len(PALETTE)]
+        y = 30 + 18 * line
+        out.append(f'<rect x="{x:.0f}" y="{y}" width="12" height="12" fill="{colour}"/>')
+        out.append(f'<text x="{x + 16:.0f}" y="{y + 10}" fill="#1b1f24">{escape(item.name)}</text>')
     for tick in range(5):
         value = scale_max * tick / 4
         x = plot_x + plot_w * tick / 4

@@ -360,7 +360,29 @@ def _payments_table(session: Session, period: str) -> Table:
     )
 
 
-TABLE_NAMES = ("funnel", "vouchers", "run-N-regions", "wellbeing-N-regions", "payments-YYYY-MM")
+def _turnover_table(session: Session) -> Table:
+    return Table(
+        name="turnover",
+        columns=[
+            Column("period", "col.period"),
+            Column("program_id", "col.program"),
+            Column("region_kato", "col.region"),
+            Column("postings", "merchant.postings", "count"),
+            Column("amount_minor", "wallet.redeemed_sum", "money"),
+        ],
+        rows=voucher_service.turnover(session, region_digits=4),
+        suppress=True,
+    )
+
+
+TABLE_NAMES = (
+    "funnel",
+    "vouchers",
+    "turnover",
+    "run-N-regions",
+    "wellbeing-N-regions",
+    "payments-YYYY-MM",
+)
 
 
 def table(session: Session, name: str) -> Table:
@@ -370,6 +392,8 @@ def table(session: Session, name: str) -> Table:
         return _funnel_table(session)
     if name == "vouchers":
         return _vouchers_table(session)
+    if name == "turnover":
+        return _turnover_table(session)
     if len(parts) == 3 and parts[2] == "regions" and parts[1].isdigit() and len(parts[1]) < 18:
         if parts[0] == "run":
             return _run_regions_table(session, int(parts[1]))

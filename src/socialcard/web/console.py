@@ -682,9 +682,29 @@ def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
         fmt=t.number,
         chart_id="vouchers",
     )
+    turnover = voucher_service.turnover(session, region_digits=2)
+    titles = reports_service.program_titles(t.lang)
+    periods = sorted({r["period"] for r in turnover})
+    programs = sorted({r["program_id"] for r in turnover})
+    sums = {(r["period"], r["program_id"]): 0 for r in turnover}
+    for r in turnover:
+        sums[(r["period"], r["program_id"])] += r["amount_minor"]
+    turnover_chart = charts.bars(
+        title=t("wallet.turnover_chart"),
+        categories=periods,
+        series=[
+            charts.Series(titles.get(p, p), [sums.get((m, p), 0) / 100 for m in periods])
+            for p in programs
+        ],
+        fmt=lambda v: t.number(round(v)),
+        stacked=True,
+        chart_id="turnover",
+    )
     return render(
         request,
         "console/wallet.html",
+        turnover=turnover,
+        turnover_chart=turnover_chart,
         section="wallet",
         rows=rows,
         by_type=by_type,
@@ -693,7 +713,7 @@ def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
         budgets=reports_service.budgets(session),
         check=jobs.last_wallet_check(),
         running=[j for j in jobs.recent() if j.kind == "check" and j.status == "running"],
-        titles=reports_service.program_titles(t.lang),
+        titles=titles,
     )
 
 

@@ -24,6 +24,7 @@ from socialcard.web.deps import Form, MerchantUser
 from socialcard.web.render import render
 
 router = APIRouter(include_in_schema=False)
+STATEMENT_ROWS = 200
 _AMOUNT = re.compile(r"^\d{1,9}([.,]\d{1,2})?$")
 
 
@@ -128,7 +129,9 @@ def statement(
         section="statement",
         day=day_on,
         totals=totals,
-        rows=rows,
+        # The newest postings; the CSV has them all.
+        rows=rows[::-1][:STATEMENT_ROWS],
+        more=max(len(rows) - STATEMENT_ROWS, 0),
         refunded=request.query_params.get("refunded"),
     )
 

@@ -189,3 +189,23 @@ def sample_holder(session: Session, *, voucher_type: str) -> int | None:
     )
     value = session.execute(stmt).scalar()
     return int(value) if value is not None else None
+
+
+def turnover(session: Session, *, region_digits: int) -> list[Record]:
+    """Value redeemed (captures net of refunds) by the voucher's month, program and region."""
+    region = func.substr(_voucher.c.region_kato, 1, region_digits)
+    stmt = (
+        select(
+            _voucher.c.period,
+            _voucher.c.program_id,
+            region.label("region_kato"),
+            func.count(func.distinct(_posting.c.id)).label("postings"),
+            func.sum(-_entry.c.amount_minor).label("amount_minor"),
+        )
+        .join(_posting, _posting.c.id == _entry.c.posting_id)
+        .join(_voucher, _voucher.c.account_id == _entry.c.account_id)
+        .where(_posting.c.kind.in_((PostingKind.CAPTURE.value, PostingKind.REFUND.value)))
+        .group_by(_voucher.c.period, _voucher.c.program_id, region)
+        .order_by(_voucher.c.period, _voucher.c.program_id, region)
+    )
+    return list(session.execute(stmt).all())

@@ -393,3 +393,17 @@ def activation_needs() -> dict[str, str]:
         for code, vtype in load_catalog().voucher_types.items()
         if vtype.needs_activation
     }
+
+
+def turnover(session: Session, *, region_digits: int = 2) -> list[dict[str, Any]]:
+    """Turnover over time: value redeemed by month, program and region (KATO cut)."""
+    return [
+        {
+            "period": row.period,
+            "program_id": row.program_id,
+            "region_kato": row.region_kato,
+            "postings": int(row.postings),
+            "amount_minor": int(row.amount_minor or 0),
+        }
+        for row in repository.turnover(session, region_digits=region_digits)
+    ]
