@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from socialcard import __version__
+from socialcard.core import openapi
 from socialcard.core.config import get_settings
 from socialcard.core.http import RequestIdMiddleware, install_error_handlers
 from socialcard.core.logging import configure_logging
@@ -63,4 +64,5 @@ def create_app() -> FastAPI:
     app.include_router(wallet_router)
     # The pages last: the console owns the root URL.
     web.install(app)
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app

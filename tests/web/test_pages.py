@@ -4,6 +4,7 @@ the catalogues, exports and the PDF report."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -251,3 +252,15 @@ def test_the_monthly_report_is_a_pdf(session: Session) -> None:
     data = pdf.monthly_data(session, period="2026-03")
     body = pdf.render_monthly(data, Translator("kk"))
     assert body.startswith(b"%PDF")
+
+
+def test_the_openapi_document_declares_keys_and_resolves_every_ref(web: TestClient) -> None:
+    doc = web.get("/openapi.json").json()
+    assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "TerminalKey"}
+    text = json.dumps(doc)
+    assert "$defs" not in text
+    for ref in set(re.findall(r'"\$ref": "([^"]+)"', text)):
+        assert ref.startswith("#/components/schemas/")
+        assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+    authorize = doc["paths"]["/api/v1/business/authorizations"]["post"]
+    assert authorize["security"] == [{"TerminalKey": []}]
