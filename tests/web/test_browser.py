@@ -44,6 +44,8 @@ KEY_LIKE = re.compile(r"^[a-z][a-z_0-9]*\.[a-z_0-9.]+$")
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.slow,
+    # One worker runs the whole module, in order, on one generated region and one server.
+    pytest.mark.xdist_group("browser"),
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed at /usr/bin"
     ),
