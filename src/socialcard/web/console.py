@@ -174,8 +174,15 @@ def family(
         session, family_id=family_id, actor=actor, purpose=chosen, on=None, include_past=False
     )
     try:
+        # The stored result says which indicators held and their points (the why); values
+        # recomputed from today's registry would cost a methodology compile per view.
         card = wellbeing_service.family_card(
-            session, family_id=family_id, actor=actor, purpose=chosen, run_id=None
+            session,
+            family_id=family_id,
+            actor=actor,
+            purpose=chosen,
+            run_id=None,
+            with_values=False,
         )
     except AppError:
         card = None
