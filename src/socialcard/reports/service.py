@@ -404,3 +404,8 @@ def table(session: Session, name: str) -> Table:
         rules_service.parse_period(period)
         return _payments_table(session, period)
     raise NotFound(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")
+
+
+def methodologies() -> list[Any]:
+    """The well-being methodologies with their levels (checked once an hour, not per view)."""
+    return cached(("methodologies",), wellbeing_service.list_methodologies, ttl=3600)

@@ -580,7 +580,7 @@ def wellbeing(
         current=current,
         regions=regions,
         chart=chart,
-        methodologies=wellbeing_service.list_methodologies(),
+        methodologies=reports_service.methodologies(),
         period=reports_service.current_period(),
         running=[j for j in jobs.recent() if j.kind == "scoring" and j.status == "running"],
     )
