@@ -21,6 +21,7 @@ from socialcard.core.db import run_before_commit
 from socialcard.core.deps import get_session
 from socialcard.proactive.models import Message
 from socialcard.reports import charts, exports
+from socialcard.reports import service as reports_service
 from socialcard.security.accounts import service as accounts
 from socialcard.security.models import AuditEvent
 from socialcard.web.i18n import LANGUAGES, Translator, catalogue
@@ -34,6 +35,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "socialcard" / "web" /
 def web(session: Session) -> Iterator[TestClient]:
     """The app over https (the session cookie is Secure), on the test's rolled-back session."""
     app = create_app()
+    reports_service.clear_cache()  # figures cached by another test's (rolled back) data
 
     def override() -> Iterator[Session]:
         nested = session.begin_nested()
