@@ -24,6 +24,7 @@ from socialcard.rules import service as rules_service
 from socialcard.rules.schemas import RunDetail
 from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.vouchers import service as voucher_service
+from socialcard.wallet.vouchers.catalog import load_catalog
 from socialcard.wallet.vouchers.schemas import VoucherSummaryRow
 from socialcard.wellbeing import service as wellbeing_service
 from socialcard.wellbeing.schemas import RunRead as WellbeingRun
@@ -409,3 +410,8 @@ def table(session: Session, name: str) -> Table:
 def methodologies() -> list[Any]:
     """The well-being methodologies with their levels (checked once an hour, not per view)."""
     return cached(("methodologies",), wellbeing_service.list_methodologies, ttl=3600)
+
+
+def budget_voucher_types() -> dict[str, str]:
+    """The wallet's budget programs that pay earmarked vouchers, each with its voucher type."""
+    return {s.budget: s.voucher for s in load_catalog().decision_sources}

@@ -691,6 +691,8 @@ def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
     )
     turnover = voucher_service.turnover(session, region_digits=2)
     titles = reports_service.program_titles(t.lang)
+    for budget, vtype in reports_service.budget_voucher_types().items():
+        titles.setdefault(budget, t("voucher." + vtype))
     periods = sorted({r["period"] for r in turnover})
     programs = sorted({r["program_id"] for r in turnover})
     sums = {(r["period"], r["program_id"]): 0 for r in turnover}
