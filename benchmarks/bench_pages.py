@@ -6,7 +6,10 @@ Target (issue 14): every page under 300 ms on the 1,000,000-family region.
 
 The store is the demo's chain played on the region once (generate, rules run, well-being,
 campaigns with simulated answers, payments, vouchers, redemptions; `socialcard demo --no-serve
---month 2026-03`) and kept under var/bench/ for the next run (`--fresh` rebuilds it). The server
+--month 2026-03`) and kept under var/bench/ for the next run (`--fresh` rebuilds it). On
+1,000,000 families the demo answers its ~275,000 offers one SMS at a time (over an hour here):
+`--wallet-step` runs only the demo's wallet step (pay the consents, vouchers from decisions,
+redemptions) on a store whose demo was stopped during the answers. The server
 runs with its clock in that month. Each page is loaded `--requests` times one after another by a
 signed-in staff member (an admin, who may open every page) after one warm-up load (reported as
 "first"); the latency is measured on the loopback, so it is the server's time plus well under a
@@ -144,10 +147,20 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument(
+        "--wallet-step", action="store_true", help="run the demo's wallet step on the store"
+    )
+    parser.add_argument(
         "--prepare-only", action="store_true", help="build the store and stop (outside the lock)"
     )
     args = parser.parse_args()
     url, env = prepare(args.families, args.fresh)
+    if args.wallet_step:
+        script = (
+            "from rich.console import Console\n"
+            "from socialcard.wallet import demo\n"
+            f"demo.run_demo_step(Console(), period={MONTH!r})\n"
+        )
+        subprocess.run([sys.executable, "-c", script], env=env, check=True)
     if args.prepare_only:
         return
     known = ids(url)

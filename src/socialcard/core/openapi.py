@@ -14,7 +14,7 @@ SCHEMES: dict[str, Any] = {
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "An operator, auditor, agency, citizen ... key (`socialcard apikey create`).",
+        "description": "A client key with its role (`socialcard apikey create`).",
     },
     "TerminalKey": {
         "type": "apiKey",

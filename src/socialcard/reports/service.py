@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import today
+from socialcard.core.db import session_scope
 from socialcard.core.errors import NotFound
+from socialcard.core.logging import get_logger
 from socialcard.proactive import service as proactive_service
 from socialcard.proactive.schemas import CampaignRead, FunnelRow
 from socialcard.registry import service as registry_service
@@ -33,6 +35,8 @@ T = TypeVar("T")
 _TTL = 30.0
 _cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _lock = threading.Lock()
+_refreshing: set[tuple[Any, ...]] = set()
+log = get_logger(__name__)
 
 FUNNEL_STAGES = (
     "eligible",
@@ -46,23 +50,92 @@ FUNNEL_STAGES = (
 )
 
 
-def cached(key: tuple[Any, ...], make: Callable[[], T], ttl: float = _TTL) -> T:
-    """A value computed at most once per `ttl` seconds per key (per process)."""
+def cached(
+    key: tuple[Any, ...], session: Session | None, make: Callable[[Session], T], ttl: float = _TTL
+) -> T:
+    """A figure computed at most once per `ttl` seconds per key (per process).
+
+    Once a value is older than `ttl`, the page gets it at once while a thread recomputes it in
+    a session of its own (stale while revalidating): an aggregate over millions of rows is never
+    waited for twice. Only the first view computes in the request, in its session.
+    """
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]  # type: ignore[no-any-return]
-    value = make()
+        stale = hit is not None and hit[0] <= now
+        if stale and key not in _refreshing:
+            _refreshing.add(key)
+            threading.Thread(target=_refresh, args=(key, make, ttl), daemon=True).start()
+    if hit is not None:
+        return hit[1]  # type: ignore[no-any-return]
+    if session is None:
+        with session_scope() as own:
+            value = make(own)
+    else:
+        value = make(session)
     with _lock:
-        _cache[key] = (now + ttl, value)
+        _cache[key] = (time.monotonic() + ttl, value)
     return value
+
+
+def _refresh(key: tuple[Any, ...], make: Callable[[Session], Any], ttl: float) -> None:
+    try:
+        with session_scope() as session:
+            value = make(session)
+        with _lock:
+            _cache[key] = (time.monotonic() + ttl, value)
+    except Exception:  # the stale figure stays; the next view tries again
+        log.exception("report_refresh_failed", key=str(key))
+    finally:
+        with _lock:
+            _refreshing.discard(key)
 
 
 def clear_cache() -> None:
     """Forget cached statistics (after a job finishes, and between tests)."""
     with _lock:
         _cache.clear()
+
+
+def funnel_rows(
+    session: Session, *, campaign_id: int | None = None, program_id: str | None = None
+) -> list[FunnelRow]:
+    """The campaigns' funnel per region (refreshed every 30 s: it counts every offer)."""
+    return cached(
+        ("funnel", campaign_id, program_id),
+        session,
+        lambda s: proactive_service.funnel(s, campaign_id=campaign_id, program_id=program_id),
+    )
+
+
+def voucher_summary(session: Session, *, region_digits: int = 2) -> list[VoucherSummaryRow]:
+    """Vouchers by type and region (refreshed every 60 s: it reads every voucher's entries)."""
+    return cached(
+        ("vouchers", region_digits),
+        session,
+        lambda s: voucher_service.summary(s, region_digits=region_digits),
+        60,
+    )
+
+
+def voucher_turnover(session: Session, *, region_digits: int = 2) -> list[dict[str, Any]]:
+    """Turnover by month, program and region (refreshed every 60 s)."""
+    return cached(
+        ("turnover", region_digits),
+        session,
+        lambda s: voucher_service.turnover(s, region_digits=region_digits),
+        60,
+    )
+
+
+def wellbeing_regions(session: Session, *, run_id: int) -> list[Any]:
+    """Families per level and region of a run (a run's results never change: kept a day)."""
+    return cached(
+        ("wellbeing-regions", run_id),
+        session,
+        lambda s: wellbeing_service.region_counts(s, run_id=run_id),
+        86_400,
+    )
 
 
 def current_period() -> str:
@@ -155,7 +228,7 @@ def voucher_totals(rows: list[VoucherSummaryRow]) -> VoucherTotals:
 def home_kpis(session: Session) -> HomeKpis:
     """The console's home figures for the current month (cached for a few seconds)."""
     period = current_period()
-    return cached(("home", period), lambda: _home_kpis(session, period))
+    return cached(("home", period), session, lambda s: _home_kpis(s, period))
 
 
 def _home_kpis(session: Session, period: str) -> HomeKpis:
@@ -185,8 +258,8 @@ def _home_kpis(session: Session, period: str) -> HomeKpis:
         wellbeing=latest_wellbeing_run(session),
         programs=programs,
         rules_run_id=run.id if run else None,
-        funnel=funnel_totals(proactive_service.funnel(session), period),
-        vouchers=voucher_totals(voucher_service.summary(session, region_digits=2)),
+        funnel=funnel_totals(funnel_rows(session), period),
+        vouchers=voucher_totals(voucher_summary(session, region_digits=2)),
     )
 
 
@@ -409,7 +482,7 @@ def table(session: Session, name: str) -> Table:
 
 def methodologies() -> list[Any]:
     """The well-being methodologies with their levels (checked once an hour, not per view)."""
-    return cached(("methodologies",), wellbeing_service.list_methodologies, ttl=3600)
+    return cached(("methodologies",), None, lambda _: wellbeing_service.list_methodologies(), 3600)
 
 
 def budget_voucher_types() -> dict[str, str]:

@@ -432,7 +432,7 @@ def campaigns(
     """Campaigns, a form to start one, and the funnel per region as a chart."""
     t = _translator(request)
     titles = reports_service.program_titles(t.lang)
-    rows = proactive_service.funnel(session, campaign_id=campaign_id, program_id=program or None)
+    rows = reports_service.funnel_rows(session, campaign_id=campaign_id, program_id=program or None)
     totals = reports_service.funnel_totals(rows)
     stages = list(reports_service.FUNNEL_STAGES)
     chart = charts.bars(
@@ -552,7 +552,7 @@ def wellbeing(
     elif runs.items:
         current = runs.items[0]
     if current is not None:
-        regions = wellbeing_service.region_counts(session, run_id=current.id)
+        regions = reports_service.wellbeing_regions(session, run_id=current.id)
         levels = [lv.level for lv in current.levels]
         names = {lv.level: getattr(lv.name, t.lang, None) or lv.level for lv in current.levels}
 
@@ -672,7 +672,7 @@ def wellbeing_changes(
 def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
     """Voucher statistics, merchants, budgets and their balances, and the ledger check."""
     t = _translator(request)
-    rows = voucher_service.summary(session, region_digits=2)
+    rows = reports_service.voucher_summary(session, region_digits=2)
     by_type: dict[str, reports_service.VoucherTotals] = {}
     for row in rows:
         by_type.setdefault(row.type, reports_service.VoucherTotals()).add(row)
@@ -689,7 +689,7 @@ def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
         fmt=t.number,
         chart_id="vouchers",
     )
-    turnover = voucher_service.turnover(session, region_digits=2)
+    turnover = reports_service.voucher_turnover(session, region_digits=2)
     titles = reports_service.program_titles(t.lang)
     for budget, vtype in reports_service.budget_voucher_types().items():
         titles.setdefault(budget, t("voucher." + vtype))
