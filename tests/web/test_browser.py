@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -466,9 +465,3 @@ def test_pages_never_reach_another_host(site: dict[str, Any], browser: Any) -> N
     visit.go("/merchant/login")
     assert visit.hosts  # requests were seen
     visit.close()  # asserts that every request went to the server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _clean_artifacts() -> None:
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
