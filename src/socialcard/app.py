@@ -29,6 +29,7 @@ from socialcard.security.router import router as security_router
 from socialcard.wallet import deps as wallet_deps
 from socialcard.wallet.redemption import fast as redemption_fast
 from socialcard.wallet.router import router as wallet_router
+from socialcard.web import router as web
 from socialcard.wellbeing.router import router as wellbeing_router
 
 
@@ -81,4 +82,6 @@ def create_app() -> FastAPI:
     app.include_router(proactive_router)
     app.include_router(proactive_pages)
     app.include_router(wallet_router)
+    # The pages last: the console owns the root URL.
+    web.install(app)
     return app

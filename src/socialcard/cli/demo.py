@@ -25,6 +25,7 @@ from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
 from socialcard.wallet import demo as wallet_demo
+from socialcard.web import demo as web_demo
 from socialcard.wellbeing import cli as wellbeing_cli
 
 console = Console()
@@ -90,6 +91,8 @@ def register(app: typer.Typer) -> None:
         run_demo_campaigns(console, period, seed=seed, funnel=False)
         wallet_demo.run_demo_step(console, period=period)
         print_demo_funnel(console)
+        with session_scope() as session:
+            sign_in = web_demo.demo_accounts(session)
         console.print(f"Operator API key: {key.key}")
         console.print(f"Auditor API key:  {auditor.key}")
         if family_ids:
@@ -101,11 +104,12 @@ def register(app: typer.Typer) -> None:
             )
             typer.echo(f"  curl -H 'X-API-Key: {auditor.key}' '{base}/api/v1/audit/events'")
         console.print(f"API docs: {base}/docs")
+        web_demo.print_sign_in(console, base, sign_in)
         if not serve:
             return
         import uvicorn
 
-        console.print(f"socialcard is serving on {base}  (Ctrl+C to stop)")
+        console.print(f"socialcard is serving on {base}/  (the operator console; Ctrl+C to stop)")
         uvicorn.run(
             "socialcard.app:create_app", factory=True, host=host, port=port, log_level="warning"
         )

@@ -9,8 +9,10 @@ from socialcard.core.config import get_settings
 from socialcard.core.logging import configure_logging
 from socialcard.proactive import cli as proactive_cli
 from socialcard.registry import cli as registry_cli
+from socialcard.reports import cli as reports_cli
 from socialcard.rules import cli as rules_cli
 from socialcard.security import cli as security_cli
+from socialcard.security.accounts import cli as staff_cli
 from socialcard.wallet import cli as wallet_cli
 from socialcard.wellbeing import cli as wellbeing_cli
 
@@ -34,10 +36,12 @@ ops.register(app)
 demo.register(app)
 registry_cli.register(app)
 security_cli.register(app)
+staff_cli.register(app)
 rules_cli.register(app)
 wellbeing_cli.register(app)
 proactive_cli.register(app)
 wallet_cli.register(app)
+reports_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

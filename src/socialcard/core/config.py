@@ -67,6 +67,12 @@ class RulesSettings(BaseModel):
     pack_path: str = "packs/kz"
 
 
+class WebSettings(BaseModel):
+    """The pages: cookies are Secure unless this is turned off (plain http on a LAN test)."""
+
+    cookie_secure: bool = True
+
+
 class Settings(BaseSettings):
     """Root settings: `SOCIALCARD_DATABASE_URL` picks the store (default: SQLite under ./var)."""
 
@@ -88,6 +94,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     rules: RulesSettings = RulesSettings()
     wallet: WalletSettings = WalletSettings()
+    web: WebSettings = WebSettings()
 
 
 @lru_cache(maxsize=1)

@@ -9,12 +9,14 @@ from socialcard.proactive import models as proactive_models
 from socialcard.registry import models as registry_models
 from socialcard.rules import models as rules_models
 from socialcard.security import models as security_models
+from socialcard.security.accounts import models as accounts_models
 from socialcard.wallet import models as wallet_models
 from socialcard.wellbeing import models as wellbeing_models
 
 DOMAIN_MODELS = (
     registry_models,
     security_models,
+    accounts_models,
     rules_models,
     wellbeing_models,
     proactive_models,

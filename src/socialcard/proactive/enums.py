@@ -21,6 +21,7 @@ class MessageKind(StrEnum):
     LAPSED = "lapsed"
     ENDED = "ended"
     HELP = "help"
+    SIGN_IN = "sign_in"  # a one-time code for the citizen pages
 
 
 class MessageStatus(StrEnum):

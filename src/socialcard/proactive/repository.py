@@ -518,3 +518,23 @@ def blocked_among(
         ):
             blocked[entity_id] = "receiving"
     return blocked
+
+
+def payments_by_program_region(session: Session, *, period: str) -> list[dict[str, Any]]:
+    """Payment orders of a month by program, region and status: how many and how much."""
+    query = (
+        select(
+            PaymentOrder.program_id,
+            PaymentOrder.region_kato,
+            PaymentOrder.status,
+            func.count(),
+            func.coalesce(func.sum(PaymentOrder.amount_minor), 0),
+        )
+        .where(PaymentOrder.period == period)
+        .group_by(PaymentOrder.program_id, PaymentOrder.region_kato, PaymentOrder.status)
+        .order_by(PaymentOrder.program_id, PaymentOrder.region_kato, PaymentOrder.status)
+    )
+    return [
+        {"program_id": p, "region_kato": r, "status": s, "orders": int(n), "amount_minor": int(a)}
+        for p, r, s, n, a in session.execute(query).all()
+    ]

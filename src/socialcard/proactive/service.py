@@ -1258,3 +1258,74 @@ def verify_webhook(body: bytes, signature: str | None) -> None:
             "the X-Signature header does not match the body",
             details=[{"field": "X-Signature", "reason": "missing or wrong HMAC-SHA256"}],
         )
+
+
+def payments_by_program_region(session: Session, *, period: str) -> list[dict[str, Any]]:
+    """The month's payment orders by program, region and status (counts and tiyn)."""
+    return repository.payments_by_program_region(session, period=period)
+
+
+# --- the citizen's own pages (the person signed in as themselves: not an operator read) ------
+
+
+def offers_of_person(session: Session, *, person_id: int, limit: int = 50) -> list[OfferRead]:
+    """A person's own offers, newest first."""
+    rows, _ = repository.search_offers(
+        session,
+        offer_id=None,
+        person_id=person_id,
+        program_id=None,
+        campaign_id=None,
+        status=None,
+        region=None,
+        offset=0,
+        limit=limit,
+    )
+    return [OfferRead.model_validate(row) for row in rows]
+
+
+def offer_text_for(session: Session, *, offer_id: int, person_id: int) -> str:
+    """The offer's text in the person's language (what the SMS said); OfferNotFound unless
+    the offer is the person's."""
+    offer = repository.offer_by_id(session, offer_id)
+    if offer is None or offer.person_id != person_id:
+        raise OfferNotFound(
+            f"no offer {offer_id}", details=[{"field": "offer_id", "reason": "unknown"}]
+        )
+    return offer_page_text(session, offer)
+
+
+def decide_as_citizen(
+    session: Session, *, offer_id: int, person_id: int, decision: ConsentDecision
+) -> OfferRead:
+    """The citizen's answer from their signed-in page (the offer must be theirs)."""
+    text = offer_text_for(session, offer_id=offer_id, person_id=person_id)
+    return decide(
+        session,
+        offer_id=offer_id,
+        decision=decision,
+        channel=Channel.LINK,
+        actor=f"person:{person_id}",
+        text_shown=text,
+    )
+
+
+def queue_sms(
+    session: Session, *, key: str, person_id: int, phone: str, language: str, body: str
+) -> bool:
+    """Queue one message (outside an offer, e.g. a sign-in code) for the outbox dispatcher."""
+    if repository.message_key_exists(session, key):
+        return False
+    session.add(
+        Message(
+            idempotency_key=key,
+            offer_id=None,
+            kind=MessageKind.SIGN_IN,
+            person_id=person_id,
+            phone=phone,
+            language=language_of(language),
+            body=body,
+        )
+    )
+    session.flush()
+    return True

@@ -336,3 +336,17 @@ def registry_counts(session: Session) -> dict[str, int]:
 def sample_family_ids(session: Session, limit: int = 3) -> list[int]:
     """A few family ids to show in demos."""
     return repository.sample_family_ids(session, limit)
+
+
+def person_id_by_national_id(session: Session, national_id: str) -> int | None:
+    """The id of the person with this national identifier (a citizen signing in as themselves;
+    not an operator read, so not audited)."""
+    person = repository.person_by_national_id(session, national_id.strip())
+    return person.id if person is not None else None
+
+
+def national_id_of(session: Session, person_id: int) -> str | None:
+    """A person's national identifier, for the demo's printed sign-in hint (not an operator
+    read of personal data: nothing else about the person is read)."""
+    person = repository.person_by_id(session, person_id)
+    return person.national_id if person is not None else None

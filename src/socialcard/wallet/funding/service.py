@@ -448,3 +448,15 @@ def budget_balance(session: Session, *, program_id: str, region_kato: str) -> Bu
     return BudgetRead(
         program_id=program_id, region_kato=region_kato, balance_minor=account.balance_minor
     )
+
+
+def list_budgets(session: Session) -> list[BudgetRead]:
+    """Every program budget by region with its balance."""
+    return [
+        BudgetRead(
+            program_id=row.program_id or "",
+            region_kato=row.region_kato or "",
+            balance_minor=int(row.balance_minor),
+        )
+        for row in ledger_repository.accounts_of_kind(session, AccountKind.BUDGET.value)
+    ]

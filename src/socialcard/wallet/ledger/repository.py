@@ -501,3 +501,13 @@ def counts(session: Session) -> dict[str, int]:
         "entries": session.execute(select(func.count()).select_from(_entry)).scalar_one(),
         "holds": session.execute(select(func.count()).select_from(_hold)).scalar_one(),
     }
+
+
+def accounts_of_kind(session: Session, kind: str) -> list[Record]:
+    """Every account of a kind (budgets are one per program and region: a few hundred)."""
+    query = (
+        select(Account.program_id, Account.region_kato, Account.balance_minor)
+        .where(Account.kind == kind)
+        .order_by(Account.program_id, Account.region_kato)
+    )
+    return list(session.execute(query).all())

@@ -51,3 +51,24 @@ def settlement(session: Session, *, merchant_id: int, day_on: Any) -> Settlement
 
 def all_settlements(session: Session) -> Sequence[Settlement]:
     return session.execute(select(Settlement).order_by(Settlement.id)).scalars().all()
+
+
+def terminal_context_by_code(session: Session, merchant_id: int, code: str) -> Record | None:
+    """A merchant's live terminal by its code, with what a redemption needs."""
+    stmt = (
+        select(
+            Terminal.id.label("terminal_id"),
+            Merchant.id.label("merchant_id"),
+            Merchant.category,
+            Merchant.licensed,
+            Account.id.label("account_id"),
+        )
+        .join(Merchant, Merchant.id == Terminal.merchant_id)
+        .join(Account, (Account.merchant_id == Merchant.id) & (Account.kind == "merchant"))
+        .where(
+            Terminal.merchant_id == merchant_id,
+            Terminal.code == code,
+            Terminal.revoked_at.is_(None),
+        )
+    )
+    return session.execute(stmt).first()

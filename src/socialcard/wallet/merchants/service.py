@@ -172,3 +172,39 @@ def authenticate_terminal(session: Session, *, raw_key: str) -> TerminalContext:
 
 def clear_terminal_cache() -> None:
     _terminal_cache.clear()
+
+
+WEB_TERMINAL = "web"
+
+
+def web_terminal(session: Session, *, merchant_id: int) -> TerminalContext:
+    """The merchant's counter in the web pages: a terminal of its own (created on first use;
+    its key is never shown, since staff sign in with their password instead)."""
+    row = repository.terminal_context_by_code(session, merchant_id, WEB_TERMINAL)
+    if row is None:
+        create_terminal(session, merchant_id=merchant_id, code=WEB_TERMINAL)
+        row = repository.terminal_context_by_code(session, merchant_id, WEB_TERMINAL)
+    if row is None:
+        raise MerchantNotFound(f"no merchant with id {merchant_id}")
+    return TerminalContext(
+        terminal_id=row.terminal_id,
+        merchant_id=row.merchant_id,
+        category=row.category,
+        licensed=row.licensed,
+        merchant_account_id=row.account_id,
+    )
+
+
+def item_categories(category: str) -> list[str]:
+    """The item categories a merchant of this category sells against vouchers."""
+    catalog = load_catalog()
+    found = catalog.categories.get(category)
+    if found is None:
+        return []
+    out: set[str] = set()
+    for code in found.accepts:
+        vtype = catalog.voucher_types[code]
+        out |= set(vtype.item_categories)
+        if vtype.any_item:
+            out.add("food.other")
+    return sorted(out)

@@ -625,3 +625,15 @@ def check_settlements(session: Session) -> list[str]:
                 f"{stored.net_minor} != ledger {now.net_minor}"
             )
     return problems
+
+
+def day_statement(
+    session: Session, *, merchant_id: int, day_on: date
+) -> tuple[SettlementRead, list[Record]]:
+    """A merchant's day for its page: the totals (from the ledger) and each posting."""
+    totals = settlement(session, merchant_id=merchant_id, day_on=day_on)
+    start, end = _day_bounds(day_on)
+    rows = ledger_repository.merchant_day_postings(
+        session, merchant_id=merchant_id, start=start, end=end
+    )
+    return totals, rows

@@ -177,3 +177,35 @@ def citizen_person_id(session: Session, api_key_id: int) -> int | None:
 def add_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> None:
     session.add(CitizenKey(api_key_id=api_key_id, person_id=person_id))
     session.flush()
+
+
+def sample_holder(session: Session, *, voucher_type: str) -> int | None:
+    """A person holding an unused voucher of a type (for the demo's sign-in hint)."""
+    stmt = (
+        select(_voucher.c.person_id)
+        .where(_voucher.c.type == voucher_type, _voucher.c.status == VoucherStatus.CREATED.value)
+        .order_by(_voucher.c.id)
+        .limit(1)
+    )
+    value = session.execute(stmt).scalar()
+    return int(value) if value is not None else None
+
+
+def turnover(session: Session, *, region_digits: int) -> list[Record]:
+    """Value redeemed (captures net of refunds) by the voucher's month, program and region."""
+    region = func.substr(_voucher.c.region_kato, 1, region_digits)
+    stmt = (
+        select(
+            _voucher.c.period,
+            _voucher.c.program_id,
+            region.label("region_kato"),
+            func.count(func.distinct(_posting.c.id)).label("postings"),
+            func.sum(-_entry.c.amount_minor).label("amount_minor"),
+        )
+        .join(_posting, _posting.c.id == _entry.c.posting_id)
+        .join(_voucher, _voucher.c.account_id == _entry.c.account_id)
+        .where(_posting.c.kind.in_((PostingKind.CAPTURE.value, PostingKind.REFUND.value)))
+        .group_by(_voucher.c.period, _voucher.c.program_id, region)
+        .order_by(_voucher.c.period, _voucher.c.program_id, region)
+    )
+    return list(session.execute(stmt).all())

@@ -378,3 +378,32 @@ def ensure_person_owns(voucher: Record | None, person_id: int) -> Record:
     if voucher is None or voucher.person_id != person_id:
         raise VoucherNotFound("no such voucher in your wallet")
     return voucher
+
+
+def sample_holder(session: Session, *, voucher_type: str) -> int | None:
+    """A person holding an unused voucher of a type, or None (the demo shows how to sign in)."""
+    return repository.sample_holder(session, voucher_type=voucher_type)
+
+
+def activation_needs() -> dict[str, str]:
+    """Voucher types the citizen activates, each with what activation asks for ("" for nothing,
+    "utility_account" for gas)."""
+    return {
+        code: vtype.activation_requires or ""
+        for code, vtype in load_catalog().voucher_types.items()
+        if vtype.needs_activation
+    }
+
+
+def turnover(session: Session, *, region_digits: int = 2) -> list[dict[str, Any]]:
+    """Turnover over time: value redeemed by month, program and region (KATO cut)."""
+    return [
+        {
+            "period": row.period,
+            "program_id": row.program_id,
+            "region_kato": row.region_kato,
+            "postings": int(row.postings),
+            "amount_minor": int(row.amount_minor or 0),
+        }
+        for row in repository.turnover(session, region_digits=region_digits)
+    ]

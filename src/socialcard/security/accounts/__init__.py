@@ -1,0 +1,1 @@
+"""Staff accounts (password sign-in), browser sessions and citizens' one-time sign-in codes."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages: the operator console, citizens' and merchants' pages."""
