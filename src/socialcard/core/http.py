@@ -60,6 +60,8 @@ _NO_STORE = (b"cache-control", b"no-store")
 _PAGE_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"pragma", b"no-cache"),
 ]
 
 
@@ -94,15 +96,21 @@ class RequestIdMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(_EVERY_RESPONSE)
                 if api:
-                    headers.append(_NO_STORE)
+                    _set_no_store(headers)
                 elif _is_html(headers):
                     csp = DOCS_PAGE_CSP if docs else APP_PAGE_CSP
                     headers.append((b"content-security-policy", csp.encode()))
                     headers.extend(_PAGE_HEADERS)
-                    headers.append(_NO_STORE)
+                    _set_no_store(headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _set_no_store(headers: list[tuple[bytes, bytes]]) -> None:
+    # Personal data and money: no cache keeps the answer, whatever a route set.
+    headers[:] = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+    headers.append(_NO_STORE)
 
 
 def _is_html(headers: Sequence[tuple[bytes, bytes]]) -> bool:

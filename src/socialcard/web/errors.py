@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socialcard.core.errors import AppError, Unauthenticated
-from socialcard.core.http import nul_in_text
+from socialcard.core.http import expected_problem
 from socialcard.core.logging import get_logger
 from socialcard.web.render import render
 from socialcard.web.security import is_page
@@ -41,7 +41,9 @@ _MESSAGE_KEYS = {
     409: "error.conflict",
     413: "error.bad_request",
     422: "error.invalid",
+    429: "error.busy",
     500: "error.internal",
+    503: "error.busy",
 }
 
 
@@ -89,8 +91,9 @@ def install(app: FastAPI) -> None:
         return error_page(request, exc.status_code, code)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        if nul_in_text(exc) is not None:
-            return error_page(request, 422, "invalid_input", "U+0000")
+        expected = expected_problem(exc)
+        if expected is not None:
+            return error_page(request, expected.status_code, expected.code, expected.message)
         log.exception(
             "unexpected_error",
             path=request.url.path,

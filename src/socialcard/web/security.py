@@ -1,5 +1,5 @@
-"""Headers every page carries (CSP with no external host, no framing, no caching of personal
-data, no referrer) and the language chosen for the request."""
+"""What pages add to every answer: the language chosen for the request (and its cookie), and
+the caching of downloads and static files."""
 
 from __future__ import annotations
 
@@ -14,20 +14,10 @@ from socialcard.web.i18n import LANGUAGES, negotiate
 
 LANG_COOKIE = "sc_lang"
 _NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/health", "/consent/")
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-_PAGE_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-]
-# Pages show personal data: neither the browser nor a proxy keeps them.
-_NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+# The security headers of every HTML answer (CSP, no framing, no referrer, no-store) are set by
+# core.http.RequestIdMiddleware; here only what pages add: downloads are not cached either,
+# static files are.
+_NO_STORE = [(b"cache-control", b"no-store")]
 _STATIC_CACHE = [(b"cache-control", b"public, max-age=3600")]
 
 
@@ -65,7 +55,7 @@ def request_language(scope: Scope) -> str:
 
 
 class PageHeadersMiddleware:
-    """Sets the request's language and adds the page security headers to every page."""
+    """Sets the request's language, remembers a switch in a cookie, and sets the caching."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -82,8 +72,8 @@ class PageHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
-                headers.extend(_PAGE_HEADERS)
-                headers.extend(_STATIC_CACHE if static else _NO_STORE)
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.extend(_STATIC_CACHE if static else _NO_STORE)
                 if remember:
                     secure = "; Secure" if get_settings().web.cookie_secure else ""
                     cookie = f"{LANG_COOKIE}={lang}; Path=/; Max-Age=31536000; SameSite=Lax{secure}"
