@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialcard.card.settings import CardSettings
 from socialcard.wallet.settings import WalletSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "socialcard.db"
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     rules: RulesSettings = RulesSettings()
     wallet: WalletSettings = WalletSettings()
+    card: CardSettings = CardSettings()
 
 
 @lru_cache(maxsize=1)
