@@ -126,7 +126,9 @@ def _merge(documents: Sequence[tuple[str, Any]]) -> Catalog:
                 ):
                     raise _bad(f"{where}.sources", "program and holders (recipient or family)")
                 sources.append(StatusSource(program=source["program"], holders=holders))
-            statuses[code] = Status(code=code, title=_title(node.get("title"), where), sources=tuple(sources))
+            statuses[code] = Status(
+                code=code, title=_title(node.get("title"), where), sources=tuple(sources)
+            )
         for code, node in (doc.get("providers") or {}).items():
             where = f"{name}:providers.{code}"
             if not CODE.fullmatch(str(code)) or code in providers:

@@ -31,7 +31,7 @@ class LinkKind(StrEnum):
     """How a bank card is known: its payment account reference or a keyed token of its PAN."""
 
     PAR = "par"
-    PAN_TOKEN = "pan_token"
+    PAN_TOKEN = "pan_token"  # noqa: S105 - a kind name, not a secret
 
 
 class ConsentChannel(StrEnum):

@@ -52,9 +52,7 @@ class IssuerKeys(Protocol):
 
 def jwks(keys: list[PublicKeyInfo]) -> dict[str, Any]:
     """A JWK Set of public keys (RFC 7517), each with `kid`, `use` and `alg`."""
-    return {
-        "keys": [{**info.jwk, "kid": info.kid, "use": "sig", "alg": "ES256"} for info in keys]
-    }
+    return {"keys": [{**info.jwk, "kid": info.kid, "use": "sig", "alg": "ES256"} for info in keys]}
 
 
 def _kid(key: ECKey) -> str:

@@ -33,7 +33,7 @@ from joserfc.jwk import ECKey
 
 ALG = "ES256"
 SD_ALG = "sha-256"
-PASS_TYP = "dc+sd-jwt"
+PASS_TYP = "dc+sd-jwt"  # noqa: S105 - a media type
 KB_TYP = "kb+jwt"
 # Header parameters that would let a token choose its own key or change how it is processed.
 FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64"})
@@ -293,9 +293,8 @@ def _decode_disclosure(text: str) -> list[Any]:
         raise SdJwtError("disclosure_format")
     if not isinstance(value[0], str):
         raise SdJwtError("disclosure_format")
-    if len(value) == 3:
-        if not isinstance(value[1], str) or value[1] in ("_sd", "..."):
-            raise SdJwtError("disclosure_name")
+    if len(value) == 3 and (not isinstance(value[1], str) or value[1] in ("_sd", "...")):
+        raise SdJwtError("disclosure_name")
     return value
 
 
@@ -344,14 +343,18 @@ def _process(node: Any, found: dict[str, list[Any]], seen: set[str], used: set[s
     return out
 
 
-def _number(value: Any) -> bool:
-    return type(value) in (int, float) and value == value and abs(value) < 1e15
+def _number(value: Any) -> float | None:
+    """A finite JSON number (not a bool) as a float, else None."""
+    if type(value) in (int, float) and value == value and abs(value) < 1e15:
+        return float(value)
+    return None
 
 
 def check_times(claims: Mapping[str, Any], *, now: float, skew: int = SKEW_SECONDS) -> None:
     """`exp` required and not passed, `iat` not in the future, `nbf` reached (each with skew)."""
-    exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
-    if not _number(exp) or not _number(iat) or (nbf is not None and not _number(nbf)):
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    nbf = _number(claims.get("nbf"))
+    if exp is None or iat is None or ("nbf" in claims and nbf is None):
         raise SdJwtError("time_claims")
     if now > exp + skew:
         raise SdJwtError("expired")
@@ -411,8 +414,8 @@ def verify(
     kb = split_compact(kb_jwt, what="kb")
     check_header(kb.header, typ=KB_TYP, what="kb")
     verify_signature(kb_jwt, holder, what="kb")
-    kb_iat = kb.payload.get("iat")
-    if not _number(kb_iat) or abs(now - kb_iat) > kb_max_age:
+    kb_iat = _number(kb.payload.get("iat"))
+    if kb_iat is None or abs(now - kb_iat) > kb_max_age:
         raise SdJwtError("kb_iat")
     if audience is not None and kb.payload.get("aud") != audience:
         raise SdJwtError("kb_aud")

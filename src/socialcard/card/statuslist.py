@@ -96,7 +96,7 @@ class StatusList:
 
     def counts(self) -> dict[int, int]:
         """How many entries hold each status."""
-        out = {v: 0 for v in (VALID, INVALID, SUSPENDED, 3)}
+        out = dict.fromkeys((VALID, INVALID, SUSPENDED, 3), 0)
         for shift in range(0, 8, BITS):
             values = np.bincount((self.data >> shift) & 3, minlength=4)
             for v in out:
@@ -183,7 +183,11 @@ def parse_token(
     if ttl is not None and (type(ttl) is not int or ttl <= 0):
         raise StatusListError("list_ttl")
     body = claims.get("status_list")
-    if not isinstance(body, dict) or body.get("bits") != BITS or not isinstance(body.get("lst"), str):
+    if (
+        not isinstance(body, dict)
+        or body.get("bits") != BITS
+        or not isinstance(body.get("lst"), str)
+    ):
         raise StatusListError("list_claim")
     try:
         compressed = b64decode(body["lst"], what="list")
