@@ -27,8 +27,12 @@ _batch = cast(Table, PassBatch.__table__)
 def begin_write(session: Session) -> None:
     """On SQLite take the write lock now (BEGIN IMMEDIATE) when no transaction is open, so two
     writers of a status list or a PIN counter never interleave read and write."""
-    if is_sqlite(session) and not session.in_transaction():
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    if not is_sqlite(session):
+        return
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # --- cards ---
