@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from socialcard import __version__
+from socialcard.card import fast as card_fast
 from socialcard.card import service as card_service
 from socialcard.card.router import router as card_router
 from socialcard.core.config import get_settings
@@ -59,6 +60,8 @@ def create_app() -> FastAPI:
     )
     # The merchants' redemption hot path answers before the router (inside the request id).
     app.add_middleware(redemption_fast.FastPath)
+    # The merchants' status check likewise (card/fast.py).
+    app.add_middleware(card_fast.VerifyFastPath)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
 

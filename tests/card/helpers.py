@@ -27,7 +27,9 @@ class Issuer:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [{**sdjwt.public_jwk(self.key), "kid": self.kid}]}
 
-    def claims(self, holder: ECKey, *, idx: int = 7, now: int | None = None, **extra: Any) -> dict[str, Any]:
+    def claims(
+        self, holder: ECKey, *, idx: int = 7, now: int | None = None, **extra: Any
+    ) -> dict[str, Any]:
         now = int(time.time()) if now is None else now
         claims = {
             "iss": ISSUER,

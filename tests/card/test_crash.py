@@ -25,7 +25,16 @@ def _pin_check(card_id: int, pin: str, crash_at: str | None) -> subprocess.Compl
     if crash_at:
         env["SOCIALCARD_PROACTIVE__CRASH_AT"] = crash_at
     return subprocess.run(
-        [sys.executable, "-m", "socialcard.cli.main", "card", "pin", "check", "--card-id", str(card_id)],
+        [
+            sys.executable,
+            "-m",
+            "socialcard.cli.main",
+            "card",
+            "pin",
+            "check",
+            "--card-id",
+            str(card_id),
+        ],
         input=pin + "\n",
         env=env,
         cwd=REPO,
@@ -42,10 +51,17 @@ def _tries(card_id: int) -> int | None:
 
 
 class TestKillDashNine:
-    def test_a_crash_after_the_decrement_still_counts_the_try(self, committed_engine: Engine) -> None:
+    def test_a_crash_after_the_decrement_still_counts_the_try(
+        self, committed_engine: Engine
+    ) -> None:
         with session_scope() as session:
             card_id = make_card(session).id
-            service.set_pin(session, card_id=card_id, pin="2468", actor=Actor(key_id=None, name="t", role="operator"))
+            service.set_pin(
+                session,
+                card_id=card_id,
+                pin="2468",
+                actor=Actor(key_id=None, name="t", role="operator"),
+            )
         crashed = _pin_check(card_id, "2468", "pin_after_decrement")
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
         assert _tries(card_id) == 2  # the right PIN, but the process died before the check
@@ -53,7 +69,8 @@ class TestKillDashNine:
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
         assert _tries(card_id) == 1
         wrong = _pin_check(card_id, "0000", None)
-        assert wrong.returncode == 2 and "blocked" in wrong.stderr
+        assert wrong.returncode == 2
+        assert "blocked" in wrong.stderr
         assert "0000" not in wrong.stderr + wrong.stdout
         assert _tries(card_id) == 0
         right = _pin_check(card_id, "2468", None)

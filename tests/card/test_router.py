@@ -40,7 +40,8 @@ class TestVerify:
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert set(body) == {"result", "valid_until"}
-        assert body["result"] == "valid" and body["valid_until"]
+        assert body["result"] == "valid"
+        assert body["valid_until"]
         replay = client.post(
             "/api/v1/card/verify",
             json={"presentation": presentation, "tariff": "transit_reduced"},
@@ -67,7 +68,9 @@ class TestVerify:
     def test_bad_bodies_are_422_naming_the_field(
         self, client: TestClient, session: Session, body: dict[str, object], field: str
     ) -> None:
-        answer = client.post("/api/v1/card/verify", json=body, headers=_headers(session, "merchant"))
+        answer = client.post(
+            "/api/v1/card/verify", json=body, headers=_headers(session, "merchant")
+        )
         assert answer.status_code == 422
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert any(field in e["field"] for e in answer.json()["errors"])
@@ -95,7 +98,8 @@ class TestPublic:
     ) -> None:
         _presentation(session)
         keys = client.get("/.well-known/jwks.json").json()["keys"]
-        assert keys and all("d" not in k and k["alg"] == "ES256" for k in keys)
+        assert keys
+        assert all("d" not in k and k["alg"] == "ES256" for k in keys)
         meta = client.get("/.well-known/jwt-vc-issuer").json()
         assert meta["issuer"] == get_settings().card.issuer
         uris = client.get("/status").json()
@@ -113,17 +117,27 @@ class TestBankCheck:
         operator = _headers(session, "operator")
         link = client.post(
             f"/api/v1/card/cards/{card.id}/bank-links",
-            json={"pan": "4111111111111111", "consent": {"notice_version": get_settings().card.consent_notice_version, "channel": "app"}},
+            json={
+                "pan": "4111111111111111",
+                "consent": {
+                    "notice_version": get_settings().card.consent_notice_version,
+                    "channel": "app",
+                },
+            },
             headers=operator,
         )
         assert link.status_code == 201, link.text
         assert "4111" not in link.text
         acquirer = _headers(session, "payment_provider")
         ask = {"pan": "4111111111111111", "tariff": "transit_reduced"}
-        assert client.post("/api/v1/card/bank-check", json=ask, headers=acquirer).json() == {"result": "yes"}
+        assert client.post("/api/v1/card/bank-check", json=ask, headers=acquirer).json() == {
+            "result": "yes"
+        }
         gone = client.delete(f"/api/v1/card/bank-links/{link.json()['id']}", headers=operator)
         assert gone.status_code == 200
-        assert client.post("/api/v1/card/bank-check", json=ask, headers=acquirer).json() == {"result": "no"}
+        assert client.post("/api/v1/card/bank-check", json=ask, headers=acquirer).json() == {
+            "result": "no"
+        }
 
     def test_linking_without_consent_is_422(self, client: TestClient, session: Session) -> None:
         card = make_card(session)
@@ -143,14 +157,20 @@ class TestKiosk:
         card = make_card(session)
         operator = _headers(session, "operator")
         chip = client.post(f"/api/v1/card/cards/{card.id}/chip", headers=operator).json()
-        assert client.put(f"/api/v1/card/cards/{card.id}/pin", json={"pin": "2468"}, headers=operator).status_code == 204
+        assert (
+            client.put(
+                f"/api/v1/card/cards/{card.id}/pin", json={"pin": "2468"}, headers=operator
+            ).status_code
+            == 204
+        )
         kiosk = _headers(session, "kiosk")
         start = {"chip_id": chip["chip_id"], "chip_key": chip["chip_key"], "pin": "2468"}
         opened = client.post("/api/v1/card/kiosk/sessions", json=start, headers=kiosk)
         assert opened.status_code == 201, opened.text
         token = {"X-Kiosk-Session": opened.json()["token"], **kiosk}
         view = client.get("/api/v1/card/kiosk/session?lang=en", headers=token)
-        assert view.status_code == 200 and view.json()["statuses"][0]["title"] == "Pensioner"
+        assert view.status_code == 200
+        assert view.json()["statuses"][0]["title"] == "Pensioner"
         assert client.delete("/api/v1/card/kiosk/session", headers=token).status_code == 204
         assert client.get("/api/v1/card/kiosk/session", headers=token).status_code == 404
         wrong = {**start, "pin": "0000"}
@@ -158,5 +178,6 @@ class TestKiosk:
             client.post("/api/v1/card/kiosk/sessions", json=wrong, headers=kiosk).status_code
             for _ in range(get_settings().card.rate_per_card + 1)
         ]
-        assert codes[:2] == [401, 401] and codes[2] == 403  # two wrong tries, then blocked
+        assert codes[:2] == [401, 401]
+        assert codes[2] == 403  # two wrong tries, then blocked
         assert codes[-1] == 429

@@ -62,9 +62,7 @@ class TestGenuine:
 
     def test_a_tariff_not_disclosed_is_invalid(self) -> None:
         issuer, key = Issuer(), holder()
-        outcome = issuer.verifier().check(
-            present(issuer.issue(key), key), tariff="museum_free"
-        )
+        outcome = issuer.verifier().check(present(issuer.issue(key), key), tariff="museum_free")
         assert (outcome.result, outcome.reason) == (Verdict.INVALID, "tariff_not_disclosed")
 
 
@@ -78,7 +76,7 @@ class TestForgery:
         start = len(token) + 1
         regions["disclosure"] = (start, start + len(disclosures[0]))
         regions["kb"] = (len(genuine) - len(kb), len(genuine))
-        tried = {name: 0 for name in regions}
+        tried = dict.fromkeys(regions, 0)
         for n in range(1200):
             name = list(regions)[n % 3]
             low, high = regions[name]
@@ -126,21 +124,27 @@ class TestAlgorithms:
         mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         forged = f"{signing_input}.{b64encode(mac)}"
         disclosures = issuer.issue(key).split("~")[1:-1]
-        with pytest.raises(SdJwtError, match="alg|signature"):
+        with pytest.raises(SdJwtError, match=r"alg|signature"):
             _verify(issuer, sdjwt.combine(forged, disclosures))
         # The same with the public key's JWK text as the HMAC secret.
         jwk_text = json.dumps(sdjwt.public_jwk(issuer.key)).encode()
         mac = hmac.new(jwk_text, signing_input.encode(), hashlib.sha256).digest()
-        with pytest.raises(SdJwtError, match="alg|signature"):
+        with pytest.raises(SdJwtError, match=r"alg|signature"):
             _verify(issuer, sdjwt.combine(f"{signing_input}.{b64encode(mac)}", disclosures))
 
-    @pytest.mark.parametrize("alg", ["ES384", "ES512", "RS256", "PS256", "EdDSA", "ES256K", "es256"])
+    @pytest.mark.parametrize(
+        "alg", ["ES384", "ES512", "RS256", "PS256", "EdDSA", "ES256K", "es256"]
+    )
     def test_unexpected_algorithms_are_rejected(self, alg: str) -> None:
         issuer, key = Issuer(), holder()
         token = issuer.issue(key).split("~")[0]
-        header, payload = _parts(token)
+        header, _payload = _parts(token)
         forged = ".".join(
-            [b64encode(compact_json({**header, "alg": alg})), token.split(".")[1], token.split(".")[2]]
+            [
+                b64encode(compact_json({**header, "alg": alg})),
+                token.split(".")[1],
+                token.split(".")[2],
+            ]
         )
         with pytest.raises(SdJwtError, match="alg"):
             _verify(issuer, forged + "~")
@@ -165,21 +169,29 @@ class TestAlgorithms:
             body = b64encode(compact_json(payload))
             raw = jws.serialize_compact({"alg": "ES256"}, f"{head}.{body}".encode(), signer)
             forged = f"{head}.{body}.{raw.split('.')[2]}"
-            with pytest.raises(SdJwtError, match="header|signature"):
+            with pytest.raises(SdJwtError, match=r"header|signature"):
                 _verify(issuer, forged + "~")
 
     def test_a_kb_jwt_with_another_algorithm_or_type_is_rejected(self) -> None:
         issuer, key = Issuer(), holder()
         sd = issuer.issue(key)
         body = sd  # ends with "~"
-        kb_payload = {"iat": int(time.time()), "aud": AUDIENCE, "nonce": "n" * 22, "sd_hash": sdjwt.sd_digest(body)}
+        kb_payload = {
+            "iat": int(time.time()),
+            "aud": AUDIENCE,
+            "nonce": "n" * 22,
+            "sd_hash": sdjwt.sd_digest(body),
+        }
         wrong_typ = sdjwt.sign_jwt({"alg": "ES256", "typ": "JWT"}, kb_payload, key)
         with pytest.raises(SdJwtError, match="kb_typ"):
             _verify(issuer, body + wrong_typ)
         oct_kb = jws.serialize_compact(
-            {"alg": "HS256", "typ": "kb+jwt"}, compact_json(kb_payload), OctKey.generate_key(256), algorithms=["HS256"]
+            {"alg": "HS256", "typ": "kb+jwt"},
+            compact_json(kb_payload),
+            OctKey.generate_key(256),
+            algorithms=["HS256"],
         )
-        with pytest.raises(SdJwtError, match="kb_alg|kb_signature"):
+        with pytest.raises(SdJwtError, match=r"kb_alg|kb_signature"):
             _verify(issuer, body + oct_kb)
 
 
@@ -224,7 +236,12 @@ class TestKeysAndTime:
                 claims["exp"] = exp
             if exp != exp:  # NaN cannot be serialised as JSON; skip it
                 continue
-            sd, _ = sdjwt.issue(claims=claims, disclosable=("tariffs", {"transit_reduced": True}), key=issuer.key, kid=KID)
+            sd, _ = sdjwt.issue(
+                claims=claims,
+                disclosable=("tariffs", {"transit_reduced": True}),
+                key=issuer.key,
+                kid=KID,
+            )
             with pytest.raises(SdJwtError, match="time_claims"):
                 _verify(issuer, present(sd, key))
 
@@ -263,7 +280,12 @@ class TestDigests:
         signed = _resign({"alg": "ES256", "typ": "dc+sd-jwt", "kid": KID}, payload, issuer.key)
         disclosures = sd.split("~")[1:-1] + extra
         body = sdjwt.combine(signed, disclosures)
-        kb = {"iat": int(time.time()), "aud": AUDIENCE, "nonce": "n" * 22, "sd_hash": sdjwt.sd_digest(body)}
+        kb = {
+            "iat": int(time.time()),
+            "aud": AUDIENCE,
+            "nonce": "n" * 22,
+            "sd_hash": sdjwt.sd_digest(body),
+        }
         return body + sdjwt.sign_jwt({"alg": "ES256", "typ": "kb+jwt"}, kb, key)
 
     def test_a_disclosure_whose_digest_is_not_in_the_pass_is_rejected(self) -> None:
@@ -276,9 +298,11 @@ class TestDigests:
         issuer, key = Issuer(), holder()
         genuine = present(issuer.issue(key), key)
         token = genuine.split("~")[0]
-        header, payload = _parts(token)
+        _header, payload = _parts(token)
         payload["tariffs"]["_sd"][0] = sdjwt.sd_digest("x")  # type: ignore[index]
-        forged = ".".join([token.split(".")[0], b64encode(compact_json(payload)), token.split(".")[2]])
+        forged = ".".join(
+            [token.split(".")[0], b64encode(compact_json(payload)), token.split(".")[2]]
+        )
         with pytest.raises(SdJwtError, match="jwt_signature"):
             _verify(issuer, genuine.replace(token, forged))
 
@@ -287,7 +311,12 @@ class TestDigests:
         sd = issuer.issue(key)
         token, disclosures, _ = sdjwt.split_presentation(sd)
         body = sdjwt.combine(token, [*disclosures, disclosures[0]])
-        kb = {"iat": int(time.time()), "aud": AUDIENCE, "nonce": "n" * 22, "sd_hash": sdjwt.sd_digest(body)}
+        kb = {
+            "iat": int(time.time()),
+            "aud": AUDIENCE,
+            "nonce": "n" * 22,
+            "sd_hash": sdjwt.sd_digest(body),
+        }
         with pytest.raises(SdJwtError, match="disclosure_repeated"):
             _verify(issuer, body + sdjwt.sign_jwt({"alg": "ES256", "typ": "kb+jwt"}, kb, key))
 
@@ -344,14 +373,19 @@ class TestDigests:
     def test_a_wrong_sd_hash_is_rejected(self) -> None:
         issuer, key = Issuer(), holder()
         sd = issuer.issue(key)
-        kb = {"iat": int(time.time()), "aud": AUDIENCE, "nonce": "n" * 22, "sd_hash": sdjwt.sd_digest(sd + "x")}
+        kb = {
+            "iat": int(time.time()),
+            "aud": AUDIENCE,
+            "nonce": "n" * 22,
+            "sd_hash": sdjwt.sd_digest(sd + "x"),
+        }
         with pytest.raises(SdJwtError, match="kb_sd_hash"):
             _verify(issuer, sd + sdjwt.sign_jwt({"alg": "ES256", "typ": "kb+jwt"}, kb, key))
 
     def test_a_dropped_disclosure_is_caught_by_the_sd_hash(self) -> None:
         issuer, key = Issuer(), holder()
         genuine = present(issuer.issue(key), key)
-        token, disclosures, kb = sdjwt.split_presentation(genuine)
+        token, _disclosures, kb = sdjwt.split_presentation(genuine)
         with pytest.raises(SdJwtError, match="kb_sd_hash"):
             _verify(issuer, sdjwt.combine(token, [], kb))
 
@@ -379,7 +413,9 @@ class TestVerifierOutcomes:
     def test_revoked_and_suspended_passes_are_invalid(self, value: int, reason: str) -> None:
         issuer, key = Issuer(), holder()
         issuer.status.set(7, value)
-        outcome = issuer.verifier().check(present(issuer.issue(key, idx=7), key), tariff="transit_reduced")
+        outcome = issuer.verifier().check(
+            present(issuer.issue(key, idx=7), key), tariff="transit_reduced"
+        )
         assert (outcome.result, outcome.reason) == (Verdict.INVALID, reason)
 
     def test_a_stale_list_cannot_verify(self) -> None:
@@ -424,8 +460,17 @@ class TestVerifierOutcomes:
 
 class TestMalformedLists:
     def _token(self, issuer: Issuer, status_list: dict[str, object], **claims: object) -> str:
-        payload = {"iss": ISSUER, "sub": URI, "iat": int(time.time()), "ttl": 30, "status_list": status_list, **claims}
-        return sdjwt.sign_jwt({"alg": "ES256", "typ": "statuslist+jwt", "kid": KID}, payload, issuer.key)
+        payload = {
+            "iss": ISSUER,
+            "sub": URI,
+            "iat": int(time.time()),
+            "ttl": 30,
+            "status_list": status_list,
+            **claims,
+        }
+        return sdjwt.sign_jwt(
+            {"alg": "ES256", "typ": "statuslist+jwt", "kid": KID}, payload, issuer.key
+        )
 
     @pytest.mark.parametrize(
         "body",
@@ -451,13 +496,19 @@ class TestMalformedLists:
             statuslist.parse_token(
                 self._token(issuer, good), issuer_key={KID: issuer.key}.get, expected_uri=URI + "9"
             )
-        wrong_typ = sdjwt.sign_jwt({"alg": "ES256", "typ": "JWT", "kid": KID}, {"sub": URI, "iat": 1, "status_list": good}, issuer.key)
+        wrong_typ = sdjwt.sign_jwt(
+            {"alg": "ES256", "typ": "JWT", "kid": KID},
+            {"sub": URI, "iat": 1, "status_list": good},
+            issuer.key,
+        )
         with pytest.raises(statuslist.StatusListError, match="list_typ"):
             statuslist.parse_token(wrong_typ, issuer_key={KID: issuer.key}.get)
         with pytest.raises(statuslist.StatusListError, match="list_signature"):
             statuslist.parse_token(self._token(Issuer(), good), issuer_key={KID: issuer.key}.get)
         with pytest.raises(statuslist.StatusListError, match="list_ttl"):
-            statuslist.parse_token(self._token(issuer, good, ttl=-5), issuer_key={KID: issuer.key}.get)
+            statuslist.parse_token(
+                self._token(issuer, good, ttl=-5), issuer_key={KID: issuer.key}.get
+            )
 
     def test_a_compression_bomb_is_rejected_in_bounded_memory_and_time(self) -> None:
         issuer = Issuer()
@@ -468,7 +519,7 @@ class TestMalformedLists:
         token = self._token(issuer, {"bits": 2, "lst": b64encode(bomb)})
         tracemalloc.start()
         started = time.perf_counter()
-        with pytest.raises(statuslist.StatusListError, match="list_size|list_signature"):
+        with pytest.raises(statuslist.StatusListError, match=r"list_size|list_signature"):
             statuslist.parse_token(token, issuer_key={KID: issuer.key}.get)
         elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
@@ -491,7 +542,9 @@ class TestMalformedLists:
     def test_an_oversized_list_token_is_rejected_before_parsing(self) -> None:
         issuer = Issuer()
         with pytest.raises(statuslist.StatusListError, match="list_size"):
-            statuslist.parse_token("a" * (statuslist.MAX_TOKEN + 1), issuer_key={KID: issuer.key}.get)
+            statuslist.parse_token(
+                "a" * (statuslist.MAX_TOKEN + 1), issuer_key={KID: issuer.key}.get
+            )
 
 
 class TestOversizedPresentations:
@@ -530,10 +583,19 @@ class TestUnlinkability:
     def test_a_hundred_presentations_to_two_merchants_share_nothing_linkable(self) -> None:
         issuer = Issuer()
         indexes = random.Random(5).sample(range(131_072), 100)
-        seen: dict[str, set[str]] = {"signature": set(), "salt": set(), "holder": set(), "index": set()}
+        seen: dict[str, set[str]] = {
+            "signature": set(),
+            "salt": set(),
+            "holder": set(),
+            "index": set(),
+        }
         for i, idx in enumerate(indexes):
             key = holder()
-            presentation = present(issuer.issue(key, idx=idx), key, tariff="transit_reduced" if i % 2 else "museum_free")
+            presentation = present(
+                issuer.issue(key, idx=idx),
+                key,
+                tariff="transit_reduced" if i % 2 else "museum_free",
+            )
             verified = _verify(issuer, presentation)
             token, disclosures, _ = sdjwt.split_presentation(presentation)
             values = {
@@ -571,9 +633,16 @@ class TestIndependentVerifier:
 
         issuer, key = Issuer(), holder()
         presentation = present(issuer.issue(key), key, nonce="independent-nonce-2")
-        forged = presentation.replace(presentation.split("~")[1], sdjwt.make_disclosure("x", 1).encoded)
+        forged = presentation.replace(
+            presentation.split("~")[1], sdjwt.make_disclosure("x", 1).encoded
+        )
         public = JWK.from_json(json.dumps(sdjwt.public_jwk(issuer.key)))
         with pytest.raises(Exception):  # noqa: B017 - any refusal of the package
-            SDJWTVerifier(forged, lambda _i, _h: public, expected_aud=AUDIENCE, expected_nonce="independent-nonce-2")
+            SDJWTVerifier(
+                forged,
+                lambda _i, _h: public,
+                expected_aud=AUDIENCE,
+                expected_nonce="independent-nonce-2",
+            )
         with pytest.raises(SdJwtError):
             _verify(issuer, forged)

@@ -104,7 +104,7 @@ class TestPasses:
 
     def test_only_tariffs_are_in_a_pass(self, session: Session) -> None:
         card = make_card(session, statuses=("disability",))
-        keys, passes = _issue(session, card.id, copies=1)
+        _keys, passes = _issue(session, card.id, copies=1)
         token = passes[0].split("~")[0]
         payload = sdjwt.split_compact(token, what="jwt").payload
         text_of_pass = json.dumps(payload) + "".join(passes[0].split("~")[1:])
@@ -194,7 +194,10 @@ class TestRevocation:
         service.publish_lists(session)
         verifier = service.online_verifier()
         verifier.refresh(session)
-        outcome = verifier.check(service.present_for_demo(passes[0], keys[0], tariff="transit_reduced"), "transit_reduced")
+        outcome = verifier.check(
+            service.present_for_demo(passes[0], keys[0], tariff="transit_reduced"),
+            "transit_reduced",
+        )
         assert (outcome.result, outcome.reason) == (Verdict.INVALID, "suspended")
         with pytest.raises(CardNotActive):
             _issue(session, card.id)
@@ -208,7 +211,8 @@ class TestRevocation:
         service.revoke_card(session, card_id=card.id, actor=OPERATOR, reason="operator")
         service.publish_lists(session)
         row = session.scalars(select(StatusListRow)).first()
-        assert row is not None and row.token is not None
+        assert row is not None
+        assert row.token is not None
         verifier = service.online_verifier()
         verifier.refresh(session)
         parsed = verifier.verifier.lists[service.list_uri(row.id)]
@@ -234,7 +238,9 @@ class TestRevocation:
         assert service.offline_verify(tmp_path, first, "transit_reduced").result == Verdict.VALID
         again = service.offline_verify(tmp_path, first, "transit_reduced")
         assert (again.result, again.reason) == (Verdict.INVALID, "replayed")
-        (tmp_path / "lists" / next(iter(p.name for p in (tmp_path / "lists").iterdir()))).write_text("garbage")
+        (
+            tmp_path / "lists" / next(iter(p.name for p in (tmp_path / "lists").iterdir()))
+        ).write_text("garbage")
         second = service.present_for_demo(passes[1], keys[1], tariff="transit_reduced")
         assert service.offline_verify(tmp_path, second, "transit_reduced").result == (
             Verdict.CANNOT_VERIFY
@@ -246,15 +252,30 @@ class TestBankCards:
         card = make_card(session)
         version = get_settings().card.consent_notice_version
         link = service.link_bank_card(
-            session, card_id=card.id, par=None, pan=PAN, notice_version=version, channel="app", actor=OPERATOR
+            session,
+            card_id=card.id,
+            par=None,
+            pan=PAN,
+            notice_version=version,
+            channel="app",
+            actor=OPERATOR,
         )
-        assert link.consent_channel == "app" and link.consent_notice_version == version
+        assert link.consent_channel == "app"
+        assert link.consent_notice_version == version
         assert service.check_bank_card(session, par=None, pan=PAN, tariff="transit_reduced")
         assert not service.check_bank_card(session, par=None, pan=PAN, tariff="school_meal")
-        assert not service.check_bank_card(session, par=None, pan="5555555555554444", tariff="transit_reduced")
+        assert not service.check_bank_card(
+            session, par=None, pan="5555555555554444", tariff="transit_reduced"
+        )
         with pytest.raises(LinkExists):
             service.link_bank_card(
-                session, card_id=card.id, par=None, pan=PAN, notice_version=version, channel="app", actor=OPERATOR
+                session,
+                card_id=card.id,
+                par=None,
+                pan=PAN,
+                notice_version=version,
+                channel="app",
+                actor=OPERATOR,
             )
         service.unlink_bank_card(session, link_id=link.id, actor=OPERATOR)
         assert not service.check_bank_card(session, par=None, pan=PAN, tariff="transit_reduced")
@@ -263,21 +284,47 @@ class TestBankCards:
         card = make_card(session)
         par = "V0010013819299974321234567890"[:29]
         service.link_bank_card(
-            session, card_id=card.id, par=par, pan=None,
-            notice_version=get_settings().card.consent_notice_version, channel="office", actor=OPERATOR,
+            session,
+            card_id=card.id,
+            par=par,
+            pan=None,
+            notice_version=get_settings().card.consent_notice_version,
+            channel="office",
+            actor=OPERATOR,
         )
         assert service.check_bank_card(session, par=par, pan=None, tariff="transit_reduced")
 
     def test_linking_needs_consent_and_a_valid_number(self, session: Session) -> None:
         card = make_card(session)
         with pytest.raises(ConsentMissing):
-            service.link_bank_card(session, card_id=card.id, par=None, pan=PAN, notice_version=None, channel=None, actor=OPERATOR)
+            service.link_bank_card(
+                session,
+                card_id=card.id,
+                par=None,
+                pan=PAN,
+                notice_version=None,
+                channel=None,
+                actor=OPERATOR,
+            )
         with pytest.raises(ConsentMissing):
-            service.link_bank_card(session, card_id=card.id, par=None, pan=PAN, notice_version="1999-01", channel="app", actor=OPERATOR)
+            service.link_bank_card(
+                session,
+                card_id=card.id,
+                par=None,
+                pan=PAN,
+                notice_version="1999-01",
+                channel="app",
+                actor=OPERATOR,
+            )
         with pytest.raises(InvalidInput) as raised:
             service.link_bank_card(
-                session, card_id=card.id, par=None, pan="4111111111111112",
-                notice_version=get_settings().card.consent_notice_version, channel="app", actor=OPERATOR,
+                session,
+                card_id=card.id,
+                par=None,
+                pan="4111111111111112",
+                notice_version=get_settings().card.consent_notice_version,
+                channel="app",
+                actor=OPERATOR,
             )
         assert "4111111111111112" not in str(raised.value) + json.dumps(raised.value.details)
 
@@ -297,9 +344,13 @@ class TestPin:
             service.verify_pin(session, card_id=card.id, pin="2468", commit=session.flush)
         service.set_pin(session, card_id=card.id, pin="1357", actor=OPERATOR)
         service.verify_pin(session, card_id=card.id, pin="1357", commit=session.flush)
-        actions = session.scalars(select(AuditEvent.action).where(AuditEvent.subject_id == card.person_id)).all()
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.subject_id == card.person_id)
+        ).all()
         service_actions = set(actions) | {
-            r["action"] for r in session.info.get("pending_audit", []) if r["subject_id"] == card.person_id
+            r["action"]
+            for r in session.info.get("pending_audit", [])
+            if r["subject_id"] == card.person_id
         }
         assert "card.pin_set" in service_actions
 
@@ -322,7 +373,13 @@ class TestKiosk:
     def test_a_session_shows_the_view_and_leaves_only_the_audit(self, session: Session) -> None:
         card, chip_id, chip_key = self._chip(session)
         started = service.start_kiosk_session(
-            session, chip_id=chip_id, chip_key=chip_key, pin="2468", kiosk=KIOSK, address="10.0.0.1", commit=session.flush
+            session,
+            chip_id=chip_id,
+            chip_key=chip_key,
+            pin="2468",
+            kiosk=KIOSK,
+            address="10.0.0.1",
+            commit=session.flush,
         )
         view = service.kiosk_view(session, token=started.token, kiosk=KIOSK, lang="ru")
         assert [s.code for s in view.statuses] == ["pensioner"]
@@ -341,26 +398,49 @@ class TestKiosk:
         start = clock.utcnow()
         with clock.travel_to(start, frozen=True):
             started = service.start_kiosk_session(
-                session, chip_id=chip_id, chip_key=chip_key, pin="2468", kiosk=KIOSK, address="a", commit=session.flush
+                session,
+                chip_id=chip_id,
+                chip_key=chip_key,
+                pin="2468",
+                kiosk=KIOSK,
+                address="a",
+                commit=session.flush,
             )
         with clock.travel_to(start + timedelta(seconds=119), frozen=True):
             service.kiosk_view(session, token=started.token, kiosk=KIOSK)
-        with clock.travel_to(start + timedelta(seconds=119 + 121), frozen=True), pytest.raises(KioskSessionNotFound):
+        with (
+            clock.travel_to(start + timedelta(seconds=119 + 121), frozen=True),
+            pytest.raises(KioskSessionNotFound),
+        ):
             service.kiosk_view(session, token=started.token, kiosk=KIOSK)
         assert session.scalars(select(KioskSession)).first() is None
 
     def test_the_sweep_deletes_abandoned_sessions(self, session: Session) -> None:
         _card, chip_id, chip_key = self._chip(session)
         service.start_kiosk_session(
-            session, chip_id=chip_id, chip_key=chip_key, pin="2468", kiosk=KIOSK, address="a", commit=session.flush
+            session,
+            chip_id=chip_id,
+            chip_key=chip_key,
+            pin="2468",
+            kiosk=KIOSK,
+            address="a",
+            commit=session.flush,
         )
-        assert service.sweep_kiosk_sessions(session, now=clock.utcnow() + timedelta(seconds=121)) == 1
+        assert (
+            service.sweep_kiosk_sessions(session, now=clock.utcnow() + timedelta(seconds=121)) == 1
+        )
 
     def test_a_wrong_chip_key_is_refused_before_the_pin(self, session: Session) -> None:
         card, chip_id, _key = self._chip(session)
         with pytest.raises(ChipKeyWrong):
             service.start_kiosk_session(
-                session, chip_id=chip_id, chip_key="wrong", pin="2468", kiosk=KIOSK, address="a", commit=session.flush
+                session,
+                chip_id=chip_id,
+                chip_key="wrong",
+                pin="2468",
+                kiosk=KIOSK,
+                address="a",
+                commit=session.flush,
             )
         assert service.pin_tries_left(session, card_id=card.id) == 3
 
@@ -375,26 +455,37 @@ class TestNothingSecretIsKept:
         with pytest.raises(PinWrong) as wrong:
             service.verify_pin(session, card_id=card.id, pin="975310", commit=session.flush)
         service.link_bank_card(
-            session, card_id=card.id, par=None, pan=PAN,
-            notice_version=get_settings().card.consent_notice_version, channel="app", actor=OPERATOR,
+            session,
+            card_id=card.id,
+            par=None,
+            pan=PAN,
+            notice_version=get_settings().card.consent_notice_version,
+            channel="app",
+            actor=OPERATOR,
         )
         _issue(session, card.id)
         session.flush()
         from socialcard.card import tokens
 
         secrets_ = [
-            "864213", "975310", PAN,
-            tokens._secret("pin").hex(), tokens._secret("pan").hex(),  # noqa: SLF001
+            "864213",
+            "975310",
+            PAN,
+            tokens._secret("pin").hex(),
+            tokens._secret("pan").hex(),
         ]
         _kid, issuer_key = service.issuer_keys().signing_key(now=clock.utcnow())
         secrets_.append(str(issuer_key.as_dict(private=True)["d"]))
         dumped = []
         for model in (Card, CardPin, BankLink, PassBatch, StatusListRow, KioskSession, AuditEvent):
             for row in session.scalars(select(model)):
-                dumped.append(repr({c.key: getattr(row, c.key) for c in model.__mapper__.column_attrs}))
+                dumped.append(
+                    repr({c.key: getattr(row, c.key) for c in model.__mapper__.column_attrs})
+                )
         haystack = "\n".join(dumped) + caplog.text + str(wrong.value)
         for secret in secrets_:
             assert secret not in haystack
         key_files = list(service.issuer_keys().directory.glob("*.pem"))  # type: ignore[attr-defined]
-        assert key_files and all(f.stat().st_mode & 0o077 == 0 for f in key_files)
+        assert key_files
+        assert all(f.stat().st_mode & 0o077 == 0 for f in key_files)
         assert all(b"ENCRYPTED" in f.read_bytes() for f in key_files)
