@@ -124,7 +124,7 @@ def prepare_store(cards: int) -> None:
         )  # fmt: skip
 
 
-def bench_issue(cards: int) -> dict[str, float]:
+def bench_issue(cards: int, workers: int) -> dict[str, float]:
     prepare_store(cards)
     holder_public = [sdjwt.public_jwk(ECKey.generate_key("P-256", private=True)) for _ in range(64)]
 
@@ -137,7 +137,7 @@ def bench_issue(cards: int) -> dict[str, float]:
     started = time.perf_counter()
     with session_scope() as session:
         signed = service.issue_passes_bulk(
-            session, card_ids=ids, holder_keys=keys, deliver=lambda _c, _p: None
+            session, card_ids=ids, holder_keys=keys, deliver=lambda _c, _p: None, workers=workers
         )
         service.publish_lists(session)
     elapsed = time.perf_counter() - started
@@ -318,7 +318,7 @@ def main() -> None:
     if args.what in ("offline", "all"):
         out["offline"] = bench_offline()
     if args.what == "issue":
-        out["issue"] = bench_issue(args.cards)
+        out["issue"] = bench_issue(args.cards, args.workers)
     if args.what == "online":
         out["online"] = bench_online(args.seconds, args.workers, args.clients)
     if args.what == "revocation":

@@ -66,6 +66,23 @@ class TestGenuine:
         assert (outcome.result, outcome.reason) == (Verdict.INVALID, "tariff_not_disclosed")
 
 
+    def test_joserfc_agrees_with_our_signature_checks(self) -> None:
+        issuer, key = Issuer(), holder()
+        token, _, kb = sdjwt.split_presentation(present(issuer.issue(key), key))
+        jws.deserialize_compact(token, issuer.key, algorithms=["ES256"])
+        jws.deserialize_compact(kb, key, algorithms=["ES256"])
+        with pytest.raises(Exception):  # noqa: B017 - joserfc's own refusal
+            jws.deserialize_compact(token, holder(), algorithms=["ES256"])
+
+    def test_a_holder_key_off_the_curve_is_rejected(self) -> None:
+        jwk = sdjwt.public_jwk(holder())
+        jwk["y"] = b64encode(bytes(31) + b"\x01")
+        with pytest.raises(SdJwtError, match="cnf"):
+            sdjwt.holder_key(jwk)
+        with pytest.raises(SdJwtError, match="cnf"):
+            sdjwt.holder_key({**sdjwt.public_jwk(holder()), "d": "AAAA"})
+
+
 class TestForgery:
     def test_a_thousand_byte_flips_are_all_rejected(self) -> None:
         issuer, key = Issuer(), holder()

@@ -137,6 +137,32 @@ class TestPasses:
                 assert (batch.list_id, idx) not in seen
                 seen.add((batch.list_id, idx))
 
+    @pytest.mark.parametrize("workers", [1, 2])
+    def test_bulk_issuance_signs_every_card_once(self, session: Session, workers: int) -> None:
+        cards = [make_card(session) for _ in range(5)] + [make_card(session, statuses=())]
+        keys, public = service.holder_keys_generated(40)
+        delivered: dict[int, list[str]] = {}
+        signed = service.issue_passes_bulk(
+            session,
+            card_ids=[c.id for c in cards],
+            holder_keys=lambda card_id, n: public[(card_id % 5) * 4 : (card_id % 5) * 4 + n],
+            deliver=lambda card_id, passes: delivered.__setitem__(card_id, passes),
+            chunk=2,
+            workers=workers,
+        )
+        batch = get_settings().card.batch_size
+        assert signed == 5 * batch
+        assert set(delivered) == {c.id for c in cards[:5]}
+        service.publish_lists(session)
+        by_public = {json.dumps(p, sort_keys=True): k for p, k in zip(public, keys, strict=True)}
+        card_id, passes = next(iter(delivered.items()))
+        holder = json.dumps(
+            sdjwt.split_compact(passes[0].split("~")[0], what="jwt").payload["cnf"]["jwk"],
+            sort_keys=True,
+        )
+        assert _check(session, passes[0], by_public[holder]) == "valid"
+        assert card_id in {c.id for c in cards}
+
     def test_a_retired_key_still_verifies_its_passes(self, session: Session) -> None:
         card = make_card(session)
         keys, passes = _issue(session, card.id, copies=2)

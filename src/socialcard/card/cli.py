@@ -156,6 +156,7 @@ def register(app: typer.Typer) -> None:
     def issue_all(
         limit: Annotated[int | None, typer.Option(min=1)] = None,
         out: Annotated[Path | None, typer.Option(help="JSON Lines of the passes.")] = None,
+        workers: Annotated[int, typer.Option(min=1, max=16, help="Signing processes.")] = 2,
     ) -> None:
         """Issue one batch for every active card with a tariff (bulk, with a progress bar).
         Holder keys are generated per copy, standing in for the holders' apps."""
@@ -179,6 +180,7 @@ def register(app: typer.Typer) -> None:
                         card_ids=ids,
                         holder_keys=keys,
                         deliver=deliver,
+                        workers=workers,
                         progress=lambda done: bar.update(task, completed=done),
                     )
                 service.publish_lists(session)

@@ -565,66 +565,111 @@ def issue_passes(
     )
 
 
+# What a bulk-issue worker signs with: set before the pool forks, so the key reaches the
+# workers as inherited memory, never through a pipe or a file.
+_BULK_SIGNER: _Signer | None = None
+_Job = tuple[list[str], list[dict[str, str]], list[tuple[int, int]]]
+
+
+def _sign_jobs(jobs: list[_Job]) -> list[list[str]]:
+    """Sign the copies of many cards (in a worker process of the bulk job)."""
+    signer = _BULK_SIGNER
+    if signer is None:
+        raise RuntimeError("the bulk signer is not set")
+    return [
+        [
+            signer.sign(tariffs=tariffs, holder=holder, list_id=list_id, idx=idx)
+            for holder, (list_id, idx) in zip(keys, slots, strict=True)
+        ]
+        for tariffs, keys, slots in jobs
+    ]
+
+
+def _signing_pool(workers: int) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
 def issue_passes_bulk(
     session: Session,
     *,
     card_ids: Sequence[int],
     holder_keys: Callable[[int, int], list[dict[str, str]]],
     deliver: Callable[[int, list[str]], None],
-    chunk: int = 2_000,
+    chunk: int = 4_000,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Issue one batch for each of many cards (a bulk refresh): indexes allocated per chunk,
-    batch rows written in bulk; `holder_keys(card_id, n)` gives the copies' public keys and
-    `deliver(card_id, passes)` takes the passes. Returns how many passes were signed."""
+    batch rows written in bulk, the signing spread over `workers` processes; `holder_keys(
+    card_id, n)` gives the copies' public keys and `deliver(card_id, passes)` takes the passes.
+    Returns how many passes were signed."""
+    global _BULK_SIGNER
     settings = get_settings().card
     now = utcnow()
     signer = _signer(now)
     expires = datetime.fromtimestamp(signer.exp, UTC)
     cat = the_catalog()
     signed = 0
-    for start in range(0, len(card_ids), chunk):
-        rows = repository.cards_for_issue(session, card_ids[start : start + chunk])
-        plan = []
-        for card_id, region, statuses, state in rows:
-            tariffs = cat.tariffs_for(json.loads(statuses), region) if state == "active" else []
-            if tariffs:
-                plan.append((card_id, tariffs, holder_keys(card_id, settings.batch_size)))
-        runs = allocate_indexes(session, sum(len(keys) for _, _, keys in plan))
-        flat = [(list_id, int(i)) for list_id, idx in runs for i in idx.tolist()]
-        batch_rows = []
-        pos = 0
-        for card_id, tariffs, keys in plan:
-            slots = flat[pos : pos + len(keys)]
-            pos += len(keys)
-            passes = [
-                signer.sign(tariffs=tariffs, holder=holder, list_id=list_id, idx=idx)
-                for holder, (list_id, idx) in zip(keys, slots, strict=True)
-            ]
-            deliver(card_id, passes)
-            signed += len(passes)
-            by_list: dict[int, list[int]] = defaultdict(list)
-            for list_id, idx in slots:
-                by_list[list_id].append(idx)
-            for list_id, indexes in by_list.items():
-                batch_rows.append(
-                    {
-                        "card_id": card_id,
-                        "list_id": list_id,
-                        "indexes": json.dumps(indexes),
-                        "tariffs": json.dumps(tariffs),
-                        "kid": signer.kid,
-                        "state": BatchState.VALID.value,
-                        "reason": None,
-                        "issued_at": now,
-                        "expires_at": expires,
-                        "changed_at": None,
-                    }
-                )
-        if batch_rows:
-            repository.insert_batches(session, batch_rows)
-        if progress is not None:
-            progress(min(start + chunk, len(card_ids)))
+    _BULK_SIGNER = signer
+    pool = _signing_pool(workers)
+    try:
+        for start in range(0, len(card_ids), chunk):
+            rows = repository.cards_for_issue(session, card_ids[start : start + chunk])
+            plan = []
+            for card_id, region, statuses, state in rows:
+                tariffs = cat.tariffs_for(json.loads(statuses), region) if state == "active" else []
+                if tariffs:
+                    plan.append((card_id, tariffs, holder_keys(card_id, settings.batch_size)))
+            runs = allocate_indexes(session, sum(len(keys) for _, _, keys in plan))
+            flat = [(list_id, int(i)) for list_id, idx in runs for i in idx.tolist()]
+            jobs: list[_Job] = []
+            pos = 0
+            for _card_id, tariffs, keys in plan:
+                jobs.append((tariffs, keys, flat[pos : pos + len(keys)]))
+                pos += len(keys)
+            if pool is None:
+                signed_jobs = _sign_jobs(jobs)
+            else:
+                step = -(-len(jobs) // (workers * 4)) or 1
+                parts = [jobs[i : i + step] for i in range(0, len(jobs), step)]
+                signed_jobs = [p for part in pool.map(_sign_jobs, parts) for p in part]
+            batch_rows = []
+            for (card_id, tariffs, _keys), (_t, _k, slots), passes in zip(
+                plan, jobs, signed_jobs, strict=True
+            ):
+                deliver(card_id, passes)
+                signed += len(passes)
+                by_list: dict[int, list[int]] = defaultdict(list)
+                for list_id, idx in slots:
+                    by_list[list_id].append(idx)
+                for list_id, indexes in by_list.items():
+                    batch_rows.append(
+                        {
+                            "card_id": card_id,
+                            "list_id": list_id,
+                            "indexes": json.dumps(indexes),
+                            "tariffs": json.dumps(tariffs),
+                            "kid": signer.kid,
+                            "state": BatchState.VALID.value,
+                            "reason": None,
+                            "issued_at": now,
+                            "expires_at": expires,
+                            "changed_at": None,
+                        }
+                    )
+            if batch_rows:
+                repository.insert_batches(session, batch_rows)
+            if progress is not None:
+                progress(min(start + chunk, len(card_ids)))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        _BULK_SIGNER = None
     session.flush()
     return signed
 

@@ -171,7 +171,7 @@ def parse_token(
         key = issuer_key(kid) if isinstance(kid, str) else None
         if key is None:
             raise StatusListError("list_kid")
-        verify_signature(token, key, what="list")
+        verify_signature(parts, key, what="list")
     except SdJwtError as exc:
         raise StatusListError(exc.reason) from None
     claims: Mapping[str, Any] = parts.payload
