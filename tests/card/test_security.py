@@ -65,7 +65,6 @@ class TestGenuine:
         outcome = issuer.verifier().check(present(issuer.issue(key), key), tariff="museum_free")
         assert (outcome.result, outcome.reason) == (Verdict.INVALID, "tariff_not_disclosed")
 
-
     def test_joserfc_agrees_with_our_signature_checks(self) -> None:
         issuer, key = Issuer(), holder()
         token, _, kb = sdjwt.split_presentation(present(issuer.issue(key), key))
@@ -588,6 +587,12 @@ class TestOversizedPresentations:
         for bad in (b"SC\x01" + b"\xff" * 10_000, packed[:-1], packed + b"x", b"SC\x01\x00\x05ab"):
             with pytest.raises(SdJwtError):
                 qr.unpack(bad)
+
+    def test_the_qr_page_gets_an_svg(self) -> None:
+        issuer, key = Issuer(), holder()
+        image = qr.svg(present(issuer.issue(key), key))
+        assert image.startswith("<svg")
+        assert "</svg>" in image
 
     def test_a_one_tariff_presentation_fits_a_phone_readable_qr(self) -> None:
         issuer, key = Issuer(), holder()

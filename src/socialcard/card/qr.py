@@ -99,3 +99,8 @@ def measure(presentation: str) -> QrMeasure:
         packed_bytes=len(packed),
         packed_version=int(make_qr(presentation).version),
     )
+
+
+def svg(presentation: str, *, scale: int = 4) -> str:
+    """The compact-form QR code as inline SVG (the citizen's QR page shows this)."""
+    return str(make_qr(presentation).svg_inline(scale=scale, dark="#000", light="#fff"))
