@@ -7,6 +7,7 @@ import getpass
 import json
 import time
 from pathlib import Path
+from typing import TextIO, cast
 
 from rich.console import Console
 
@@ -59,7 +60,7 @@ def run_demo_step(console: Console, *, period: str, var: Path = Path("var")) -> 
     presentation = present_from_wallet(wallet, DEMO_TARIFF)
     measure = qr.measure(presentation)
     console.print(f"One pass presented for {DEMO_TARIFF!r} as a QR code:")
-    qr.make_qr(presentation).terminal(out=console.file, compact=True)
+    qr.make_qr(presentation).terminal(out=cast(TextIO, console.file), compact=True)
     console.print(
         f"QR: {measure.packed_bytes} bytes, version {measure.packed_version} at error "
         f"correction L (as text {measure.text_bytes} bytes, version {measure.text_version})"
