@@ -160,6 +160,14 @@ def list_tokens(session: Session) -> list[tuple[int, int, str | None]]:
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def list_versions(session: Session) -> list[tuple[int, int, datetime | None]]:
+    """(id, signed version, signed at) of every list: what tells a verifier to re-read one."""
+    rows = session.execute(
+        select(StatusListRow.id, StatusListRow.signed_version, StatusListRow.signed_at)
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
 def list_token(session: Session, list_id: int) -> str | None:
     return session.scalar(select(StatusListRow.token).where(StatusListRow.id == list_id))
 

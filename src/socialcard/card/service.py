@@ -557,6 +557,8 @@ def issue_passes(
         session.add(batch)
         session.flush()
         batch_ids.append(batch.id)
+    # A list opened for these copies is signed now, so its passes verify at once.
+    publish_lists(session, now=now)
     return PassBatchRead(
         batch_id=batch_ids[0],
         tariffs=tariffs,
@@ -670,7 +672,7 @@ def issue_passes_bulk(
         if pool is not None:
             pool.shutdown()
         _BULK_SIGNER = None
-    session.flush()
+    publish_lists(session, now=now)
     return signed
 
 
@@ -820,17 +822,20 @@ class OnlineVerifier:
         with self._lock:
             self.verifier.set_keys(published_jwks())
             loaded = 0
-            for list_id, _version, token in repository.list_tokens(session):
-                # The signature identifies a signing: a new one (or another store's list under
-                # the same id) is loaded, the same one is not parsed again.
-                if token is None or self._versions.get(list_id) == token[-86:]:
+            # Only the lists signed since the last refresh are read and parsed.
+            for list_id, version, signed_at in repository.list_versions(session):
+                mark = f"{version}:{signed_at}"
+                if signed_at is None or self._versions.get(list_id) == mark:
+                    continue
+                token = repository.list_token(session, list_id)
+                if token is None:
                     continue
                 try:
                     self.verifier.load_list(token, uri=list_uri(list_id))
                 except statuslist.StatusListError as exc:
                     log.warning("card_list_rejected", list_id=list_id, reason=exc.reason)
                     continue
-                self._versions[list_id] = token[-86:]
+                self._versions[list_id] = mark
                 loaded += 1
             self.refreshed_at = time.monotonic()
             return loaded
