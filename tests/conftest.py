@@ -11,6 +11,10 @@ os.environ.setdefault("SOCIALCARD_LOG_LEVEL", "WARNING")
 os.environ.setdefault("SOCIALCARD_SECRET_KEY", "test-secret")
 # The card issuer's keys live in a private directory; tests never write into ./var/keys.
 os.environ.setdefault("SOCIALCARD_CARD__KEY_DIR", tempfile.mkdtemp(prefix="socialcard-card-keys-"))
+os.environ.setdefault(
+    "SOCIALCARD_CARD__REPLAY_FILE",
+    os.path.join(tempfile.mkdtemp(prefix="socialcard-card-replay-"), "replay.bin"),
+)
 
 pytest_plugins = ["tests.fixtures.db", "tests.fixtures.api"]
 

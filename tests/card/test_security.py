@@ -414,6 +414,29 @@ class TestDigests:
             sdjwt.strict_json(b'{"a": "\\ud800"}', what="jwt")
 
 
+class TestSharedReplayCache:
+    def test_a_replay_to_another_worker_is_caught(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        from socialcard.card.verifier import SharedReplayCache
+
+        path = tmp_path / "replay.bin"
+        worker_a = SharedReplayCache(path, window=240, slots=1024)
+        worker_b = SharedReplayCache(path, window=240, slots=1024)
+        now = time.time()
+        assert worker_a.first_use("nonce-1", now)
+        assert not worker_b.first_use("nonce-1", now + 1)
+        assert worker_b.first_use("nonce-2", now + 1)
+        assert worker_a.first_use("nonce-1", now + 241)  # forgotten after the window
+
+    def test_a_full_table_still_catches_recent_replays(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        from socialcard.card.verifier import SharedReplayCache
+
+        cache = SharedReplayCache(tmp_path / "replay.bin", window=240, slots=64)
+        now = time.time()
+        for i in range(500):
+            assert cache.first_use(f"n{i}", now + i * 0.001)
+        assert not cache.first_use("n499", now + 1)
+
+
 class TestVerifierOutcomes:
     def test_a_replayed_presentation_is_rejected(self) -> None:
         issuer, key = Issuer(), holder()

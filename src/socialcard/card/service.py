@@ -69,7 +69,7 @@ from socialcard.card.schemas import (
     SyncResult,
     TariffView,
 )
-from socialcard.card.verifier import VCT, Outcome, Verifier
+from socialcard.card.verifier import VCT, Outcome, ReplayCache, Verifier
 from socialcard.core.clock import today, utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, NotFound, field_error
@@ -810,6 +810,7 @@ class OnlineVerifier:
             issuer=settings.issuer,
             audience=settings.audience,
             max_list_age=settings.online_max_age_seconds,
+            replay_file=Path(settings.replay_file) if settings.replay_file else None,
         )
         self._versions: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -966,11 +967,13 @@ def offline_verify(
         seen = json.loads(seen_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         seen = {}
-    for nonce, expiry in seen.items():
-        if expiry > now:
-            verifier.replay.first_use(nonce, now - verifier.replay.window + (expiry - now))
+    replay = ReplayCache(window=verifier.replay.window)
+    verifier.replay = replay
+    for nonce, expiry in seen.items() if isinstance(seen, dict) else []:
+        if isinstance(nonce, str) and isinstance(expiry, int | float) and expiry > now:
+            replay.first_use(nonce, now - replay.window + (expiry - now))
     outcome = verifier.check(presentation, tariff=tariff, now=now)
-    kept = {n: e for n, e in verifier.replay._seen.items() if e > now}
+    kept = {n: e for n, e in replay.seen().items() if e > now}
     temporary = seen_path.with_suffix(".tmp")
     temporary.write_text(json.dumps(kept), encoding="utf-8")
     os.replace(temporary, seen_path)

@@ -29,6 +29,9 @@ class CardSettings(BaseModel):
     # A verifier answers "cannot verify" with a list older (from its iat) than this.
     online_max_age_seconds: int = Field(default=900, ge=10)
     offline_max_age_seconds: int = Field(default=3_600, ge=10)
+    # The online verifier's replay cache, shared by the server's worker processes (a
+    # memory-mapped file); empty: one cache per process.
+    replay_file: str | None = "var/card-replay.bin"
     # The online verifier re-reads the published lists this often.
     refresh_seconds: float = Field(default=5.0, gt=0)
     # The revocation job polls the registry's event outbox this often.

@@ -9,12 +9,18 @@ answers "cannot verify" (fail closed: never "valid" without a fresh list).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
@@ -39,6 +45,72 @@ def key_set(jwks: Mapping[str, Any]) -> dict[str, ECKey]:
         except (sdjwt.SdJwtError, JoseError):
             continue
     return out
+
+
+class Replays(Protocol):
+    """A replay cache: `first_use(nonce, now)` is False for a nonce seen within its window."""
+
+    window: float
+
+    def first_use(self, nonce: str, now: float) -> bool: ...
+
+
+_SLOT = struct.Struct("<Qd")  # a nonce's 64-bit fingerprint and the time it may be forgotten
+
+
+class SharedReplayCache:
+    """A replay cache every worker process of a server shares: an open-addressing table of
+    nonce fingerprints in a memory-mapped file, each probe-and-insert under an exclusive
+    `flock` (and a thread lock, since threads share the file description). A replay to
+    another worker within the window is caught as one to the same worker is.
+
+    Full probe windows evict their soonest-expiring entry; with 2^21 slots that needs
+    millions of presentations within the window, far past what a server answers.
+    """
+
+    PROBES = 32
+
+    def __init__(self, path: Path, *, window: float, slots: int = 1 << 21) -> None:
+        self.window = window
+        self.slots = slots
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        size = slots * _SLOT.size
+        if os.fstat(fd).st_size != size:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size != size:
+                    os.ftruncate(fd, size)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        self._fd = fd
+        self._map = mmap.mmap(fd, size)
+        self._lock = threading.Lock()
+
+    def first_use(self, nonce: str, now: float) -> bool:
+        """Record the nonce; False when it was already seen within the window."""
+        digest = hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).digest()
+        fingerprint = int.from_bytes(digest[:8], "little") or 1
+        start = fingerprint % self.slots
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                free = -1
+                soonest, soonest_at = -1, float("inf")
+                for i in range(self.PROBES):
+                    slot = (start + i) % self.slots
+                    seen, until = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+                    if seen == fingerprint and until > now:
+                        return False
+                    if free < 0 and (seen == 0 or until <= now):
+                        free = slot
+                    if until < soonest_at:
+                        soonest, soonest_at = slot, until
+                target = free if free >= 0 else soonest
+                _SLOT.pack_into(self._map, target * _SLOT.size, fingerprint, now + self.window)
+                return True
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class ReplayCache:
@@ -68,6 +140,11 @@ class ReplayCache:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def seen(self) -> dict[str, float]:
+        """The nonces kept and when each may be forgotten."""
+        with self._lock:
+            return dict(self._seen)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -86,13 +163,18 @@ class Verifier:
         audience: str,
         max_list_age: int,
         replay_window: float = 2 * sdjwt.KB_MAX_AGE_SECONDS + 2 * sdjwt.SKEW_SECONDS,
+        replay_file: Path | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.max_list_age = max_list_age
         self.keys: dict[str, ECKey] = {}
         self.lists: dict[str, statuslist.ParsedList] = {}
-        self.replay = ReplayCache(window=replay_window)
+        self.replay: Replays = (
+            SharedReplayCache(replay_file, window=replay_window)
+            if replay_file is not None
+            else ReplayCache(window=replay_window)
+        )
 
     def set_keys(self, jwks: Mapping[str, Any]) -> None:
         """Trust exactly the keys of this JWKS."""
