@@ -190,6 +190,23 @@ async def _load(
     return latencies, ok
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its descendants (the uvicorn workers), from /proc."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def _server(port: int, workers: int) -> subprocess.Popen[bytes]:
     from tests.wallet.server import start_server
 
@@ -224,10 +241,14 @@ def bench_online(seconds: float, workers: int, clients: int) -> dict[str, object
     try:
         headers = f"X-API-Key: {merchant}\r\n"
         asyncio.run(_load(port, "/health", "", [], clients, 2))  # warm-up
+        cpu = _cpu_seconds(process.pid)
         bare, _ = asyncio.run(_load(port, "/health", "", [], clients, seconds))
+        bare_cpu = _cpu_seconds(process.pid) - cpu
+        cpu = _cpu_seconds(process.pid)
         verify, ok = asyncio.run(
             _load(port, "/api/v1/card/verify", headers, bodies, clients, seconds)
         )
+        verify_cpu = _cpu_seconds(process.pid) - cpu
     finally:
         stop_server(process)
     bare_rate = len(bare) / seconds
@@ -236,6 +257,8 @@ def bench_online(seconds: float, workers: int, clients: int) -> dict[str, object
             "bare_per_s": round(bare_rate), "bare_p99_ms": round(pct(bare, 0.99) * 1000, 2),
             "verify_per_s": round(rate), "verify_p99_ms": round(pct(verify, 0.99) * 1000, 2),
             "valid": ok, "answered": len(verify), "ratio_to_bare": round(rate / bare_rate, 2),
+            "server_cpu_ms_per_bare": round(bare_cpu / max(1, len(bare)) * 1000, 3),
+            "server_cpu_ms_per_verify": round(verify_cpu / max(1, len(verify)) * 1000, 3),
             "presentations_prepared_s": round(prep, 1)}  # fmt: skip
 
 

@@ -14,6 +14,8 @@ import tracemalloc
 import zlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.jwk import ECKey, OctKey
 
@@ -80,6 +82,27 @@ class TestGenuine:
             sdjwt.holder_key(jwk)
         with pytest.raises(SdJwtError, match="cnf"):
             sdjwt.holder_key({**sdjwt.public_jwk(holder()), "d": "AAAA"})
+
+
+class TestEncoding:
+    @given(
+        raw=st.binary(max_size=80),
+        position=st.integers(min_value=0),
+        char=st.sampled_from(ALPHABET),
+    )
+    def test_base64url_is_canonical(self, raw: bytes, position: int, char: str) -> None:
+        text = b64encode(raw)
+        assert sdjwt.b64decode(text, what="x") == raw
+        if not text:
+            return
+        i = position % len(text)
+        other = text[:i] + char + text[i + 1 :]
+        if other == text:
+            return
+        try:
+            assert sdjwt.b64decode(other, what="x") != raw
+        except SdJwtError:
+            pass
 
 
 class TestForgery:

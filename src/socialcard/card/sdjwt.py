@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import secrets
+import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,18 +66,26 @@ def b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64_VALUE = {
+    c: i
+    for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_")
+}
+
+
 def b64decode(text: str, *, what: str) -> bytes:
-    """Strict base64url: the alphabet only, no padding, and canonical (re-encodes to itself),
-    so no two spellings of one value exist (a flipped spare bit is a different token)."""
-    if not _B64.fullmatch(text) or len(text) % 4 == 1:
+    """Strict base64url: the alphabet only, no padding, and canonical (the spare bits of the
+    last character are zero), so no two spellings of one value exist (a flipped spare bit is
+    a different token, not the same one)."""
+    rest = len(text) % 4
+    if rest == 1 or not _B64.fullmatch(text):
+        raise SdJwtError(f"{what}_encoding")
+    # 2 leftover characters carry 4 spare bits, 3 carry 2 (RFC 4648 section 3.5).
+    if rest and _B64_VALUE[text[-1]] & (0x0F if rest == 2 else 0x03):
         raise SdJwtError(f"{what}_encoding")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.urlsafe_b64decode(text + "=" * (-rest % 4))
     except (binascii.Error, ValueError):
         raise SdJwtError(f"{what}_encoding") from None
-    if b64encode(raw) != text:
-        raise SdJwtError(f"{what}_encoding")
-    return raw
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -104,6 +104,9 @@ class SharedReplayCache:
                         return False
                     if free < 0 and (seen == 0 or until <= now):
                         free = slot
+                    if seen == 0:
+                        # Slots are never emptied, so nothing was ever placed past an empty one.
+                        break
                     if until < soonest_at:
                         soonest, soonest_at = slot, until
                 target = free if free >= 0 else soonest
