@@ -5,6 +5,7 @@ SD-JWT verifier (the OpenWallet Foundation's `sd-jwt` package) reading what we i
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -99,10 +100,8 @@ class TestEncoding:
         other = text[:i] + char + text[i + 1 :]
         if other == text:
             return
-        try:
+        with contextlib.suppress(SdJwtError):
             assert sdjwt.b64decode(other, what="x") != raw
-        except SdJwtError:
-            pass
 
 
 class TestForgery:
