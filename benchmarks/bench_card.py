@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +98,14 @@ def prepare_store(cards: int) -> None:
     upgrade(engine)
     with session_scope() as session:
         conn = session.connection()
-        people = [
-            {"national_id": new_iin(date(1950, 1, 1) , "F"), "last_name": "X", "first_name": "Y",
-             "patronymic": None, "birth_on": date(1950, 1, 1), "sex": "F", "phone": None,
-             "language": "kk", "region_kato": "751110000", "address": None}
-            for _ in range(cards)
-        ]  # fmt: skip
+        people = []
+        for i in range(cards):
+            born = date(1940, 1, 1) + timedelta(days=i % 7000)
+            people.append(
+                {"national_id": new_iin(born, "F"), "last_name": "X", "first_name": "Y",
+                 "patronymic": None, "birth_on": born, "sex": "F", "phone": None,
+                 "language": "kk", "region_kato": "751110000", "address": None}
+            )  # fmt: skip
         conn.execute(Person.__table__.insert(), people)
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM registry_person ORDER BY id")]
         conn.execute(

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -118,8 +119,8 @@ def strict_json(raw: bytes, *, what: str) -> Any:
 
 
 def compact_json(value: Any) -> bytes:
-    """The JSON text we sign: no spaces, UTF-8."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The JSON text we sign: no spaces, UTF-8 (orjson: the issuer signs millions of these)."""
+    return orjson.dumps(value)
 
 
 def sd_digest(text: str) -> str:

@@ -587,6 +587,11 @@ def _sign_jobs(jobs: list[_Job]) -> list[list[str]]:
     ]
 
 
+def _finish_pending(pending: tuple[Any, list[_Job], Any], finish: Callable[..., int]) -> int:
+    plan, jobs, futures = pending
+    return finish(plan, jobs, [p for future in futures for p in future.result()])
+
+
 def _signing_pool(workers: int) -> Any:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -619,6 +624,43 @@ def issue_passes_bulk(
     signed = 0
     _BULK_SIGNER = signer
     pool = _signing_pool(workers)
+
+    def finish(
+        plan: list[tuple[int, list[str], list[dict[str, str]]]],
+        jobs: list[_Job],
+        signed_jobs: list[list[str]],
+    ) -> int:
+        batch_rows = []
+        count = 0
+        for (card_id, tariffs, _keys), (_t, _k, slots), passes in zip(
+            plan, jobs, signed_jobs, strict=True
+        ):
+            deliver(card_id, passes)
+            count += len(passes)
+            by_list: dict[int, list[int]] = defaultdict(list)
+            for list_id, idx in slots:
+                by_list[list_id].append(idx)
+            for list_id, indexes in by_list.items():
+                batch_rows.append(
+                    {
+                        "card_id": card_id,
+                        "list_id": list_id,
+                        "indexes": json.dumps(indexes),
+                        "tariffs": json.dumps(tariffs),
+                        "kid": signer.kid,
+                        "state": BatchState.VALID.value,
+                        "reason": None,
+                        "issued_at": now,
+                        "expires_at": expires,
+                        "changed_at": None,
+                    }
+                )
+        if batch_rows:
+            repository.insert_batches(session, batch_rows)
+        return count
+
+    # A pipeline: while the workers sign one chunk, this process delivers and writes the last.
+    pending: tuple[Any, list[_Job], Any] | None = None
     try:
         for start in range(0, len(card_ids), chunk):
             rows = repository.cards_for_issue(session, card_ids[start : start + chunk])
@@ -635,39 +677,19 @@ def issue_passes_bulk(
                 jobs.append((tariffs, keys, flat[pos : pos + len(keys)]))
                 pos += len(keys)
             if pool is None:
-                signed_jobs = _sign_jobs(jobs)
+                signed += finish(plan, jobs, _sign_jobs(jobs))
             else:
                 step = -(-len(jobs) // (workers * 4)) or 1
-                parts = [jobs[i : i + step] for i in range(0, len(jobs), step)]
-                signed_jobs = [p for part in pool.map(_sign_jobs, parts) for p in part]
-            batch_rows = []
-            for (card_id, tariffs, _keys), (_t, _k, slots), passes in zip(
-                plan, jobs, signed_jobs, strict=True
-            ):
-                deliver(card_id, passes)
-                signed += len(passes)
-                by_list: dict[int, list[int]] = defaultdict(list)
-                for list_id, idx in slots:
-                    by_list[list_id].append(idx)
-                for list_id, indexes in by_list.items():
-                    batch_rows.append(
-                        {
-                            "card_id": card_id,
-                            "list_id": list_id,
-                            "indexes": json.dumps(indexes),
-                            "tariffs": json.dumps(tariffs),
-                            "kid": signer.kid,
-                            "state": BatchState.VALID.value,
-                            "reason": None,
-                            "issued_at": now,
-                            "expires_at": expires,
-                            "changed_at": None,
-                        }
-                    )
-            if batch_rows:
-                repository.insert_batches(session, batch_rows)
+                futures = [
+                    pool.submit(_sign_jobs, jobs[i : i + step]) for i in range(0, len(jobs), step)
+                ]
+                if pending is not None:
+                    signed += _finish_pending(pending, finish)
+                pending = (plan, jobs, futures)
             if progress is not None:
                 progress(min(start + chunk, len(card_ids)))
+        if pending is not None:
+            signed += _finish_pending(pending, finish)
     finally:
         if pool is not None:
             pool.shutdown()
