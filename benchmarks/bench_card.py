@@ -136,6 +136,10 @@ def bench_issue(cards: int, workers: int) -> dict[str, float]:
 
     with session_scope() as session:
         ids = service.iter_active_card_ids(session)
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_started = time.process_time()
     started = time.perf_counter()
     with session_scope() as session:
         signed = service.issue_passes_bulk(
@@ -143,7 +147,16 @@ def bench_issue(cards: int, workers: int) -> dict[str, float]:
         )
         service.publish_lists(session)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (
+        (time.process_time() - cpu_started)
+        + (after.ru_utime - children.ru_utime)
+        + (after.ru_stime - children.ru_stime)
+    )
+    per_person = cpu / max(1, len(ids))
     return {"cards": len(ids), "passes": signed, "seconds": round(elapsed, 1),
+            "cpu_s": round(cpu, 1), "cpu_ms_per_person": round(per_person * 1000, 3),
+            "1M_persons_min_on_2_free_cores": round(per_person * 1_000_000 / 2 / 60, 1),
             "passes_per_s": round(signed / elapsed), "persons_per_s": round(len(ids) / elapsed),
             "1M_persons_min": round(1_000_000 / (len(ids) / elapsed) / 60, 1)}  # fmt: skip
 
