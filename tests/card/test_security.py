@@ -644,6 +644,10 @@ class TestOversizedPresentations:
         measure = qr.measure(present(issuer.issue(key), key))
         assert measure.packed_version <= 25
         assert measure.text_version <= 25
+        # A pass with eight tariffs (eight digests) still fits in the compact form.
+        many = tuple(f"tariff_{i}" for i in range(8))
+        crowded = qr.measure(present(issuer.issue(key, tariffs=many), key, tariff="tariff_3"))
+        assert crowded.packed_version <= 25
 
 
 class TestUnlinkability:
