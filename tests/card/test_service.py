@@ -213,6 +213,26 @@ class TestRevocation:
         assert "pensioner" not in json.loads(session.get(Card, card.id).statuses)  # type: ignore[union-attr]
         assert _check(session, passes[0], keys[0]) == "invalid"
 
+    def test_the_watch_step_resyncs_after_a_new_rules_run(self, session: Session) -> None:
+        young = make_person(session, birth_on=years_ago(30))
+        make_family(session, [(young, "head")])
+        make_fact(session, young, amount_minor=900_000_00)  # no status in any run
+        card = make_card(session, statuses=("pensioner",), person=young)
+        keys, passes = _issue(session, card.id)
+        period = f"{today():%Y-%m}"
+        remembered: dict[str, int] = {}
+        rules_service.run_rules(
+            session, period=period, snapshot=rules_service.session_snapshot(session)
+        )
+        first = service.watch_step(session, synced_runs=remembered)
+        assert first["batches_revoked"] == 0  # the run found at start is only remembered
+        rules_service.run_rules(
+            session, period=period, snapshot=rules_service.session_snapshot(session)
+        )
+        second = service.watch_step(session, synced_runs=remembered)
+        assert second["batches_revoked"] == 1
+        assert _check(session, passes[0], keys[0]) == "invalid"
+
     def test_suspension_and_resumption(self, session: Session) -> None:
         card = make_card(session)
         keys, passes = _issue(session, card.id, copies=3)

@@ -287,22 +287,20 @@ def register(app: typer.Typer) -> None:
     def watch(
         once: Annotated[bool, typer.Option("--once", help="One step, then exit.")] = False,
     ) -> None:
-        """The revocation job: life events -> status lists, re-signed as they change."""
+        """The revocation job: life events and new rules runs -> status lists re-signed as they
+        change; idle kiosk sessions swept."""
         from socialcard.core.config import get_settings
 
         interval = get_settings().card.watch_interval_seconds
+        synced_runs: dict[str, int] = {}
         while True:
             with session_scope() as session:
-                done = service.process_events(session)
-                published = service.publish_lists(session)
+                done = service.watch_step(session, synced_runs=synced_runs)
             if once:
-                _echo({**done.model_dump(), "lists_signed": published.signed})
+                _echo(done)
                 return
-            if done.events or published.signed:
-                console.print(
-                    f"events {done.events}, cards changed {done.cards_changed}, "
-                    f"batches revoked {done.batches_revoked}, lists signed {published.signed}"
-                )
+            if done["events"] or done["lists_signed"] or done["batches_revoked"]:
+                console.print(" ".join(f"{k} {v}" for k, v in done.items()))
             time.sleep(interval)
 
     @card.command("publish")

@@ -820,6 +820,29 @@ def process_events(session: Session, *, limit: int = 1000) -> EventsProcessed:
     return EventsProcessed(events=len(events), cards_changed=changed, batches_revoked=revoked)
 
 
+def watch_step(session: Session, *, synced_runs: dict[str, int]) -> dict[str, int]:
+    """One step of the revocation job: life events from the outbox; a new stored rules run of
+    this month re-syncs the cards (a decision ended is a status lost); idle kiosk sessions
+    swept; changed lists re-signed. `synced_runs` (period -> run id) is the job's memory."""
+    done = process_events(session)
+    period = f"{today():%Y-%m}"
+    run = rules_service.latest_run(session, period=period)
+    resynced = 0
+    if run is not None and synced_runs.get(period) != run.id:
+        if period in synced_runs:  # the first step only remembers the run it found
+            resynced = sync_cards(session, period=period).batches_revoked
+        synced_runs[period] = run.id
+    swept = sweep_kiosk_sessions(session)
+    published = publish_lists(session)
+    return {
+        "events": done.events,
+        "cards_changed": done.cards_changed,
+        "batches_revoked": done.batches_revoked + resynced,
+        "kiosk_sessions_swept": swept,
+        "lists_signed": published.signed,
+    }
+
+
 # --- verification -----------------------------------------------------------------------------
 
 
