@@ -111,6 +111,36 @@ class TestPublic:
         assert client.get(f"/status/{2**63}").status_code == 422
 
 
+class TestPasses:
+    def test_an_operator_issues_passes_audited_and_bad_keys_are_422(
+        self, client: TestClient, session: Session
+    ) -> None:
+        card = make_card(session)
+        operator = _headers(session, "operator")
+        _keys, public = service.holder_keys_generated(2)
+        issued = client.post(
+            f"/api/v1/card/cards/{card.id}/passes", json={"holder_keys": public}, headers=operator
+        )
+        assert issued.status_code == 201, issued.text
+        assert len(issued.json()["passes"]) == 2
+        bad = client.post(
+            f"/api/v1/card/cards/{card.id}/passes",
+            json={"holder_keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]},
+            headers=operator,
+        )
+        assert bad.status_code == 422
+        assert bad.json()["code"] == "invalid_holder_key"
+        audit = client.get("/api/v1/audit/events", headers=_headers(session, "auditor")).json()
+        assert any(e["action"] == "card.passes_issue" for e in audit["items"])
+
+    def test_sync_with_a_bad_period_is_422(self, client: TestClient, session: Session) -> None:
+        answer = client.post(
+            "/api/v1/card/sync?period=2026-13", headers=_headers(session, "operator")
+        )
+        assert answer.status_code == 422
+        assert answer.json()["errors"][0]["field"] == "period"
+
+
 class TestBankCheck:
     def test_an_acquirer_gets_yes_or_no(self, client: TestClient, session: Session) -> None:
         card = make_card(session)

@@ -94,7 +94,12 @@ def issue_passes(
 ) -> PassBatchRead:
     """A batch of single-use passes, one per holder key the wallet app sends."""
     _own_card(session, actor, card_id)
-    return service.issue_passes(session, card_id=card_id, holder_keys=body.holder_keys)
+    return service.issue_passes(
+        session,
+        card_id=card_id,
+        holder_keys=body.holder_keys,
+        actor=actor if actor.role != Role.CITIZEN else None,
+    )
 
 
 @api.post("/cards/{card_id}/suspend", response_model=CardRead)

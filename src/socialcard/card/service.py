@@ -139,11 +139,9 @@ def list_uri(list_id: int) -> str:
 # --- cards from the rules' stored decisions ---------------------------------------------------
 
 
-def _holders_by_status(
-    session: Session, *, run_id: int, period: str
-) -> tuple[dict[int, set[str]], set[int]]:
-    """person id -> statuses, from the run's eligible decisions of the catalogue's programs;
-    and the persons that were evaluated (so a missing status is a lost one)."""
+def _holders_by_status(session: Session, *, run_id: int, period: str) -> dict[int, set[str]]:
+    """person id -> statuses, from the run's eligible decisions of the catalogue's programs
+    (a family-wide status to every living current member of the decision's family)."""
     cat = the_catalog()
     holders: dict[int, set[str]] = defaultdict(set)
     family_grants: dict[int, set[str]] = defaultdict(set)
@@ -168,7 +166,7 @@ def _holders_by_status(
             for member in people:
                 if member.death_on is None:
                     holders[member.person_id] |= family_grants[family_id]
-    return holders, set(holders)
+    return holders
 
 
 def sync_cards(
@@ -179,7 +177,7 @@ def sync_cards(
 ) -> SyncResult:
     """Cards for every person with a status in the latest rules run of the period; statuses
     updated; a card whose statuses shrank has its passes revoked (they carry old tariffs)."""
-    period = period or f"{today():%Y-%m}"
+    period = str(rules_service.parse_period(period)) if period else f"{today():%Y-%m}"
     run = rules_service.latest_run(session, period=period)
     if run is None:
         raise NotFound(
@@ -187,7 +185,7 @@ def sync_cards(
             details=[field_error("period", "no stored rules run")],
         )
     now = utcnow()
-    holders, _ = _holders_by_status(session, run_id=run.id, period=period)
+    holders = _holders_by_status(session, run_id=run.id, period=period)
     existing = repository.all_card_statuses(session)
     person_ids = sorted(holders)
     dates = {}
@@ -519,7 +517,11 @@ def _signer(now: datetime) -> _Signer:
 
 
 def issue_passes(
-    session: Session, *, card_id: int, holder_keys: Sequence[dict[str, Any]]
+    session: Session,
+    *,
+    card_id: int,
+    holder_keys: Sequence[dict[str, Any]],
+    actor: Actor | None = None,
 ) -> PassBatchRead:
     """A batch of single-use passes for an active card: one copy per holder key, each with its
     own status index; only the card's tariffs are in them, each selectively disclosable."""
@@ -536,6 +538,9 @@ def issue_passes(
     tariffs = the_catalog().tariffs_for(json.loads(card.statuses), card.region_kato)
     if not tariffs:
         raise NoStatus(f"card {card_id} holds no status with a tariff")
+    if actor is not None:
+        # The answer shows the holder's tariffs: an operator's read of personal data.
+        _audit(session, actor, "card.passes_issue", card.person_id, Purpose.CARD_SERVICE)
     now = utcnow()
     signer = _signer(now)
     passes: list[str] = []
