@@ -167,7 +167,9 @@ def link_bank_card(
 def bank_links(card_id: IdPath, session: DbSession, actor: Holder) -> list[BankLinkRead]:
     """A card's bank links (no number, no token)."""
     _own_card(session, actor, card_id)
-    return service.bank_links(session, card_id=card_id)
+    return service.bank_links(
+        session, card_id=card_id, actor=actor if actor.role != Role.CITIZEN else None
+    )
 
 
 @api.delete("/bank-links/{link_id}", response_model=BankLinkRead)

@@ -829,7 +829,19 @@ def watch_step(session: Session, *, synced_runs: dict[str, int]) -> dict[str, in
     """One step of the revocation job: life events from the outbox; a new stored rules run of
     this month re-syncs the cards (a decision ended is a status lost); idle kiosk sessions
     swept; changed lists re-signed. `synced_runs` (period -> run id) is the job's memory."""
+    # A burst (a registry import of many deaths) is drained before the lists are signed, so
+    # the step's latency stays bounded by the work, not by the poll interval.
     done = process_events(session)
+    events, changed, revoked = done.events, done.cards_changed, done.batches_revoked
+    for _ in range(50):
+        if done.events < 1000:
+            break
+        done = process_events(session)
+        events, changed, revoked = (
+            events + done.events,
+            changed + done.cards_changed,
+            revoked + done.batches_revoked,
+        )
     period = f"{today():%Y-%m}"
     run = rules_service.latest_run(session, period=period)
     resynced = 0
@@ -840,9 +852,9 @@ def watch_step(session: Session, *, synced_runs: dict[str, int]) -> dict[str, in
     swept = sweep_kiosk_sessions(session)
     published = publish_lists(session)
     return {
-        "events": done.events,
-        "cards_changed": done.cards_changed,
-        "batches_revoked": done.batches_revoked + resynced,
+        "events": events,
+        "cards_changed": changed,
+        "batches_revoked": revoked + resynced,
         "kiosk_sessions_swept": swept,
         "lists_signed": published.signed,
     }
@@ -1104,8 +1116,17 @@ def unlink_bank_card(session: Session, *, link_id: int, actor: Actor) -> BankLin
     return BankLinkRead.model_validate(link)
 
 
-def bank_links(session: Session, *, card_id: int) -> list[BankLinkRead]:
-    """A card's bank links, current and past (no token, no number)."""
+def bank_links(session: Session, *, card_id: int, actor: Actor | None = None) -> list[BankLinkRead]:
+    """A card's bank links, current and past (no token, no number); an operator's read is
+    audited."""
+    if actor is not None:
+        _audit(
+            session,
+            actor,
+            "card.bank_links",
+            _card(session, card_id).person_id,
+            Purpose.CARD_SERVICE,
+        )
     return [
         BankLinkRead.model_validate(link) for link in repository.links_of_card(session, card_id)
     ]
