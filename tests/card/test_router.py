@@ -49,6 +49,27 @@ class TestVerify:
         )
         assert replay.json() == {"result": "invalid", "valid_until": None}
 
+    def test_the_hot_path_and_the_route_answer_alike(
+        self, client: TestClient, session: Session
+    ) -> None:
+        card = make_card(session)
+        keys, public = service.holder_keys_generated(2)
+        batch = service.issue_passes(session, card_id=card.id, holder_keys=public)
+        service.online_verifier().refresh(session)
+        headers = _headers(session, "merchant")
+        security_service.clear_auth_cache()  # the first request goes through the route
+        answers = []
+        for sd, key in zip(batch.passes, keys, strict=True):
+            body = {
+                "presentation": service.present_for_demo(sd, key, tariff="transit_reduced"),
+                "tariff": "transit_reduced",
+            }
+            answer = client.post("/api/v1/card/verify", json=body, headers=headers)
+            assert answer.status_code == 200
+            answers.append(answer.json())
+        assert answers[0] == answers[1]
+        assert answers[0]["result"] == "valid"
+
     def test_only_merchants_verify(self, client: TestClient, session: Session) -> None:
         body = {"presentation": "a.b.c~", "tariff": "transit_reduced"}
         assert client.post("/api/v1/card/verify", json=body).status_code == 401
