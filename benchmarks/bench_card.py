@@ -36,9 +36,9 @@ from socialcard.card.models import Card  # noqa: E402
 from socialcard.core.clock import today  # noqa: E402
 from socialcard.core.db import get_engine, run_before_commit, session_scope  # noqa: E402
 from socialcard.core.migrate import upgrade  # noqa: E402
+from socialcard.registry.identifiers import make_iin  # noqa: E402
 from socialcard.registry.models import Family, FamilyMember, Person  # noqa: E402
 from socialcard.security import service as security_service  # noqa: E402
-from tests.factories import new_iin  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -92,38 +92,60 @@ def bench_offline(count: int = 3000) -> dict[str, float]:
             "wall_per_second": round(count / (time.perf_counter() - wall))}  # fmt: skip
 
 
+def _iin(i: int) -> tuple[str, date]:
+    """A valid, unique ИИН for the i-th synthetic person (disjoint serials per birth day)."""
+    born = date(1940, 1, 1) + timedelta(days=i % 7000)
+    for serial in range((i // 7000) * 20, (i // 7000) * 20 + 20):
+        iin = make_iin(born, "F", serial)
+        if iin is not None:
+            return iin, born
+    raise RuntimeError("no valid ИИН in the serial range")
+
+
 def prepare_store(cards: int) -> None:
     """A scratch SQLite store with `cards` persons each holding a card with a tariff."""
     engine = get_engine()
     upgrade(engine)
-    with session_scope() as session:
-        conn = session.connection()
-        people = []
-        for i in range(cards):
-            born = date(1940, 1, 1) + timedelta(days=i % 7000)
-            people.append(
-                {"national_id": new_iin(born, "F"), "last_name": "X", "first_name": "Y",
-                 "patronymic": None, "birth_on": born, "sex": "F", "phone": None,
-                 "language": "kk", "region_kato": "751110000", "address": None}
+    for start in range(0, cards, 100_000):
+        with session_scope() as session:
+            conn = session.connection()
+            people = []
+            for i in range(start, min(cards, start + 100_000)):
+                iin, born = _iin(i)
+                people.append(
+                    {"national_id": iin, "last_name": "X", "first_name": "Y",
+                     "patronymic": None, "birth_on": born, "sex": "F", "phone": None,
+                     "language": "kk", "region_kato": "751110000", "address": None}
+                )  # fmt: skip
+            conn.execute(Person.__table__.insert(), people)
+            ids = [
+                r[0]
+                for r in conn.exec_driver_sql(
+                    "SELECT id FROM registry_person WHERE id > ? ORDER BY id", (start,)
+                )
+            ]
+            conn.execute(
+                Family.__table__.insert(),
+                [{"ref": f"B{i}", "region_kato": "751110000"} for i in ids],
+            )
+            fams = [
+                r[0]
+                for r in conn.exec_driver_sql(
+                    "SELECT id FROM registry_family WHERE id > ? ORDER BY id", (start,)
+                )
+            ]
+            conn.execute(
+                FamilyMember.__table__.insert(),
+                [
+                    {"family_id": f, "person_id": p, "role": "head", "from_on": date(2020, 1, 1)}
+                    for f, p in zip(fams, ids, strict=True)
+                ],
             )  # fmt: skip
-        conn.execute(Person.__table__.insert(), people)
-        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM registry_person ORDER BY id")]
-        conn.execute(
-            Family.__table__.insert(), [{"ref": f"B{i}", "region_kato": "751110000"} for i in ids]
-        )
-        fams = [r[0] for r in conn.exec_driver_sql("SELECT id FROM registry_family ORDER BY id")]
-        conn.execute(
-            FamilyMember.__table__.insert(),
-            [
-                {"family_id": f, "person_id": p, "role": "head", "from_on": date(2020, 1, 1)}
-                for f, p in zip(fams, ids, strict=True)
-            ],
-        )  # fmt: skip
-        conn.execute(
-            Card.__table__.insert(),
-            [{"person_id": p, "region_kato": "751110000", "state": "active",
-              "statuses": '["pensioner"]', "statuses_period": "2026-12"} for p in ids],
-        )  # fmt: skip
+            conn.execute(
+                Card.__table__.insert(),
+                [{"person_id": p, "region_kato": "751110000", "state": "active",
+                  "statuses": '["pensioner"]', "statuses_period": "2026-12"} for p in ids],
+            )  # fmt: skip
 
 
 def bench_issue(cards: int, workers: int) -> dict[str, float]:
