@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SCRATCH = Path(tempfile.mkdtemp(prefix="bench-card-"))
+# The scratch store (gigabytes at a million persons) and its keys go when the run ends.
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 os.environ.setdefault("SOCIALCARD_CARD__KEY_DIR", str(SCRATCH / "keys"))
 os.environ.setdefault("SOCIALCARD_LOG_LEVEL", "WARNING")
 os.environ["SOCIALCARD_DATABASE_URL"] = f"sqlite:///{SCRATCH / 'card.db'}"
