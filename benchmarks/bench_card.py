@@ -30,6 +30,7 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="bench-card-"))
 # The scratch store (gigabytes at a million persons) and its keys go when the run ends.
 atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 os.environ.setdefault("SOCIALCARD_CARD__KEY_DIR", str(SCRATCH / "keys"))
+os.environ.setdefault("SOCIALCARD_CARD__REPLAY_FILE", str(SCRATCH / "replay.bin"))
 os.environ.setdefault("SOCIALCARD_LOG_LEVEL", "WARNING")
 os.environ["SOCIALCARD_DATABASE_URL"] = f"sqlite:///{SCRATCH / 'card.db'}"
 
