@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # The test environment is chosen before the application is imported.
 os.environ.setdefault("SOCIALCARD_LOG_JSON", "false")
 os.environ.setdefault("SOCIALCARD_LOG_LEVEL", "WARNING")
 os.environ.setdefault("SOCIALCARD_SECRET_KEY", "test-secret")
+# The card issuer's keys live in a private directory; tests never write into ./var/keys.
+os.environ.setdefault("SOCIALCARD_CARD__KEY_DIR", tempfile.mkdtemp(prefix="socialcard-card-keys-"))
+os.environ.setdefault(
+    "SOCIALCARD_CARD__REPLAY_FILE",
+    os.path.join(tempfile.mkdtemp(prefix="socialcard-card-replay-"), "replay.bin"),
+)
 
 import pytest
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import anyio
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from socialcard import __version__
+from socialcard.card import fast as card_fast
+from socialcard.card import service as card_service
+from socialcard.card.router import router as card_router
 from socialcard.core.config import get_settings
+from socialcard.core.db import session_scope
 from socialcard.core.http import (
     RequestGuard,
     RequestIdMiddleware,
@@ -37,7 +41,19 @@ from socialcard.wellbeing.router import router as wellbeing_router
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The rule pack is compiled before the first request rather than during it.
     await anyio.to_thread.run_sync(rules_service.warm_up)
+    # The card verifier answers from memory: keys and status lists are loaded now and
+    # refreshed in the background, never on a merchant's request.
+    verifier = card_service.online_verifier()
+    with suppress(Exception):
+        await anyio.to_thread.run_sync(_refresh_card_verifier)
+    verifier.start(session_scope)
     yield
+    verifier.stop()
+
+
+def _refresh_card_verifier() -> None:
+    with session_scope() as session:
+        card_service.online_verifier().refresh(session)
 
 
 def create_app() -> FastAPI:
@@ -54,6 +70,8 @@ def create_app() -> FastAPI:
     # credentials before the body, body size, strict JSON); the merchants' redemption hot
     # path, which answers before the router.
     app.add_middleware(redemption_fast.FastPath)
+    # The merchants' status check likewise (card/fast.py).
+    app.add_middleware(card_fast.VerifyFastPath)
     app.add_middleware(
         RequestGuard,
         authenticators={
@@ -82,6 +100,7 @@ def create_app() -> FastAPI:
     app.include_router(proactive_router)
     app.include_router(proactive_pages)
     app.include_router(wallet_router)
+    app.include_router(card_router)
     # The pages last: the console owns the root URL.
     web.install(app)
     return app

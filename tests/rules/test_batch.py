@@ -29,7 +29,7 @@ class TestEvaluate:
     def test_every_program_has_a_summary(self, engine: Engine) -> None:
         result = engine.evaluate("2026-03")
         summary = {s.program_id: s for s in result.summary()}
-        assert len(summary) == 10
+        assert len(summary) == 11
         assert summary["kz.large_family"].eligible > 0
         assert summary["kz.base_pension"].eligible > 0
         assert summary["kz.asp"].version == "2025-09-01"

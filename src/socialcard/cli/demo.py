@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from socialcard.card import demo as card_demo
 from socialcard.core.clock import CLOCK_ENV, set_clock, today
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
@@ -91,6 +92,7 @@ def register(app: typer.Typer) -> None:
         run_demo_campaigns(console, period, seed=seed, funnel=False)
         wallet_demo.run_demo_step(console, period=period)
         print_demo_funnel(console)
+        card_demo.run_demo_step(console, period=period)
         with session_scope() as session:
             sign_in = web_demo.demo_accounts(session)
         console.print(f"Operator API key: {key.key}")

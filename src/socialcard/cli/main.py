@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from socialcard.card import cli as card_cli
 from socialcard.cli import demo, ops
 from socialcard.core.config import get_settings
 from socialcard.core.logging import configure_logging
@@ -42,6 +43,7 @@ wellbeing_cli.register(app)
 proactive_cli.register(app)
 wallet_cli.register(app)
 reports_cli.register(app)
+card_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialcard.card.settings import CardSettings
 from socialcard.wallet.settings import WalletSettings
 
 DEFAULT_SQLITE_PATH = Path("var") / "socialcard.db"
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = RulesSettings()
     wallet: WalletSettings = WalletSettings()
     web: WebSettings = WebSettings()
+    card: CardSettings = CardSettings()
 
 
 @lru_cache(maxsize=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+from socialcard.card import models as card_models
 from socialcard.core.db import Base
 from socialcard.proactive import models as proactive_models
 from socialcard.registry import models as registry_models
@@ -21,6 +22,7 @@ DOMAIN_MODELS = (
     wellbeing_models,
     proactive_models,
     wallet_models,
+    card_models,
 )
 
 

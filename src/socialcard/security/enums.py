@@ -13,6 +13,8 @@ class Role(StrEnum):
     MERCHANT = "merchant"
     AGENCY = "agency"
     KIOSK = "kiosk"
+    # An acquirer or card processor asking "this bank card: tariff X?" (card domain).
+    PAYMENT_PROVIDER = "payment_provider"
     CITIZEN = "citizen"
 
 
@@ -24,3 +26,5 @@ class Purpose(StrEnum):
     BENEFIT_ASSIGNMENT = "benefit_assignment"
     DATA_QUALITY = "data_quality"
     AUDIT = "audit"
+    CARD_SERVICE = "card_service"
+    KIOSK_SESSION = "kiosk_session"

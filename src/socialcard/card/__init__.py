@@ -1,0 +1,1 @@
+"""Virtual social card: passes, revocation, linked bank cards, chip cards and kiosks."""
