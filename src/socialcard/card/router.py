@@ -38,7 +38,7 @@ from socialcard.wallet.vouchers import service as voucher_service
 
 router = APIRouter()
 api = APIRouter(prefix="/api/v1/card", tags=["card"], responses=PROBLEM_RESPONSES)
-public = APIRouter(tags=["card"])
+public = APIRouter(tags=["card"], responses=PROBLEM_RESPONSES)
 
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
 PurposeQuery = Annotated[Purpose, Query(description="Why the data is read; kept in the audit log.")]

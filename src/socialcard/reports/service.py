@@ -317,8 +317,9 @@ def programs() -> list[ProgramView]:
 
 
 def program_titles(lang: str) -> dict[str, str]:
-    """Each program's title in a language (its id when it has none)."""
-    return {p.id: p.title.get(lang) or p.title.get("ru") or p.id for p in programs()}
+    """Each program's title in a language (its id when it has none): benefits and statuses."""
+    pack = rules_service.loaded_pack().compiled.pack
+    return {p.id: p.title.get(lang) or p.title.get("ru") or p.id for p in pack.programs}
 
 
 def simulation_parameters() -> list[tuple[str, str]]:

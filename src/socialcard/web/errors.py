@@ -88,7 +88,10 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_page(request, exc.status_code, code)
+        page = error_page(request, exc.status_code, code)
+        # What the answer must carry (Allow of a 405, Retry-After) stays on the page.
+        page.headers.update(exc.headers or {})
+        return page
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         expected = expected_problem(exc)

@@ -13,7 +13,18 @@ from socialcard.core.config import get_settings
 from socialcard.web.i18n import LANGUAGES, negotiate
 
 LANG_COOKIE = "sc_lang"
-_NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/health", "/consent/")
+# The API, its documents, probes and the card's public keys and status lists (read by
+# verifiers, not people).
+_NOT_PAGES = (
+    "/api/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/health",
+    "/consent/",
+    "/status",
+    "/.well-known/",
+)
 # The security headers of every HTML answer (CSP, no framing, no referrer, no-store) are set by
 # core.http.RequestIdMiddleware; here only what pages add: downloads are not cached either,
 # static files are.
