@@ -219,6 +219,15 @@ class TestCatalogues:
         missing = {k for k in named if k not in catalogue("kk") and not k.endswith(("_", "."))}
         assert not missing
 
+    def test_every_role_and_purpose_is_translated(self) -> None:
+        # Pages show these by key ("role." ~ code, "purpose." ~ code): a new enum value needs
+        # its words in every language.
+        from socialcard.security.enums import Purpose, Role
+
+        wanted = {f"role.{r.value}" for r in Role} | {f"purpose.{p.value}" for p in Purpose}
+        for lang in LANGUAGES:
+            assert wanted <= set(catalogue(lang)), lang
+
     def test_money_and_dates_follow_the_locale(self) -> None:
         assert Translator("ru").money(123456) == "1\u00a0234,56\u00a0₸"
         assert Translator("en").money(123456) == "1,234.56\u00a0₸"
