@@ -24,6 +24,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,7 @@ def main() -> int:
     from socialcard.proactive.models import Message, Offer
     from socialcard.registry import snapshot as registry_snapshot
     from socialcard.registry.population.loader import generate_population
+    from tests.proactive.provider import ProviderState
 
     configure_logging("WARNING", json=False)
     engine = get_engine()
@@ -159,6 +161,7 @@ def main() -> int:
             settings = ProactiveSettings(
                 gateway="http",
                 sms_url=provider_url,
+                sms_api_key=SecretStr(ProviderState().api_key),
                 sms_rate_per_second=100_000,
                 sms_concurrency=8,
                 sms_batch_size=batch_size,

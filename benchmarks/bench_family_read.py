@@ -244,7 +244,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{args.port}"
     try:
-        for _ in range(100):
+        for _ in range(600):  # a loaded machine can take a minute to start the server
             try:
                 if httpx.get(base + "/health").status_code == 200:
                     break

@@ -16,6 +16,10 @@ os.environ.setdefault(
     os.path.join(tempfile.mkdtemp(prefix="socialcard-card-replay-"), "replay.bin"),
 )
 
+# No background audit sealer in the tests' apps: they seal when a test says so (the sealer
+# itself is tested on a real server, tests/security/test_chain.py).
+os.environ.setdefault("SOCIALCARD_SECURITY__AUDIT_SEAL_SECONDS", "0")
+
 import pytest
 
 pytest_plugins = ["tests.fixtures.db", "tests.fixtures.api"]

@@ -22,6 +22,7 @@ from socialcard.core.http import (
     install_openapi,
 )
 from socialcard.core.logging import configure_logging
+from socialcard.proactive import service as proactive_service
 from socialcard.proactive.router import pages as proactive_pages
 from socialcard.proactive.router import router as proactive_router
 from socialcard.registry.ingestion.router import router as ingestion_router
@@ -29,6 +30,8 @@ from socialcard.registry.router import router as registry_router
 from socialcard.rules import service as rules_service
 from socialcard.rules.router import router as rules_router
 from socialcard.security import deps as security_deps
+from socialcard.security import keyring
+from socialcard.security import service as security_service
 from socialcard.security.router import router as security_router
 from socialcard.wallet import deps as wallet_deps
 from socialcard.wallet.redemption import fast as redemption_fast
@@ -47,8 +50,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     with suppress(Exception):
         await anyio.to_thread.run_sync(_refresh_card_verifier)
     verifier.start(session_scope)
-    yield
-    verifier.stop()
+    sealer = security_service.start_audit_sealer()
+    try:
+        yield
+    finally:
+        verifier.stop()
+        if sealer is not None:
+            await anyio.to_thread.run_sync(sealer.stop)
 
 
 def _refresh_card_verifier() -> None:
@@ -60,6 +68,9 @@ def create_app() -> FastAPI:
     """Build the application (docs served offline at /docs, OpenAPI at /openapi.json)."""
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    # No secret is written in the source: without usable secrets the server does not start.
+    keyring.check_startup()
+    proactive_service.check_secrets()
     app = FastAPIOffline(
         title="socialcard",
         version=__version__,

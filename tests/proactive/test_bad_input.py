@@ -13,7 +13,7 @@ from tests.proactive.conftest import LARGE, PERIOD, add_large_family, api_key, s
 class TestNoServerErrors:
     def test_odd_requests_get_4xx(self, live_client: TestClient) -> None:
         headers = api_key()
-        agency = api_key("agency")
+        payer = api_key("payment_provider")
         requests = [
             ("post", f"/api/v1/proactive/campaigns/{LARGE}/run", {"period": "2019-01"}, headers),
             ("post", f"/api/v1/proactive/campaigns/{LARGE}/run", {"period": "2026-00"}, headers),
@@ -29,7 +29,7 @@ class TestNoServerErrors:
             ("get", "/api/v1/proactive/offers?purpose=nope", None, headers),
             ("get", "/api/v1/proactive/campaigns/999", None, headers),
             ("post", "/api/v1/proactive/jobs/accrue?period=13-2026", None, headers),
-            ("post", "/api/v1/proactive/payment-orders/999/paid", {"reference": "x"}, agency),
+            ("post", "/api/v1/proactive/payment-orders/999/paid", {"reference": "x"}, payer),
             ("get", "/api/v1/proactive/payment-orders", None, headers),
             ("get", "/api/v1/proactive/funnel", None, {}),
             ("get", "/consent/" + "9" * 300, None, {}),

@@ -93,6 +93,7 @@ class TestKillDashNine:
             http = {
                 "SOCIALCARD_PROACTIVE__GATEWAY": "http",
                 "SOCIALCARD_PROACTIVE__SMS_URL": provider.url,
+                "SOCIALCARD_PROACTIVE__SMS_API_KEY": provider.state.api_key,
             }
             crashed = _cli("proactive", "send", crash_at="send_after_gateway", **http)
             assert crashed.returncode == -signal.SIGKILL, crashed.stderr

@@ -25,6 +25,7 @@ def _settings(url: str, **overrides: object) -> ProactiveSettings:
         "sms_backoff_seconds": 0.01,
         "sms_timeout_seconds": 1.0,
         "sms_max_attempts": 4,
+        "sms_api_key": ProviderState().api_key,
         **overrides,
     }
     return ProactiveSettings(**values)  # type: ignore[arg-type]

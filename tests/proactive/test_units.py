@@ -79,10 +79,12 @@ class TestSignedLinks:
         with pytest.raises(ExpiredLink):
             verify_token(token, now=utcnow())
 
-    def test_changed_expiry_breaks_the_signature(self) -> None:
-        offer, expiry, mac = make_token(42, expires_at=utcnow()).split(".")
+    def test_changed_expiry_or_key_id_breaks_the_signature(self) -> None:
+        offer, expiry, key_id, mac = make_token(42, expires_at=utcnow()).split(".")
         with pytest.raises(InvalidLink):
-            verify_token(f"{offer}.{int(expiry) + 86400}.{mac}", now=utcnow())
+            verify_token(f"{offer}.{int(expiry) + 86400}.{key_id}.{mac}", now=utcnow())
+        with pytest.raises(InvalidLink):
+            verify_token(f"{offer}.{expiry}.other.{mac}", now=utcnow())
 
 
 class TestTemplates:

@@ -16,13 +16,16 @@ import pyarrow.parquet as pq
 from socialcard.registry.identifiers import make_iin
 
 _serials = itertools.count(1)
+_issued: set[str] = set()
 
 
 def iin(birth_on: date = date(1985, 3, 10), sex: str = "M") -> str:
-    """A fresh valid ИИН for a birth date and sex."""
+    """A fresh valid ИИН for a birth date and sex: never one this process has handed out
+    before (serials wrap at 10,000, so a date used often would otherwise repeat one)."""
     while True:
         value = make_iin(birth_on, sex, next(_serials) % 10000)
-        if value is not None:
+        if value is not None and value not in _issued:
+            _issued.add(value)
             return value
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from socialcard.registry.ingestion import service
-from tests.registry.factories_ingestion import bad_check_digit, person_row
+from tests.registry.factories_ingestion import bad_check_digit, iin, income_row, person_row
 
 PROBLEM = "application/problem+json"
 URL = "/api/v1/sources/persons/batches"
@@ -168,10 +168,11 @@ class TestSubmitBatch:
 
         _assert_problem(response, 403)
 
-    def test_admin_may_send(self, client: TestClient, admin_headers: dict[str, str]):
+    def test_admin_may_not_send(self, client: TestClient, admin_headers: dict[str, str]):
+        # An admin issues keys; data comes only from an agency's own key.
         response = client.post(URL, json=_body([person_row()]), headers=admin_headers)
 
-        assert response.status_code == 201
+        _assert_problem(response, 403, "role_not_allowed")
 
 
 class TestReadBatches:
@@ -202,8 +203,13 @@ class TestReadBatches:
     ):
         batch_id = self._batch(client, agency_headers)
 
-        first = client.get(f"{URL}/{batch_id}/quarantine?size=1", headers=operator_headers)
-        second = client.get(f"{URL}/{batch_id}/quarantine?size=1&page=2", headers=operator_headers)
+        purpose = "purpose=data_quality"
+        first = client.get(
+            f"{URL}/{batch_id}/quarantine?size=1&{purpose}", headers=operator_headers
+        )
+        second = client.get(
+            f"{URL}/{batch_id}/quarantine?size=1&page=2&{purpose}", headers=operator_headers
+        )
 
         assert first.status_code == second.status_code == 200
         page = first.json()
@@ -254,8 +260,88 @@ class TestListSources:
         assert (amount["type"], amount["required"]) == ("integer", True)
 
     def test_citizen_key_is_403(self, client: TestClient, session: Any):
-        from socialcard.security import service as security_service
+        from tests.factories import make_person
+        from tests.fixtures.api import citizen_headers_for
 
-        key = security_service.create_api_key(session, name="c", role="citizen").key
+        headers = citizen_headers_for(session, make_person(session).id)
 
-        _assert_problem(client.get("/api/v1/sources", headers={"X-API-Key": key}), 403)
+        _assert_problem(client.get("/api/v1/sources", headers=headers), 403)
+
+
+def _agency_key(session: Any, agency: str, sources: list[str]) -> dict[str, str]:
+    from socialcard.security import service as security_service
+
+    created = security_service.create_api_key(
+        session, name=agency, role="agency", agency=agency, sources=sources
+    )
+    return {"X-API-Key": created.key}
+
+
+INCOMES = "/api/v1/sources/incomes/batches"
+
+
+class TestAgencyKeys:
+    """Finding 4: an agency key pushes only its own sources, under its own name, and reads
+    only its own batches."""
+
+    def test_provenance_comes_from_the_key_not_the_body(self, client: TestClient, session: Any):
+        sgd = _agency_key(session, "sgd", ["incomes"])
+        rows = [income_row(iin())]
+        claimed = client.post(INCOMES, json=_body(rows, agency="enpf"), headers=sgd)
+        _assert_problem(claimed, 403, "agency_mismatch")
+        other_source = client.post(URL, json=_body([person_row()]), headers=sgd)
+        problem = _assert_problem(other_source, 403, "source_not_allowed")
+        assert problem["errors"][0]["field"] == "source"
+        sent = client.post(INCOMES, json=_body(rows), headers=sgd)
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["agency"] == "sgd"
+        named = client.post(INCOMES, json=_body(rows, key="b2", agency="sgd"), headers=sgd)
+        assert named.status_code == 201
+
+    def test_deaths_are_pushed_only_by_a_key_bound_to_them(self, client: TestClient, session: Any):
+        sgd = _agency_key(session, "sgd", ["incomes"])
+        deaths = {"national_id": iin(), "valid_from": "2026-01-05"}
+        response = client.post(
+            "/api/v1/sources/deaths/batches",
+            json=_body([deaths], agency="civil_registry"),
+            headers=sgd,
+        )
+        assert response.status_code == 403
+
+    def test_an_agency_reads_only_its_own_batches(
+        self, client: TestClient, session: Any, agency_headers: dict[str, str]
+    ):
+        sent = client.post(URL, json=_body([person_row(sex="?")]), headers=agency_headers)
+        batch_id = sent.json()["id"]
+        sgd = _agency_key(session, "sgd", ["incomes", "persons"])
+        for path in (f"{URL}/{batch_id}", f"{URL}/{batch_id}/quarantine"):
+            _assert_problem(client.get(path, headers=sgd), 404, "batch_not_found")
+        own = client.get(f"{URL}/{batch_id}/quarantine", headers=agency_headers)
+        assert own.status_code == 200
+        assert own.json()["items"][0]["raw"]["sex"] == "?"
+
+    def test_operators_read_quarantined_rows_with_a_purpose_and_are_audited(
+        self,
+        client: TestClient,
+        session: Any,
+        agency_headers: dict[str, str],
+        operator_headers: dict[str, str],
+    ):
+        from sqlalchemy import select
+
+        from socialcard.security.models import AuditEvent
+
+        sent = client.post(URL, json=_body([person_row(sex="?")]), headers=agency_headers)
+        batch_id = sent.json()["id"]
+        bare = client.get(f"{URL}/{batch_id}/quarantine", headers=operator_headers)
+        assert _assert_problem(bare, 422)["errors"][0]["field"] == "purpose"
+        read = client.get(
+            f"{URL}/{batch_id}/quarantine?purpose=data_quality", headers=operator_headers
+        )
+        assert read.status_code == 200
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "ingestion.quarantine.read")
+        ).all()
+        assert [(e.subject_type, e.subject_id, e.purpose) for e in events] == [
+            ("ingestion_batch", batch_id, "data_quality")
+        ]

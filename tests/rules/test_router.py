@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.app import create_app
 from socialcard.core.db import new_session
+from socialcard.registry.models import FamilyMember
 from socialcard.rules import service
 from socialcard.security import service as security_service
 from socialcard.security.models import AuditEvent
@@ -133,6 +134,19 @@ class TestFamilyEligibility:
         _problem(response, 403)
 
 
+AUDIT = {"purpose": "case_review"}
+
+
+def _audited(session: Session, action: str) -> list[int]:
+    return list(
+        session.scalars(
+            select(AuditEvent.subject_id).where(
+                AuditEvent.action == action, AuditEvent.subject_type == "person"
+            )
+        )
+    )
+
+
 class TestStoredRuns:
     def test_run_summary_by_program_and_region(
         self, client: TestClient, stored_run: int, auditor_headers: dict[str, str]
@@ -155,7 +169,7 @@ class TestStoredRuns:
     ):
         response = client.get(
             f"/api/v1/rules/runs/{stored_run}/decisions",
-            params={"program": "kz.large_family", "eligible": "true", "region": "75"},
+            params={**AUDIT, "program": "kz.large_family", "eligible": "true", "region": "75"},
             headers=operator_headers,
         )
         assert response.status_code == 200
@@ -164,13 +178,13 @@ class TestStoredRuns:
         assert [d["family_id"] for d in body["items"]] == [families.large.id]
         elsewhere = client.get(
             f"/api/v1/rules/runs/{stored_run}/decisions",
-            params={"program": "kz.large_family", "eligible": "true", "region": "71"},
+            params={**AUDIT, "program": "kz.large_family", "eligible": "true", "region": "71"},
             headers=operator_headers,
         ).json()
         assert elsewhere["total"] == 0
         not_eligible = client.get(
             f"/api/v1/rules/runs/{stored_run}/decisions",
-            params={"program": "kz.large_family", "eligible": "false"},
+            params={**AUDIT, "program": "kz.large_family", "eligible": "false"},
             headers=operator_headers,
         ).json()
         assert {d["family_id"] for d in not_eligible["items"]} == {
@@ -190,7 +204,7 @@ class TestStoredRuns:
         response = client.get(
             f"/api/v1/rules/runs/{stored_run}/families/{families.large.id}"
             "/decisions/kz.large_family",
-            params={"lang": lang},
+            params={**AUDIT, "lang": lang},
             headers=operator_headers,
         )
         assert response.status_code == 200, response.text
@@ -222,9 +236,47 @@ class TestStoredRuns:
         field: str | None,
     ):
         response = client.get(
-            f"/api/v1/rules/runs/{stored_run}{path}", params=params, headers=operator_headers
+            f"/api/v1/rules/runs/{stored_run}{path}",
+            params={**AUDIT, **params},
+            headers=operator_headers,
         )
         _problem(response, status, field)
+
+    def test_decisions_are_read_with_a_purpose_audited_per_member(
+        self,
+        client: TestClient,
+        session: Session,
+        stored_run: int,
+        families: Families,
+        auditor_headers: dict[str, str],
+        policy_headers: dict[str, str],
+    ):
+        url = f"/api/v1/rules/runs/{stored_run}/decisions"
+        explain = (
+            f"/api/v1/rules/runs/{stored_run}/families/{families.large.id}"
+            "/decisions/kz.large_family"
+        )
+        for path in (url, explain):
+            _problem(client.get(path, headers=auditor_headers), 422, "purpose")
+            # A policy owner works with counts and costs, not with persons' decisions.
+            _problem(client.get(path, params=AUDIT, headers=policy_headers), 403)
+        before = _audited(session, "rules.decisions.read")
+        page = client.get(
+            url, params={"purpose": "audit", "program": "kz.large_family"}, headers=auditor_headers
+        )
+        assert page.status_code == 200
+        shown = {d["family_id"] for d in page.json()["items"]}
+        members = set(
+            session.scalars(select(FamilyMember.person_id).where(FamilyMember.family_id.in_(shown)))
+        )
+        assert set(_audited(session, "rules.decisions.read")) - set(before) == members
+        assert client.get(explain, params=AUDIT, headers=auditor_headers).status_code == 200
+        large = set(
+            session.scalars(
+                select(FamilyMember.person_id).where(FamilyMember.family_id == families.large.id)
+            )
+        )
+        assert set(_audited(session, "rules.decision.read")) == large
 
     def test_unknown_run_is_a_404(self, client: TestClient, operator_headers: dict[str, str]):
         _problem(client.get("/api/v1/rules/runs/424242", headers=operator_headers), 404)
@@ -329,3 +381,33 @@ class TestSimulation:
         assert large["baseline_count"] == large["reform_count"] == 1
         assert large["reform_minor"] != large["baseline_minor"]
         assert body["by_region"]
+
+    def test_the_sample_of_gainers_and_losers_is_an_audited_read(self, live: Live):
+        # A reform that raises the large family's allowance: it gains, and the sample shows it.
+        response = live.client.post(
+            "/api/v1/rules/simulations?purpose=policy_analysis",
+            json={"period": "2026-03", "overrides": {"kz.large_family.coef.4": 100}},
+            headers=live.policy,
+        )
+        assert response.status_code == 200, response.text
+        gainers = response.json()["gainers"]
+        assert gainers
+        with new_session() as session:
+            audited = set(
+                session.scalars(
+                    select(AuditEvent.subject_id).where(
+                        AuditEvent.action == "rules.simulation.sample",
+                        AuditEvent.subject_type == "person",
+                        AuditEvent.purpose == "policy_analysis",
+                    )
+                )
+            )
+            families = {g["entity_id"] for g in gainers if g["program_id"] == "kz.large_family"}
+            assert families == {live.families.large.id}
+            members = set(
+                session.scalars(
+                    select(FamilyMember.person_id).where(FamilyMember.family_id.in_(families))
+                )
+            )
+        assert members
+        assert members <= audited

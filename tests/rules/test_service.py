@@ -17,8 +17,12 @@ from socialcard.core.errors import InvalidInput, NotFound
 from socialcard.rules import repository, service
 from socialcard.rules.errors import FamilyNotFound
 from socialcard.rules.schemas import ExplainedDecision, RunRead, StoredDecision
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
 from tests.factories import make_person
 from tests.rules.service_data import Families, build_families
+
+AUDIT = {"actor": Actor(key_id=None, name="test", role="operator"), "purpose": Purpose.AUDIT}
 
 
 def kept_values(decision: ExplainedDecision) -> dict[str, object]:
@@ -130,7 +134,12 @@ class TestRunRules:
         assert run.months == 2
         for period in ("2026-02", "2026-03"):
             page = service.list_decisions(
-                session, run_id=run.id, program_id="kz.large_family", eligible=True, period=period
+                session,
+                run_id=run.id,
+                program_id="kz.large_family",
+                eligible=True,
+                period=period,
+                **AUDIT,
             )
             assert [d.family_id for d in page.items] == [families.large.id]
 
@@ -175,7 +184,7 @@ class TestStoredEqualsOnline:
         run = _run(session, period="2026-03")
         stored = {}
         for family in (families.large, families.small, families.retired):
-            page = service.list_decisions(session, run_id=run.id, size=200)
+            page = service.list_decisions(session, run_id=run.id, size=200, **AUDIT)
             for d in page.items:
                 stored[(d.program_id, d.entity_id)] = d
             online = service.evaluate_family(session, family_id=family.id, period="2026-03")
@@ -246,6 +255,7 @@ class TestExplainDecision:
         run = _run(session, period="2026-03")
         explained = service.explain_decision(
             session,
+            **AUDIT,
             run_id=run.id,
             family_key=families.large.id,
             program_id="kz.large_family",
@@ -265,6 +275,7 @@ class TestExplainDecision:
         with pytest.raises(InvalidInput) as error:
             service.explain_decision(
                 session,
+                **AUDIT,
                 run_id=run.id,
                 family_key=families.retired.id,
                 program_id="kz.base_pension",
@@ -272,6 +283,7 @@ class TestExplainDecision:
         assert error.value.details[0]["field"] == "person_id"
         explained = service.explain_decision(
             session,
+            **AUDIT,
             run_id=run.id,
             family_key=families.retired.id,
             program_id="kz.base_pension",
@@ -283,7 +295,7 @@ class TestExplainDecision:
     def test_unknown_run_is_not_found(self, session: Session):
         with pytest.raises(NotFound):
             service.explain_decision(
-                session, run_id=99999, family_key=1, program_id="kz.large_family"
+                session, run_id=99999, family_key=1, program_id="kz.large_family", **AUDIT
             )
 
 
@@ -313,7 +325,7 @@ class TestStoredEqualsOnlineOnAGeneratedRegion:
             session.commit()
             assert run.families >= 150
             checked = 0
-            page = service.list_decisions(session, run_id=run.id, size=60)
+            page = service.list_decisions(session, run_id=run.id, size=60, **AUDIT)
             by_family: dict[int, list[StoredDecision]] = {}
             for d in page.items:
                 if d.family_id is not None:

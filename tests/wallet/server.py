@@ -17,9 +17,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(database_url: str, port: int, *, workers: int = 1) -> subprocess.Popen[bytes]:
+def start_server(
+    database_url: str, port: int, *, workers: int = 1, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """uvicorn serving the app against `database_url`; returns once /health answers."""
-    env = {**os.environ, "SOCIALCARD_DATABASE_URL": database_url, "SOCIALCARD_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "SOCIALCARD_DATABASE_URL": database_url,
+        "SOCIALCARD_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
     process = subprocess.Popen(
         [
             sys.executable, "-m", "uvicorn", "socialcard.app:create_app", "--factory",

@@ -26,6 +26,8 @@ from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import service as rules_service
 from socialcard.rules.schemas import StoredDecision
+from socialcard.security import service as security_service
+from socialcard.security.schemas import Actor
 from socialcard.wallet import demo as wallet_demo
 from socialcard.wallet import service as wallet_service
 from socialcard.wallet.funding.decisions import orders_for_decision, school_days
@@ -58,7 +60,14 @@ def _run_chain(period: str) -> str:
     out = StringIO()
     console = Console(file=out, width=120)
     run_demo_campaigns(console, period, seed=7, funnel=False)
-    wallet_demo.demo_step(console, period=period)
+    with session_scope() as session:
+        maker = security_service.create_api_key(session, name="maker", role="operator")
+        checker = security_service.create_api_key(session, name="checker", role="policy_owner")
+    staff = wallet_demo.DemoStaff(
+        maker=Actor(maker.id, maker.name, maker.role),
+        checker=Actor(checker.id, checker.name, checker.role),
+    )
+    wallet_demo.demo_step(console, period=period, staff=staff)
     print_demo_funnel(console)
     return out.getvalue()
 

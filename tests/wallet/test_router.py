@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,34 +24,58 @@ _VALID = make_bin("11044001234")
 _WRONG_CHECK_DIGIT = _VALID[:11] + str((int(_VALID[11]) + 1) % 10)
 
 
-def _merchant(
-    client: TestClient, headers: dict[str, str], category: str = "grocery"
-) -> dict[str, Any]:
+@dataclass
+class Staff:
+    """An operator who files requests, a policy owner and an admin who approve them."""
+
+    operator: dict[str, str]
+    checker: dict[str, str]
+    admin: dict[str, str]
+
+
+@pytest.fixture
+def staff(
+    operator_headers: dict[str, str],
+    policy_owner_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> Staff:
+    return Staff(operator_headers, policy_owner_headers, admin_headers)
+
+
+def _approved(client: TestClient, requested: Any, checker: dict[str, str]) -> Any:
+    """Approve a maker's request (202) as the checker; the effect's result."""
+    assert requested.status_code == 202, requested.text
+    done = client.post(f"/api/v1/approvals/{requested.json()['id']}/approve", headers=checker)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "approved"
+    return done.json()["result"]
+
+
+def _merchant(client: TestClient, staff: Staff, category: str = "grocery") -> dict[str, Any]:
     bin_ = make_bin(f"1104400{abs(hash(category)) % 10_000:04d}")
-    created = client.post(
+    requested = client.post(
         f"{API}/merchants",
         json={"bin": bin_, "name": "Magnum", "category": category},
-        headers=headers,
+        headers=staff.operator,
     )
-    assert created.status_code == 201, created.text
-    merchant = created.json()
+    merchant = _approved(client, requested, staff.checker)
     terminal = client.post(
-        f"{API}/merchants/{merchant['id']}/terminals", json={"code": "T1"}, headers=headers
+        f"{API}/merchants/{merchant['id']}/terminals", json={"code": "T1"}, headers=staff.operator
     )
     assert terminal.status_code == 201
     return {**merchant, "headers": {"X-Terminal-Key": terminal.json()["key"]}}
 
 
 def _funded_voucher(
-    client: TestClient, session: Session, headers: dict[str, str], amount: int
+    client: TestClient, session: Session, staff: Staff, amount: int
 ) -> dict[str, Any]:
     person = make_person(session, language="kk")
     budget = client.post(
         f"{API}/budgets",
         json={"program_id": PROGRAM, "region_kato": REGION, "amount_minor": amount},
-        headers={**headers, "Idempotency-Key": f"alloc-{person.id}"},
+        headers={**staff.operator, "Idempotency-Key": f"alloc-{person.id}"},
     )
-    assert budget.status_code == 200, budget.text
+    _approved(client, budget, staff.checker)
     funded = client.post(
         f"{API}/fundings",
         json={
@@ -62,12 +87,13 @@ def _funded_voucher(
             # The month the clock stands in: activation is refused outside the voucher's period.
             "period": f"{business_day(utcnow()):%Y-%m}",
         },
-        headers={**headers, "Idempotency-Key": f"fund-{person.id}"},
+        headers={**staff.operator, "Idempotency-Key": f"fund-{person.id}"},
     )
-    assert funded.status_code == 200, funded.text
-    body = funded.json()
-    key = client.post(f"{API}/citizen-keys", json={"person_id": person.id}, headers=headers)
-    citizen = {"X-API-Key": key.json()["key"]}
+    [body] = _approved(client, funded, staff.checker)["funded"]
+    requested = client.post(
+        f"{API}/citizen-keys", json={"person_id": person.id}, headers=staff.operator
+    )
+    citizen = {"X-API-Key": _approved(client, requested, staff.admin)["key"]}
     activated = client.post(
         f"{API}/me/vouchers/{body['voucher_id']}/activate", json={}, headers=citizen
     )
@@ -96,23 +122,22 @@ class TestMerchants:
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["errors"][0]["field"] == field
 
-    def test_duplicate_bin_is_a_conflict(
-        self, client: TestClient, operator_headers: dict[str, str]
-    ) -> None:
+    def test_duplicate_bin_is_a_conflict(self, client: TestClient, staff: Staff) -> None:
         payload = {"bin": make_bin("11044009999"), "name": "x", "category": "grocery"}
-        assert (
-            client.post(f"{API}/merchants", json=payload, headers=operator_headers).status_code
-            == 201
-        )
-        again = client.post(f"{API}/merchants", json=payload, headers=operator_headers)
+        requested = client.post(f"{API}/merchants", json=payload, headers=staff.operator)
+        _approved(client, requested, staff.checker)
+        again = client.post(f"{API}/merchants", json=payload, headers=staff.operator)
         assert again.status_code == 409
 
     def test_merchant_role_cannot_register_merchants(
-        self, client: TestClient, session: Session
+        self, client: TestClient, session: Session, staff: Staff
     ) -> None:
         from socialcard.security import service as security_service
 
-        key = security_service.create_api_key(session, name="m", role="merchant").key
+        shop = _merchant(client, staff)
+        key = security_service.create_api_key(
+            session, name="m", role="merchant", merchant_id=shop["id"]
+        ).key
         payload = {"bin": make_bin("11044008888"), "name": "x", "category": "grocery"}
         response = client.post(f"{API}/merchants", json=payload, headers={"X-API-Key": key})
         assert response.status_code == 403
@@ -120,10 +145,10 @@ class TestMerchants:
 
 class TestBusinessApi:
     def test_purchase_flow_and_settlement_csv(
-        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+        self, client: TestClient, session: Session, staff: Staff
     ) -> None:
-        shop = _merchant(client, operator_headers)
-        voucher = _funded_voucher(client, session, operator_headers, 10_000)
+        shop = _merchant(client, staff)
+        voucher = _funded_voucher(client, session, staff, 10_000)
         body = {"token": voucher["token"], "items": food_items(2_500), "capture": True}
         sale = client.post(
             "/api/v1/business/authorizations",
@@ -152,7 +177,7 @@ class TestBusinessApi:
         )
         assert refund.status_code == 200
         assert refund.json()["refunded_minor"] == 500
-        check = client.get(f"{API}/check", headers=operator_headers).json()
+        check = client.get(f"{API}/check", headers=staff.operator).json()
         assert check["ok"], check
         day = business_day(utcnow())
         early = client.get(f"/api/v1/business/settlements/{day}.csv", headers=shop["headers"])
@@ -170,10 +195,10 @@ class TestBusinessApi:
         assert [row["kind"] for row in history] == ["refund", "capture", "funding"]
 
     def test_two_step_capture_and_void(
-        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+        self, client: TestClient, session: Session, staff: Staff
     ) -> None:
-        shop = _merchant(client, operator_headers)
-        voucher = _funded_voucher(client, session, operator_headers, 10_000)
+        shop = _merchant(client, staff)
+        voucher = _funded_voucher(client, session, staff, 10_000)
         auth = client.post(
             "/api/v1/business/authorizations",
             json={"token": voucher["token"], "items": food_items(3_000)},
@@ -195,10 +220,10 @@ class TestBusinessApi:
         assert void.json()["code"] == "hold_not_open"
 
     def test_balance_inquiry_shows_only_what_the_purchase_needs(
-        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+        self, client: TestClient, session: Session, staff: Staff
     ) -> None:
-        shop = _merchant(client, operator_headers)
-        voucher = _funded_voucher(client, session, operator_headers, 10_000)
+        shop = _merchant(client, staff)
+        voucher = _funded_voucher(client, session, staff, 10_000)
 
         def ask(amount: int) -> dict[str, Any]:
             response = client.post(
@@ -255,9 +280,9 @@ class TestBusinessApi:
         ],
     )
     def test_bad_payloads_are_422_never_5xx(
-        self, client: TestClient, operator_headers: dict[str, str], body: dict[str, Any]
+        self, client: TestClient, staff: Staff, body: dict[str, Any]
     ) -> None:
-        shop = _merchant(client, operator_headers)
+        shop = _merchant(client, staff)
         response = client.post(
             "/api/v1/business/authorizations",
             json=body,
@@ -266,9 +291,9 @@ class TestBusinessApi:
         assert response.status_code == 422
 
     def test_missing_idempotency_key_is_named(
-        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+        self, client: TestClient, session: Session, staff: Staff
     ) -> None:
-        shop = _merchant(client, operator_headers)
+        shop = _merchant(client, staff)
         response = client.post(
             "/api/v1/business/authorizations",
             json={"token": "x" * 20, "items": food_items(1)},
@@ -279,18 +304,17 @@ class TestBusinessApi:
 
 
 class TestCitizenApi:
-    def test_unbound_citizen_key_is_forbidden(self, client: TestClient, session: Session) -> None:
-        from socialcard.security import service as security_service
-
-        key = security_service.create_api_key(session, name="c", role="citizen").key
-        response = client.get(f"{API}/me", headers={"X-API-Key": key})
-        assert (response.status_code, response.json()["code"]) == (403, "citizen_key_unbound")
+    def test_only_a_citizen_key_reads_a_wallet(
+        self, client: TestClient, operator_headers: dict[str, str]
+    ) -> None:
+        response = client.get(f"{API}/me", headers=operator_headers)
+        assert (response.status_code, response.json()["code"]) == (403, "role_not_allowed")
 
     def test_citizen_cannot_activate_someone_elses_voucher(
-        self, client: TestClient, session: Session, operator_headers: dict[str, str]
+        self, client: TestClient, session: Session, staff: Staff
     ) -> None:
-        mine = _funded_voucher(client, session, operator_headers, 1_000)
-        theirs = _funded_voucher(client, session, operator_headers, 1_000)
+        mine = _funded_voucher(client, session, staff, 1_000)
+        theirs = _funded_voucher(client, session, staff, 1_000)
         response = client.post(
             f"{API}/me/vouchers/{theirs['voucher_id']}/activate", json={}, headers=mine["citizen"]
         )
@@ -300,10 +324,10 @@ class TestCitizenApi:
         self,
         client: TestClient,
         session: Session,
-        operator_headers: dict[str, str],
+        staff: Staff,
         auditor_headers: dict[str, str],
     ) -> None:
-        _funded_voucher(client, session, operator_headers, 1_000)
+        _funded_voucher(client, session, staff, 1_000)
         rows = client.get(f"{API}/statistics", headers=auditor_headers).json()
         assert rows == [
             {
@@ -378,9 +402,9 @@ class TestNeverFiveHundred:
         key=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=120),
     )
     def test_any_business_payload_gets_a_4xx_or_an_answer(
-        self, client: TestClient, operator_headers: dict[str, str], body: Any, path: str, key: str
+        self, client: TestClient, staff: Staff, body: Any, path: str, key: str
     ) -> None:
-        shop = self.__dict__.setdefault("shop", None) or _merchant(client, operator_headers)
+        shop = self.__dict__.setdefault("shop", None) or _merchant(client, staff)
         self.__dict__["shop"] = shop
         try:
             headers = {

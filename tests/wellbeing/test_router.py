@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from socialcard.wellbeing.schemas import RunRead
 from tests.wellbeing.conftest import Families
@@ -20,6 +22,30 @@ BASE = "/api/v1/wellbeing"
 @pytest.fixture
 def run(score_run: ScoreRun, boundary_families: Families) -> RunRead:
     return score_run(boundary_families)
+
+
+def audit_store_down(session: Session, backend: str) -> None:
+    """Make every insert into the audit log fail (undone with the test's transaction)."""
+    if backend == "postgres":
+        session.execute(
+            text(
+                "CREATE FUNCTION sc_audit_down() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END $$"
+            )
+        )
+        session.execute(
+            text(
+                "CREATE TRIGGER sc_audit_down BEFORE INSERT ON security_audit_event "
+                "FOR EACH ROW EXECUTE FUNCTION sc_audit_down()"
+            )
+        )
+    else:
+        session.execute(
+            text(
+                "CREATE TRIGGER sc_audit_down BEFORE INSERT ON security_audit_event "
+                "BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END"
+            )
+        )
 
 
 def _problem(response: object, status: int) -> dict[str, object]:
@@ -65,12 +91,10 @@ class TestRuns:
     def test_needs_an_api_key(self, client: TestClient, run: RunRead) -> None:
         _problem(client.get(f"{BASE}/runs/{run.id}"), 401)
 
-    def test_a_merchant_may_not_read(
-        self, client: TestClient, session: object, run: RunRead
-    ) -> None:
+    def test_a_kiosk_may_not_read(self, client: TestClient, session: object, run: RunRead) -> None:
         from socialcard.security import service as security_service
 
-        key = security_service.create_api_key(session, name="shop", role="merchant")  # type: ignore[arg-type]
+        key = security_service.create_api_key(session, name="kiosk", role="kiosk")  # type: ignore[arg-type]
         _problem(client.get(f"{BASE}/runs/{run.id}", headers={"X-API-Key": key.key}), 403)
 
 
@@ -156,6 +180,26 @@ class TestFamilies:
         rows = list(csv.DictReader(io.StringIO(response.text)))
         assert sorted(int(r["family_id"]) for r in rows) == sorted(BOUNDARY_FAMILIES)
         assert {r["level"] for r in rows} == {"A", "B", "C", "E"}
+
+    def test_no_row_leaves_when_the_audit_cannot_be_written(
+        self,
+        client: TestClient,
+        session: Session,
+        backend: str,
+        operator_headers: dict[str, str],
+        run: RunRead,
+    ) -> None:
+        # A real failure of the store's audit table (a trigger refusing every insert): the
+        # export must not deliver what it could not record.
+        audit_store_down(session, backend)
+        response = client.get(
+            f"{BASE}/runs/{run.id}/families.csv",
+            params={"purpose": "data_quality"},
+            headers=operator_headers,
+        )
+        assert response.status_code == 500
+        assert not response.headers["content-type"].startswith("text/csv")
+        assert not any(f"\n{family_id}," in response.text for family_id in BOUNDARY_FAMILIES)
 
     def test_csv_export_with_a_bad_level_is_a_problem(
         self, client: TestClient, operator_headers: dict[str, str], run: RunRead

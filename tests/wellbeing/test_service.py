@@ -167,19 +167,20 @@ class TestExportCsv:
     ) -> None:
         run = score_run(boundary_families)
         before = len(_audit(session))
-        text = "".join(
-            service.export_families_csv(
-                session, run_id=run.id, actor=ACTOR, purpose=PURPOSE, level="C"
-            )
+        lines = service.export_families_csv(
+            session, run_id=run.id, actor=ACTOR, purpose=PURPOSE, level="C", reader=session
         )
-        rows = list(csv.DictReader(io.StringIO(text)))
         in_c = sorted(k for k, v in BOUNDARY_FAMILIES.items() if v[2] == "C")
+        # Recorded before a single line is made (the caller commits it, then streams).
+        assert sorted(e["subject_id"] for e in _audit(session)[before:]) == in_c
+        text = "".join(lines)
+        rows = list(csv.DictReader(io.StringIO(text)))
         assert [int(r["family_id"]) for r in rows] == in_c
         assert all(r["level"] == "C" for r in rows)
         assert {int(r["family_id"]): int(r["score"]) for r in rows} == {
             k: BOUNDARY_FAMILIES[k][1] for k in in_c
         }
-        assert sorted(e["subject_id"] for e in _audit(session)[before:]) == in_c
+        assert len(_audit(session)) - before == len(in_c)  # nothing more while streaming
 
     def test_a_bad_filter_fails_before_streaming(
         self, session: Session, score_run: ScoreRun, boundary_families: Families
@@ -187,7 +188,7 @@ class TestExportCsv:
         run = score_run(boundary_families)
         with pytest.raises(InvalidWellbeingQuery):
             service.export_families_csv(
-                session, run_id=run.id, actor=ACTOR, purpose=PURPOSE, region="7x"
+                session, run_id=run.id, actor=ACTOR, purpose=PURPOSE, region="7x", reader=session
             )
 
 
@@ -316,6 +317,12 @@ class TestFamilyCardValues:
             e["subject_id"] for e in _audit(session)[before:] if e["subject_type"] == "person"
         }
         assert members == {mother.id, child.id}
+        # The card's read itself is recorded per member, so each one's access log shows it.
+        card_reads = [e for e in _audit(session)[before:] if e["action"] == "wellbeing.card.read"]
+        assert {(e["subject_type"], e["subject_id"]) for e in card_reads} == {
+            ("person", mother.id),
+            ("person", child.id),
+        }
 
     def test_no_values_when_the_methodology_changed(
         self, session: Session, score_run: ScoreRun, boundary_families: Families

@@ -78,6 +78,7 @@ from socialcard.core.logging import get_logger
 from socialcard.proactive.crash import crashpoint
 from socialcard.registry import service as registry_service
 from socialcard.rules import service as rules_service
+from socialcard.security import keyring
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
@@ -102,7 +103,7 @@ def _key_store(directory: str, secret: str) -> FileKeyStore:
 def issuer_keys() -> IssuerKeys:
     """The issuer's key store (the one interface to swap for the shared keyring)."""
     settings = get_settings()
-    return _key_store(settings.card.key_dir, settings.secret_key.get_secret_value())
+    return _key_store(settings.card.key_dir, keyring.keyset("card_issuer").current.secret.hex())
 
 
 def published_jwks(now: datetime | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
+from socialcard.security import keyring
 
 # argon2id, RFC 9106's second recommended option (64 MiB would cost a kiosk burst too much).
 _hasher = PasswordHasher(time_cost=3, memory_cost=19 * 1024, parallelism=1)
@@ -25,8 +26,9 @@ def _secret(label: str) -> bytes:
     explicit = {"pan": settings.card.pan_key, "pin": settings.card.pin_pepper}.get(label)
     if explicit is not None:
         return explicit.get_secret_value().encode()
-    base = settings.secret_key.get_secret_value().encode()
-    return hmac.new(base, f"socialcard/card/{label}".encode(), hashlib.sha256).digest()
+    # One key per purpose from the platform's keyring (never a secret in the source). Only
+    # the current key is used: a rotated PAN key means relinking, a rotated pepper new PINs.
+    return keyring.keyset(f"card_{label}").current.secret
 
 
 def luhn_ok(digits: str) -> bool:
@@ -99,5 +101,5 @@ def new_secret_token() -> str:
 
 def keyed_hash(value: str, *, label: str) -> str:
     """HMAC-SHA256 under the server secret (what is stored of a chip key or session token)."""
-    key = get_settings().secret_key.get_secret_value().encode()
+    key = keyring.keyset("card_token").current.secret
     return hmac.new(key, f"{label}:{value}".encode(), hashlib.sha256).hexdigest()

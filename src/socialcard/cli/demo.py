@@ -25,6 +25,7 @@ from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import cli as rules_cli
 from socialcard.security import service as security_service
+from socialcard.security.schemas import Actor
 from socialcard.wallet import demo as wallet_demo
 from socialcard.web import demo as web_demo
 from socialcard.wellbeing import cli as wellbeing_cli
@@ -78,7 +79,15 @@ def register(app: typer.Typer) -> None:
             counts = registry_service.registry_counts(session)
             family_ids = registry_service.sample_family_ids(session, 3)
             key = security_service.create_api_key(session, name="demo-operator", role="operator")
+            checker = security_service.create_api_key(
+                session, name="demo-policy-owner", role="policy_owner"
+            )
             auditor = security_service.create_api_key(session, name="demo-auditor", role="auditor")
+        # Money is created only by a request one person files and another approves.
+        staff = wallet_demo.DemoStaff(
+            maker=Actor(key_id=key.id, name=key.name, role=key.role),
+            checker=Actor(key_id=checker.id, name=checker.name, role=checker.role),
+        )
         host = host or settings.server.host
         port = port or settings.server.port
         base = f"http://{host}:{port}"
@@ -90,13 +99,15 @@ def register(app: typer.Typer) -> None:
         rules_cli.demo_step()
         wellbeing_cli.demo_step(console)
         run_demo_campaigns(console, period, seed=seed, funnel=False)
-        wallet_demo.run_demo_step(console, period=period)
+        wallet_demo.run_demo_step(console, period=period, staff=staff)
         print_demo_funnel(console)
         card_demo.run_demo_step(console, period=period)
         with session_scope() as session:
             sign_in = web_demo.demo_accounts(session)
-        console.print(f"Operator API key: {key.key}")
-        console.print(f"Auditor API key:  {auditor.key}")
+        # Plain echo: a terminal-width wrap would break the keys for copy and paste.
+        typer.echo(f"Operator key (files requests, the maker):   {key.key}")
+        typer.echo(f"Policy owner key (approves, the checker):   {checker.key}")
+        typer.echo(f"Auditor key (audit trail and its chain):    {auditor.key}")
         if family_ids:
             console.print("Try:")
             # Plain echo: a terminal-width wrap would break the commands for copy and paste.
@@ -105,6 +116,10 @@ def register(app: typer.Typer) -> None:
                 f"'{base}/api/v1/families/{family_ids[0]}?purpose=case_review'"
             )
             typer.echo(f"  curl -H 'X-API-Key: {auditor.key}' '{base}/api/v1/audit/events'")
+            typer.echo(f"  curl -H 'X-API-Key: {auditor.key}' '{base}/api/v1/audit/verify'")
+            typer.echo(
+                f"  curl -H 'X-API-Key: {checker.key}' '{base}/api/v1/approvals?status=approved'"
+            )
         console.print(f"API docs: {base}/docs")
         web_demo.print_sign_in(console, base, sign_in)
         if not serve:

@@ -8,6 +8,8 @@ from rich.console import Console
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine
 from socialcard.core.migrate import upgrade
+from socialcard.proactive import service as proactive_service
+from socialcard.security import keyring
 
 console = Console(stderr=True)
 
@@ -33,6 +35,12 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         settings = get_settings()
+        try:
+            keyring.check_startup()
+            proactive_service.check_secrets()
+        except keyring.SecretsError as exc:
+            console.print(f"error: {exc.message}")
+            raise typer.Exit(2) from None
         upgrade(get_engine())
         host = host or settings.server.host
         port = port or settings.server.port

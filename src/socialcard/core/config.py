@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,25 @@ class WebSettings(BaseModel):
     cookie_secure: bool = True
 
 
+class SecuritySettings(BaseModel):
+    """Secrets, keys and approvals (`SOCIALCARD_SECURITY__...`)."""
+
+    # A keyring file of explicit secrets (see security/keyring.py); unset: SOCIALCARD_SECRET_KEY,
+    # else (development only) a keyring generated beside the store on its first start.
+    secrets_file: Path | None = None
+    # A verified API or terminal key is trusted this long without a lookup: a revocation in
+    # another process takes effect within it (in the revoking process at once).
+    auth_cache_seconds: float = Field(default=30.0, ge=0, le=300)
+    # PostgreSQL: how often a server process chains the committed audit rows (0: only
+    # `socialcard audit verify` does); SQLite chains them as they commit.
+    audit_seal_seconds: float = Field(default=1.0, ge=0, le=3600)
+    # A maker's request waits this long for a checker, then lapses.
+    approval_ttl_hours: int = Field(default=72, ge=1, le=24 * 90)
+    # One-time codes sent by SMS (account confirmation, citizen enrolment).
+    code_ttl_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    code_max_attempts: int = Field(default=5, ge=1, le=20)
+
+
 class Settings(BaseSettings):
     """Root settings: `SOCIALCARD_DATABASE_URL` picks the store (default: SQLite under ./var)."""
 
@@ -85,8 +105,12 @@ class Settings(BaseSettings):
     )
 
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    # Keys API-key hashes and other HMACs. Override in production; the default is for a laptop.
-    secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
+    # "production" refuses to start without explicit secrets (security/keyring.py).
+    environment: Literal["development", "production"] = "development"
+    # A master secret every keyring key is derived from (per purpose); no default on purpose.
+    secret_key: SecretStr | None = None
+    # Earlier master secrets, comma-separated: what was signed under them still verifies.
+    secret_key_previous: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = True
     server: ServerSettings = ServerSettings()
@@ -97,6 +121,7 @@ class Settings(BaseSettings):
     wallet: WalletSettings = WalletSettings()
     web: WebSettings = WebSettings()
     card: CardSettings = CardSettings()
+    security: SecuritySettings = SecuritySettings()
 
 
 @lru_cache(maxsize=1)

@@ -66,10 +66,11 @@ _PAGE_HEADERS = [
 
 
 class RequestIdMiddleware:
-    """Gives every request an id (or keeps the caller's X-Request-ID) and echoes it back, and
-    sets the security headers: nosniff everywhere; on HTML a content security policy with
-    frame-ancestors 'none', no referrer and no caching; no caching of the API's answers
-    (personal data and money)."""
+    """Gives every request an id of the server's own (echoed in X-Request-ID; a caller's
+    X-Request-ID is kept beside it as `client_request_id`, never used as the id: a client must
+    not choose, repeat or forge the id the audit log records), and sets the security headers:
+    nosniff everywhere; on HTML a content security policy with frame-ancestors 'none', no
+    referrer and no caching; no caching of the API's answers (personal data and money)."""
 
     def __init__(self, app: ASGIApp, *, docs_paths: Iterable[str] = ()) -> None:
         self.app = app
@@ -79,13 +80,17 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
+        client_id = None
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:40]
+                # Printable ASCII only, bounded: it is stored and shown as given.
+                text = value.decode("latin-1")[:64]
+                client_id = "".join(ch for ch in text if " " < ch < "\x7f") or None
                 break
-        request_id = request_id or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_id
         path: str = scope["path"]
         api = path.startswith("/api/")
         docs = path in self.docs_paths

@@ -28,9 +28,9 @@ def bounded_traceback(
     return event
 
 
-class _CurrentStderr:
-    """Writes to whatever `sys.stderr` is at the time of writing: a stream captured when
-    logging was configured (a CLI run inside a test runner) may be closed by the next line."""
+class _StandardError:
+    """sys.stderr as it is when a line is written, not when logging was configured (a test
+    runner or a daemon may replace it, and close the one it replaced)."""
 
     def write(self, text: str) -> int:
         return sys.stderr.write(text)
@@ -57,7 +57,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=structlog.PrintLoggerFactory(file=_StandardError()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 

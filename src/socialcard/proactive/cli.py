@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from socialcard.core.db import session_scope
 from socialcard.core.errors import AppError
 from socialcard.proactive import jobs, service
 from socialcard.proactive.schemas import FunnelRow
+from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
 
@@ -24,7 +24,7 @@ PeriodOpt = Annotated[str, typer.Option("--period", help="The month, YYYY-MM.")]
 
 
 def _actor() -> Actor:
-    return Actor(key_id=None, name=f"cli:{getpass.getuser()}", role="admin")
+    return security_service.system_actor()
 
 
 def _fail(exc: AppError) -> typer.Exit:

@@ -29,7 +29,8 @@ class ProactiveSettings(BaseSettings):
     gateway: Literal["file", "http"] = "file"
     outbox_file: Path = Path("var") / "sms-outbox.jsonl"
     sms_url: str = "http://127.0.0.1:9900"
-    sms_api_key: SecretStr = SecretStr("dev-sms-key")
+    # The provider's API key for the HTTP gateway; no default (the gateway refuses to start).
+    sms_api_key: SecretStr | None = None
     sms_timeout_seconds: float = Field(default=5.0, gt=0)
     sms_max_attempts: int = Field(default=5, ge=1)
     sms_backoff_seconds: float = Field(default=0.2, ge=0)
@@ -38,8 +39,9 @@ class ProactiveSettings(BaseSettings):
     # Messages per request: 1 = POST /messages each; more = POST /messages/batch (per-message
     # idempotency keys and answers). Providers' bulk APIs take hundreds per call.
     sms_batch_size: int = Field(default=1, ge=1, le=1000)
-    # Callbacks (delivery receipts, inbound replies) carry an HMAC of the body under this key.
-    webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
+    # Callbacks (delivery receipts, inbound replies) carry an HMAC of the body. The secret the
+    # provider was given; unset: the keyring's `sms_webhook` key (`socialcard secrets show`).
+    webhook_secret: SecretStr | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     link_ttl_hours: int = Field(default=24 * 7, ge=1)
     chunk_size: int = Field(default=20_000, ge=1)

@@ -22,6 +22,7 @@ class MessageKind(StrEnum):
     ENDED = "ended"
     HELP = "help"
     SIGN_IN = "sign_in"  # a one-time code for the citizen pages
+    CODE = "code"  # a one-time code confirming the bank account given on the consent page
 
 
 class MessageStatus(StrEnum):

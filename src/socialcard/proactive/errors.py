@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from socialcard.core.errors import (
+    AppError,
     BusinessRuleViolation,
     Conflict,
     Forbidden,
@@ -63,3 +64,11 @@ class ReasonRequired(InvalidInput):
 
 class PaymentOrderConflict(BusinessRuleViolation):
     code = "payment_order_conflict"
+
+
+class GatewayNotConfigured(AppError):
+    """The configured SMS gateway lacks a setting it needs (its provider key)."""
+
+    code = "gateway_not_configured"
+    status_code = 503
+    title = "SMS gateway not configured"

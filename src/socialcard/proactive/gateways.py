@@ -22,6 +22,7 @@ import httpx
 from socialcard.core.clock import utcnow
 from socialcard.core.logging import get_logger
 from socialcard.proactive.config import ProactiveSettings
+from socialcard.proactive.errors import GatewayNotConfigured
 
 log = get_logger(__name__)
 
@@ -131,6 +132,11 @@ class HttpGateway:
         self.callback_url = callback_url or (
             settings.public_base_url.rstrip("/") + "/api/v1/proactive/sms/receipts"
         )
+        if settings.sms_api_key is None:
+            raise GatewayNotConfigured(
+                "the HTTP SMS gateway needs the provider's key: "
+                "set SOCIALCARD_PROACTIVE__SMS_API_KEY"
+            )
         self.limiter = RateLimiter(settings.sms_rate_per_second)
         self.client = httpx.Client(
             base_url=settings.sms_url,

@@ -1,39 +1,50 @@
-"""Signed, expiring consent links: `<offer id>.<expiry unix>.<HMAC-SHA256>` under the server key."""
+"""Signed, expiring consent links: `<offer id>.<expiry unix>.<key id>.<HMAC-SHA256>`.
+
+The HMAC's key is the keyring's `consent_link` key named in the token, so a link made before a
+rotation keeps opening its page until it expires (or the old key is retired).
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from datetime import datetime, timedelta
 
-from socialcard.core.config import get_settings
 from socialcard.proactive.errors import ExpiredLink, InvalidLink
+from socialcard.security import keyring
+
+_PURPOSE = "consent_link"
 
 
-def _sign(payload: str) -> str:
-    secret = get_settings().secret_key.get_secret_value().encode()
-    digest = hmac.new(secret, b"consent-link:" + payload.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _payload(offer_id: int | str, expiry: int | str) -> bytes:
+    return f"consent-link:{offer_id}.{expiry}".encode()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def make_token(offer_id: int, *, expires_at: datetime) -> str:
     """A token that opens one offer's consent page until `expires_at`."""
-    payload = f"{offer_id}.{int(expires_at.timestamp())}"
-    return f"{payload}.{_sign(payload)}"
+    expiry = int(expires_at.timestamp())
+    key_id, mac = keyring.keyset(_PURPOSE).sign(_payload(offer_id, expiry))
+    return f"{offer_id}.{expiry}.{key_id}.{_b64(mac)}"
 
 
 def verify_token(token: str, *, now: datetime) -> int:
     """The offer id a token opens; InvalidLink when tampered, ExpiredLink when too old."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts[:2]):
         raise InvalidLink("this link is not valid")
-    payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_sign(payload), parts[2]):
+    offer_id, expiry, key_id, mac = parts
+    try:
+        raw = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
+    except ValueError:
+        raise InvalidLink("this link is not valid") from None
+    if not keyring.keyset(_PURPOSE).verify(key_id, _payload(offer_id, expiry), raw):
         raise InvalidLink("this link is not valid")
-    if int(parts[1]) < now.timestamp():
+    if int(expiry) < now.timestamp():
         raise ExpiredLink("this link has expired")
-    return int(parts[0])
+    return int(offer_id)
 
 
 def link_expiry(deadline_at: datetime, ttl_hours: int, now: datetime) -> datetime:

@@ -109,7 +109,10 @@ class Message(Base):
     person_id: Mapped[int | None] = mapped_column(BigInteger)
     phone: Mapped[str] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(2))
+    # As stored and shown to operators: a consent link or a one-time code is only a marker
+    # here, filled in when the message is handed to the gateway (`secret_ref` says which).
     body: Mapped[str] = mapped_column(Text)
+    secret_ref: Mapped[str | None] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(10), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -18,6 +18,20 @@ _WORDS = {
         "expired": "Сілтеменің мерзімі өтті. 1414 нөміріне хабарласыңыз.",
         "closed": "Бұл ұсыныс бойынша шешім қабылданған.",
         "error": "Қате",
+        "code_sent": (
+            "Банк шотын растау үшін тіркелген телефоныңызға код жіберілді. Кодты енгізіңіз."
+        ),
+        "code": "Растау коды",
+        "confirm": "Растау",
+        "code_wrong": "Код қате. Қалған әрекет саны: {left}.",
+        "code_expired": (
+            "Код жарамсыз немесе мерзімі өтті. Шотты қайта енгізіңіз немесе "
+            "әлеуметтік әмиянды таңдаңыз."
+        ),
+        "no_phone": (
+            "Тіркелген телефон нөміріңіз жоқ: шотты растау мүмкін емес. Әлеуметтік "
+            "әмиянды таңдаңыз немесе 1414 нөміріне хабарласыңыз."
+        ),
     },
     "ru": {
         "title": "Социальная выплата",
@@ -30,6 +44,19 @@ _WORDS = {
         "expired": "Срок действия ссылки истёк. Обратитесь по номеру 1414.",
         "closed": "По этому предложению решение уже принято.",
         "error": "Ошибка",
+        "code_sent": (
+            "Для подтверждения счёта на ваш зарегистрированный телефон отправлен код. Введите его."
+        ),
+        "code": "Код подтверждения",
+        "confirm": "Подтвердить",
+        "code_wrong": "Неверный код. Осталось попыток: {left}.",
+        "code_expired": (
+            "Код недействителен или истёк. Укажите счёт ещё раз или выберите социальный кошелёк."
+        ),
+        "no_phone": (
+            "У вас нет зарегистрированного телефона: подтвердить счёт нельзя. "
+            "Выберите социальный кошелёк или обратитесь по номеру 1414."
+        ),
     },
     "en": {
         "title": "Social payment",
@@ -42,6 +69,18 @@ _WORDS = {
         "expired": "This link has expired. Call 1414.",
         "closed": "This offer has already been decided.",
         "error": "Error",
+        "code_sent": "A code to confirm the account was sent to your registered phone. Enter it.",
+        "code": "Confirmation code",
+        "confirm": "Confirm",
+        "code_wrong": "Wrong code. Attempts left: {left}.",
+        "code_expired": (
+            "The code is not valid or has expired. Enter the account again or "
+            "choose the social wallet."
+        ),
+        "no_phone": (
+            "There is no registered phone for you, so the account cannot be "
+            "confirmed. Choose the social wallet or call 1414."
+        ),
     },
 }
 
@@ -69,6 +108,23 @@ def offer_page(lang: str, text: str, token: str, *, status: str) -> str:
         f'<button name="decision" value="refuse">{escape(words["refuse"])}</button></form>'
     )
     return _page(lang, f"<p>{escape(text)}</p>{form}")
+
+
+def code_page(lang: str, token: str, *, status: str, attempts_left: int = 0) -> str:
+    """The account-confirmation step: the code sent to the registered phone, or why not."""
+    words = _WORDS[language_of(lang)]
+    if status in ("code_expired", "no_phone"):
+        return _page(lang, f"<p>{escape(words[status])}</p>")
+    note = words["code_sent"]
+    if status == "code_wrong":
+        note = words["code_wrong"].format(left=attempts_left)
+    form = (
+        f'<form method="post" action="/consent/{escape(token)}">'
+        f'<label>{escape(words["code"])} <input name="code" inputmode="numeric" '
+        f'autocomplete="one-time-code" maxlength="6" required></label>'
+        f"<button>{escape(words['confirm'])}</button></form>"
+    )
+    return _page(lang, f"<p>{escape(note)}</p>{form}")
 
 
 def result_page(lang: str, decision: str) -> str:

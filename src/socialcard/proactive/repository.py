@@ -375,15 +375,18 @@ def payment_order_by_id(session: Session, order_id: int) -> PaymentOrder | None:
     return session.get(PaymentOrder, order_id)
 
 
-def pending_payment_orders(session: Session, limit: int) -> list[tuple[PaymentOrder, str, int]]:
+def pending_payment_orders(
+    session: Session, limit: int, destination: str | None = None
+) -> list[tuple[PaymentOrder, str, int]]:
     """Pending orders, oldest first, with their assignment's entity type and id."""
-    rows = session.execute(
+    query = (
         select(PaymentOrder, Assignment.entity_type, Assignment.entity_id)
         .join(Assignment, Assignment.id == PaymentOrder.assignment_id)
         .where(PaymentOrder.status == PaymentStatus.PENDING)
-        .order_by(PaymentOrder.id)
-        .limit(limit)
     )
+    if destination is not None:
+        query = query.where(PaymentOrder.destination_kind == destination)
+    rows = session.execute(query.order_by(PaymentOrder.id).limit(limit))
     return [(row[0], row[1], row[2]) for row in rows]
 
 

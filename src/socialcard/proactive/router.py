@@ -14,8 +14,8 @@ from socialcard.core.deps import DbSession, IdPath, IdQuery
 from socialcard.core.errors import AppError, InvalidInput
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES, parse_json
 from socialcard.proactive import jobs, service
-from socialcard.proactive.enums import ConsentDecision
-from socialcard.proactive.pages import error_page, offer_page, result_page
+from socialcard.proactive.enums import ConsentDecision, Destination
+from socialcard.proactive.pages import code_page, error_page, offer_page, result_page
 from socialcard.proactive.schemas import (
     CampaignRead,
     CampaignRun,
@@ -40,7 +40,7 @@ router = APIRouter(prefix="/api/v1/proactive", tags=["proactive"], responses=PRO
 pages = APIRouter(tags=["proactive"])
 
 Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
-Payer = Annotated[Actor, Depends(require_roles(Role.AGENCY))]
+Payer = Annotated[Actor, Depends(require_roles(Role.PAYMENT_PROVIDER))]
 PurposeQuery = Annotated[Purpose, Query(description="Why the data is read; kept in the audit log.")]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Business conflict", "content": {PROBLEM_JSON: {}}}
@@ -226,16 +226,22 @@ def run_accrual(
 def pending_payment_orders(
     session: DbSession, actor: Payer, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
 ) -> list[PaymentOrderRead]:
-    """Payment orders waiting to be paid (for the wallet or the paying bank)."""
-    return service.pending_payment_orders(session, limit=limit)
+    """Bank transfers waiting for the paying bank (each read is audited)."""
+    return service.orders_for_payer(session, actor=actor, limit=limit)
 
 
 @router.post("/payment-orders/{order_id}/paid", response_model=PaymentOrderRead, responses=CONFLICT)
 def mark_paid(
     order_id: IdPath, payload: MarkPaid, session: DbSession, actor: Payer
 ) -> PaymentOrderRead:
-    """Mark a payment order paid (idempotent with the same reference)."""
-    return service.mark_payment_order_paid(session, order_id=order_id, reference=payload.reference)
+    """Mark a bank transfer paid (idempotent with the same reference; audited)."""
+    return service.mark_payment_order_paid(
+        session,
+        order_id=order_id,
+        reference=payload.reference,
+        actor=actor,
+        destination=Destination.BANK,
+    )
 
 
 @router.post(
@@ -321,18 +327,28 @@ def consent_submit(
     session: DbSession,
     form: Annotated[dict[str, str], Depends(form_fields)],
 ) -> HTMLResponse:
-    """The citizen's answer from the consent page."""
+    """The citizen's answer from the consent page (a bank account only with the code sent to
+    the registered phone)."""
+    code = form.get("code")
+    decision = None
+    if code is None:
+        try:
+            decision = ConsentDecision(form.get("decision", ""))
+        except ValueError:
+            return HTMLResponse(
+                error_page("kk", "invalid_input", "decision: agree or refuse"), status_code=422
+            )
     try:
-        decision = ConsentDecision(form.get("decision", ""))
-    except ValueError:
-        return HTMLResponse(
-            error_page("kk", "invalid_input", "decision: agree or refuse"), status_code=422
-        )
-    try:
-        service.decide_by_link(
-            session, token=token, decision=decision, iban=form.get("iban") or None
+        outcome = service.decide_by_link(
+            session, token=token, decision=decision, iban=form.get("iban") or None, code=code
         )
         view = service.link_view(session, token=token)
     except AppError as exc:
         return _error_html(exc)
-    return HTMLResponse(result_page(view.language, decision.value))
+    if outcome.status == "decided":
+        return HTMLResponse(result_page(view.language, outcome.decision or ""))
+    status_code = {"code_sent": 200, "code_wrong": 422, "code_expired": 410, "no_phone": 409}
+    return HTMLResponse(
+        code_page(view.language, token, status=outcome.status, attempts_left=outcome.attempts_left),
+        status_code=status_code[outcome.status],
+    )

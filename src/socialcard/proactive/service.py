@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
+from socialcard.core.config import get_settings
+from socialcard.core.errors import InvalidInput
 from socialcard.proactive import eligibility, links, repository
 from socialcard.proactive.config import (
     CampaignSettings,
@@ -83,8 +85,11 @@ from socialcard.proactive.templates import (
     render,
 )
 from socialcard.registry import service as registry_service
+from socialcard.security import codes as security_codes
+from socialcard.security import keyring
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
+from socialcard.security.keyring import Key, KeySet
 from socialcard.security.schemas import Actor
 
 CONSUMER = "proactive"
@@ -134,12 +139,35 @@ def _offer_values(offer: Offer, language: str, link: str = "") -> dict[str, str]
     }
 
 
-def consent_link(offer: Offer, now: datetime) -> str:
-    """The citizen's signed link to the offer's consent page."""
-    settings = get_proactive_settings()
-    expires = links.link_expiry(offer.deadline_at, settings.link_ttl_hours, now)
-    token = links.make_token(offer.id, expires_at=expires)
-    return f"{settings.public_base_url.rstrip('/')}/consent/{token}"
+# What an outbox row holds where a secret goes: the live link or code is made only when the
+# message is handed to the gateway, so no operator reads it from the stored or shown body.
+LINK_MARK = "⟨consent link⟩"
+CODE_MARK = "⟨one-time code⟩"
+
+
+def link_ref(offer_id: int, expires_at: datetime) -> str:
+    """The outbox reference from which an offer's consent link is made at sending time."""
+    return f"link:{offer_id}:{int(expires_at.timestamp())}"
+
+
+def consent_url(offer_id: int, expires_at: datetime) -> str:
+    """The citizen's signed link to an offer's consent page."""
+    base = get_proactive_settings().public_base_url.rstrip("/")
+    return f"{base}/consent/{links.make_token(offer_id, expires_at=expires_at)}"
+
+
+def with_secret(session: Session, body: str, secret_ref: str | None) -> str:
+    """The message as sent: its marker replaced by the live link or one-time code."""
+    if not secret_ref:
+        return body
+    kind, _, rest = secret_ref.partition(":")
+    if kind == "link":
+        offer_id, _, expiry = rest.partition(":")
+        url = consent_url(int(offer_id), datetime.fromtimestamp(int(expiry), tz=UTC))
+        return body.replace(LINK_MARK, url)
+    if kind == "code":
+        return body.replace(CODE_MARK, security_codes.code_text(session, code_id=int(rest)))
+    return body
 
 
 def _queue(
@@ -153,6 +181,7 @@ def _queue(
     phone: str | None,
     language: str,
     values: dict[str, str],
+    secret_ref: str | None = None,
 ) -> bool:
     """Queue one message unless its key exists (or there is no phone); True when queued."""
     if not phone or repository.message_key_exists(session, key):
@@ -167,6 +196,7 @@ def _queue(
             phone=phone,
             language=lang,
             body=book.text(kind, lang, **values),
+            secret_ref=secret_ref,
         )
     )
     return True
@@ -341,9 +371,7 @@ def offer_candidates(
         )
     ids = repository.insert_offers(session, rows)
     stats.offered = len(ids)
-    link_settings = get_proactive_settings()
-    base = link_settings.public_base_url.rstrip("/")
-    expires = links.link_expiry(deadline, link_settings.link_ttl_hours, now)
+    expires = links.link_expiry(deadline, get_proactive_settings().link_ttl_hours, now)
     messages: list[dict[str, Any]] = []
     deadline_text = deadline.strftime("%d.%m.%Y")
     titles = {lang: eligibility.program_title(campaign.program_id, lang) for lang in LANGUAGES}
@@ -355,12 +383,11 @@ def offer_candidates(
         if not phone:
             continue
         lang = language_of(contact.language)
-        token = links.make_token(offer_id, expires_at=expires)
         values = {
             "program": titles[lang],
             "amount": format_amount(candidate.amount_minor),
             "deadline": deadline_text,
-            "link": f"{base}/consent/{token}",
+            "link": LINK_MARK,
         }
         messages.append(
             {
@@ -371,6 +398,7 @@ def offer_candidates(
                 "phone": phone,
                 "language": lang,
                 "body": book.text(MessageKind.OFFER, lang, **values),
+                "secret_ref": link_ref(offer_id, expires),
                 "status": MessageStatus.QUEUED.value,
                 "attempts": 0,
                 "created_at": now,
@@ -416,7 +444,12 @@ def claim_messages(session: Session, *, limit: int, now: datetime) -> list[Outgo
     repository.set_message_status(
         session, [m.id for m in rows if m.status != MessageStatus.SENDING], MessageStatus.SENDING
     )
-    return [OutgoingSms(key=m.idempotency_key, phone=m.phone, body=m.body) for m in rows]
+    return [
+        OutgoingSms(
+            key=m.idempotency_key, phone=m.phone, body=with_secret(session, m.body, m.secret_ref)
+        )
+        for m in rows
+    ]
 
 
 def record_results(session: Session, *, results: Iterable[Any], now: datetime) -> dict[str, int]:
@@ -540,12 +573,7 @@ def decide(
     destination = Destination.WALLET
     normalized_iban = None
     if iban:
-        try:
-            normalized_iban = validate_kz_iban(iban)
-        except IbanError as exc:
-            raise InvalidIban(
-                f"iban: {exc}", details=[{"field": "iban", "reason": str(exc)}]
-            ) from None
+        normalized_iban = _checked_iban(iban)
         destination = Destination.BANK
     session.add(
         Consent(
@@ -711,22 +739,106 @@ def offer_for_link(session: Session, *, token: str, now: datetime | None = None)
     return offer
 
 
+ACCOUNT_CODE = "consent_account"  # one-time codes confirming a bank account for an offer
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    """What the consent page answers: decided, or a code sent / refused for the account."""
+
+    status: str  # decided | code_sent | code_wrong | code_expired | no_phone
+    decision: str | None = None
+    attempts_left: int = 0
+
+
 def decide_by_link(
-    session: Session, *, token: str, decision: ConsentDecision, iban: str | None = None
-) -> OfferRead:
-    """The citizen's answer from the signed link's page."""
+    session: Session,
+    *,
+    token: str,
+    decision: ConsentDecision | None,
+    iban: str | None = None,
+    code: str | None = None,
+) -> LinkOutcome:
+    """The citizen's answer from the signed link's page.
+
+    Agreeing to be paid into the social wallet, or refusing, decides at once. A bank account
+    is only taken once the citizen confirms it with the one-time code sent to the phone the
+    registry holds for them: whoever opens a link (a forwarded SMS, an operator) cannot send
+    the money elsewhere.
+    """
     now = utcnow()
     offer = offer_for_link(session, token=token, now=now)
-    return decide(
+    subject = f"offer:{offer.id}"
+    if code is not None:
+        checked = security_codes.check(session, purpose=ACCOUNT_CODE, subject=subject, code=code)
+        if checked.reason == "wrong":
+            return LinkOutcome("code_wrong", attempts_left=checked.attempts_left)
+        if checked.reason is not None or checked.payload is None:
+            return LinkOutcome("code_expired")
+        iban, decision = str(checked.payload["iban"]), ConsentDecision.AGREE
+    elif decision is ConsentDecision.AGREE and iban:
+        normalized = _checked_iban(iban)
+        _ensure_pending(offer, ConsentDecision.AGREE)
+        contact = registry_service.contacts(session, [offer.person_id]).get(offer.person_id)
+        if contact is None or not contact.phone:
+            return LinkOutcome("no_phone")
+        code_id = security_codes.issue(
+            session,
+            purpose=ACCOUNT_CODE,
+            subject=subject,
+            person_id=offer.person_id,
+            payload={"iban": normalized},
+        )
+        _queue(
+            session,
+            TextBook(session),
+            key=f"code:{code_id}",
+            kind=MessageKind.CODE,
+            offer=offer,
+            person_id=offer.person_id,
+            phone=contact.phone,
+            language=language_of(contact.language),
+            values={
+                "program": eligibility.program_title(
+                    offer.program_id, language_of(contact.language)
+                ),
+                "code": CODE_MARK,
+            },
+            secret_ref=f"code:{code_id}",
+        )
+        session.flush()
+        return LinkOutcome("code_sent")
+    if decision is None:
+        raise InvalidInput(
+            "decision: agree or refuse", details=[{"field": "decision", "reason": "required"}]
+        )
+    decide(
         session,
         offer_id=offer.id,
         decision=decision,
         channel=Channel.LINK,
         actor=f"person:{offer.person_id}",
         text_shown=offer_page_text(session, offer),
-        iban=iban,
+        iban=iban if decision is ConsentDecision.AGREE else None,
         now=now,
     )
+    return LinkOutcome("decided", decision=decision.value)
+
+
+def _checked_iban(iban: str) -> str:
+    try:
+        return validate_kz_iban(iban)
+    except IbanError as exc:
+        raise InvalidIban(f"iban: {exc}", details=[{"field": "iban", "reason": str(exc)}]) from None
+
+
+def _ensure_pending(offer: Offer, decision: ConsentDecision) -> None:
+    wanted = OfferStatus.AGREED if decision is ConsentDecision.AGREE else OfferStatus.REFUSED
+    if offer.status != OfferStatus.PENDING and offer.status != wanted:
+        raise OfferClosed(
+            f"offer {offer.id} is already {offer.status}",
+            details=[{"field": "offer_id", "reason": f"offer is {offer.status}"}],
+        )
 
 
 @dataclass(frozen=True)
@@ -1085,6 +1197,14 @@ def override_offer(
             "reason: write at least 10 characters",
             details=[{"field": "reason", "reason": "write at least 10 characters"}],
         )
+    if iban:
+        # Where money goes is the citizen's choice, confirmed by a code to their own phone
+        # (the consent link); an operator agreeing for them pays into their social wallet.
+        raise InvalidIban(
+            "iban: an operator cannot choose the account; the citizen confirms a bank account "
+            "on the consent page with a code sent to their registered phone",
+            details=[{"field": "iban", "reason": "not accepted from an operator"}],
+        )
     offer = repository.offer_by_id(session, offer_id)
     if offer is None:
         raise OfferNotFound(
@@ -1106,7 +1226,6 @@ def override_offer(
             channel=Channel.OPERATOR,
             actor=f"operator:{actor.name}",
             reason=reason.strip(),
-            iban=iban,
         )
     session.add(
         Override(
@@ -1181,24 +1300,54 @@ def receiving(session: Session, *, program_id: str, period: str) -> dict[int, in
     return repository.active_assignment_recipients(session, program_id, period_end(period))
 
 
-def pending_payment_orders(session: Session, *, limit: int = 1000) -> list[PaymentOrderRead]:
-    """Payment orders waiting to be paid, oldest first, with the decision's entity."""
+def pending_payment_orders(
+    session: Session, *, limit: int = 1000, destination: Destination | None = None
+) -> list[PaymentOrderRead]:
+    """Payment orders waiting to be paid, oldest first, with the decision's entity (all, or
+    those to one destination: the wallet's own, or bank transfers)."""
     return [
         PaymentOrderRead.model_validate(o).model_copy(
             update={"entity_type": entity_type, "entity_id": entity_id}
         )
-        for o, entity_type, entity_id in repository.pending_payment_orders(session, limit)
+        for o, entity_type, entity_id in repository.pending_payment_orders(
+            session, limit, destination.value if destination else None
+        )
     ]
 
 
+def orders_for_payer(session: Session, *, actor: Actor, limit: int) -> list[PaymentOrderRead]:
+    """The bank transfers waiting for the paying bank (audited per recipient: they carry the
+    person and the account). Orders into social wallets are the wallet's, never a payer's."""
+    orders = pending_payment_orders(session, limit=limit, destination=Destination.BANK)
+    security_service.record_access(
+        session,
+        actor=actor,
+        action="proactive.payment_order.read",
+        subject_type="person",
+        subject_ids=sorted({o.person_id for o in orders}),
+        purpose=Purpose.PAYMENT,
+    )
+    return orders
+
+
 def mark_payment_order_paid(
-    session: Session, *, order_id: int, reference: str, now: datetime | None = None
+    session: Session,
+    *,
+    order_id: int,
+    reference: str,
+    now: datetime | None = None,
+    actor: Actor | None = None,
+    destination: Destination | None = None,
 ) -> PaymentOrderRead:
-    """Mark an order paid with the payer's reference (repeating the same reference is a no-op)."""
+    """Mark an order paid with the payer's reference (repeating the same reference is a no-op;
+    audited). `destination` limits it to one kind of order: a bank marks only bank transfers
+    paid, so no payer can mark a wallet order paid and keep it from ever being paid."""
     order = repository.payment_order_by_id(session, order_id)
-    if order is None:
+    if order is None or (destination is not None and order.destination_kind != destination):
         raise PaymentOrderNotFound(
-            f"no payment order {order_id}", details=[{"field": "order_id", "reason": "unknown"}]
+            f"no payment order {order_id}"
+            + (f" to a {destination.value} account" if destination is not None else ""),
+            details=[{"field": "order_id", "reason": "unknown"}],
         )
     if order.status == PaymentStatus.PAID:
         if order.external_reference == reference:
@@ -1211,6 +1360,15 @@ def mark_payment_order_paid(
     order.paid_at = now or utcnow()
     order.external_reference = reference
     session.flush()
+    security_service.record_access(
+        session,
+        actor=actor or security_service.system_actor("job:payment-orders"),
+        action="proactive.payment_order.paid",
+        subject_type="person",
+        subject_ids=[order.person_id],
+        purpose=Purpose.PAYMENT,
+        detail=f"order {order.id}: {order.amount_minor} to {order.destination_kind}, {reference}",
+    )
     return PaymentOrderRead.model_validate(order)
 
 
@@ -1238,22 +1396,43 @@ def link_view(session: Session, *, token: str) -> LinkView:
     )
 
 
-def webhook_signature(body: bytes) -> str:
-    """HMAC-SHA256 (hex) of a callback body under the webhook secret."""
-    import hashlib
-    import hmac
+def check_secrets() -> None:
+    """Refuse, in production, a webhook secret that is public or short (a server's start)."""
+    explicit = get_proactive_settings().webhook_secret
+    if explicit is None or get_settings().environment != "production":
+        return
+    value = explicit.get_secret_value()
+    if value in keyring.KNOWN_PUBLIC or len(value) < keyring.MIN_PRODUCTION_SECRET:
+        raise keyring.SecretsError(
+            "SOCIALCARD_PROACTIVE__WEBHOOK_SECRET is a public or short secret; production "
+            f"needs at least {keyring.MIN_PRODUCTION_SECRET} random characters"
+        )
 
-    secret = get_proactive_settings().webhook_secret.get_secret_value().encode()
-    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+def webhook_keys() -> KeySet:
+    """The keys a provider callback may be signed with: the secret configured for the
+    provider first (when set), then the keyring's `sms_webhook` keys (rotation)."""
+    keys = keyring.keyset("sms_webhook")
+    explicit = get_proactive_settings().webhook_secret
+    if explicit is not None:
+        keys = keys.with_current(Key(id="configured", secret=explicit.get_secret_value().encode()))
+    return keys
+
+
+def webhook_signature(body: bytes) -> str:
+    """HMAC-SHA256 (hex) of a callback body under the current webhook key."""
+    return webhook_keys().current.mac(body).hex()
 
 
 def verify_webhook(body: bytes, signature: str | None) -> None:
-    """BadSignature unless the provider signed this body with our shared secret."""
-    import hmac
-
+    """BadSignature unless the provider signed this body with one of our webhook keys."""
     from socialcard.proactive.errors import BadSignature
 
-    if not signature or not hmac.compare_digest(webhook_signature(body), signature.strip()):
+    try:
+        mac = bytes.fromhex((signature or "").strip())
+    except ValueError:
+        mac = b""
+    if not mac or not webhook_keys().verify_any(body, mac):
         raise BadSignature(
             "the X-Signature header does not match the body",
             details=[{"field": "X-Signature", "reason": "missing or wrong HMAC-SHA256"}],

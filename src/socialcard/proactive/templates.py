@@ -9,7 +9,7 @@ from socialcard.proactive.enums import MessageKind
 from socialcard.proactive.errors import InvalidTemplate
 
 LANGUAGES = ("kk", "ru", "en")
-PLACEHOLDERS = frozenset({"program", "amount", "deadline", "link", "period", "reason"})
+PLACEHOLDERS = frozenset({"program", "amount", "deadline", "link", "period", "reason", "code"})
 
 DEFAULTS: dict[str, dict[str, str]] = {
     MessageKind.OFFER: {
@@ -64,6 +64,16 @@ DEFAULTS: dict[str, dict[str, str]] = {
             "2 или «нет» — чтобы отказаться."
         ),
         "en": "We did not understand. Reply 1 or 'yes' to agree, 2 or 'no' to refuse.",
+    },
+    MessageKind.CODE: {
+        "kk": (
+            "«{program}» төлемін банк шотына аудару үшін растау коды: {code}. "
+            "Кодты ешкімге айтпаңыз."
+        ),
+        "ru": (
+            "Код подтверждения счёта для выплаты «{program}»: {code}. Никому не сообщайте этот код."
+        ),
+        "en": "Code to confirm the bank account for «{program}»: {code}. Do not share it.",
     },
 }
 

@@ -278,6 +278,21 @@ def persons_columns(
     return out
 
 
+def member_ids_of(session: Session, family_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The current members' person ids of families, by family."""
+    ids = sorted(set(family_ids))
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        for family_id, person_id in session.execute(
+            select(FamilyMember.family_id, FamilyMember.person_id).where(
+                FamilyMember.family_id.in_(chunk), FamilyMember.until_on.is_(None)
+            )
+        ):
+            out.setdefault(family_id, []).append(person_id)
+    return out
+
+
 def current_members_of(
     session: Session, family_ids: Sequence[int]
 ) -> dict[int, list[tuple[int, str, date, date | None]]]:

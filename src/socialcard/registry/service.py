@@ -320,6 +320,39 @@ def current_members(session: Session, family_ids: Sequence[int]) -> dict[int, li
     }
 
 
+def record_family_read(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    family_ids: Iterable[int],
+    purpose: Purpose,
+    person_ids: Iterable[int] = (),
+) -> None:
+    """Audit a read of families' data once per current member (so each person's "who read my
+    data" shows it), plus `person_ids` read directly; a family with no current member is
+    recorded as the family."""
+    families = sorted(set(family_ids))
+    members = repository.member_ids_of(session, families) if families else {}
+    persons = {pid for ids in members.values() for pid in ids} | set(person_ids)
+    security_service.record_access(
+        session,
+        actor=actor,
+        action=action,
+        subject_type="person",
+        subject_ids=sorted(persons),
+        purpose=purpose,
+    )
+    security_service.record_access(
+        session,
+        actor=actor,
+        action=action,
+        subject_type="family",
+        subject_ids=[f for f in families if f not in members],
+        purpose=purpose,
+    )
+
+
 def list_regions() -> list[RegionRead]:
     """The regions of the country with their names."""
     return [

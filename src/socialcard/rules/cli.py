@@ -125,6 +125,8 @@ def register(app: typer.Typer) -> None:
         from socialcard.core.db import session_scope
         from socialcard.rules import service
         from socialcard.rules.engine.synthetic import generate
+        from socialcard.security import service as security_service
+        from socialcard.security.enums import Purpose
 
         compiled = _load(pack)
         try:
@@ -148,6 +150,8 @@ def register(app: typer.Typer) -> None:
                     session,
                     period=period,
                     overrides=overrides,
+                    actor=security_service.system_actor(),
+                    purpose=Purpose.POLICY_ANALYSIS,
                     sample=sample,
                     pack_path=pack,
                     snapshot=snapshot,
@@ -213,19 +217,17 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Evaluate one family now and explain every program's decision (audited read)."""
-        import getpass
-
         from socialcard.core.db import session_scope
         from socialcard.rules import service
+        from socialcard.security import service as security_service
         from socialcard.security.enums import Purpose
-        from socialcard.security.schemas import Actor
 
         try:
             reason = Purpose(purpose)
         except ValueError as exc:
             typer.echo(f"--purpose: one of {', '.join(p.value for p in Purpose)}", err=True)
             raise typer.Exit(2) from exc
-        actor = Actor(key_id=None, name=f"cli:{getpass.getuser()}", role="operator")
+        actor = security_service.system_actor()
         try:
             with session_scope() as session:
                 result = service.family_eligibility(

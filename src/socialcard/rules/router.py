@@ -33,9 +33,13 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["rules"], responses=PROBLEM_RESPONSES)
 Starter = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.POLICY_OWNER))]
+# Runs and their counts by program and region: no person in them.
 Reader = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.POLICY_OWNER, Role.AUDITOR))]
+# Decisions hold persons' data: a purpose and an audit row per person on every read.
+DecisionReader = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.AUDITOR))]
 Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
 PolicyOwner = Annotated[Actor, Depends(require_roles(Role.POLICY_OWNER))]
+PurposeQuery = Annotated[Purpose, Query(description="Why the data is read; kept in the audit log.")]
 PeriodQuery = Annotated[str, Query(max_length=7, description="YYYY-MM (or YYYY)")]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Cannot evaluate", "content": {PROBLEM_JSON: {}}}
@@ -110,7 +114,8 @@ def get_run(
 def list_decisions(
     run_id: Annotated[int, Path(ge=1, le=2**62)],
     session: DbSession,
-    actor: Reader,
+    actor: DecisionReader,
+    purpose: PurposeQuery,
     program: Annotated[str | None, Query(max_length=80)] = None,
     eligible: bool | None = None,
     region: Annotated[str | None, Query(max_length=9, description="KATO code or prefix")] = None,
@@ -118,10 +123,13 @@ def list_decisions(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DecisionPage:
-    """Stored decisions, filtered by program, eligibility and region; pages of families."""
+    """Stored decisions, filtered by program, eligibility and region; pages of families
+    (audited per member)."""
     return service.list_decisions(
         session,
         run_id=run_id,
+        actor=actor,
+        purpose=purpose,
         program_id=program,
         eligible=eligible,
         region=region,
@@ -140,15 +148,18 @@ def get_decision(
     family_key: Annotated[int, Path(ge=-(2**62), le=2**62)],
     program_id: Annotated[str, Path(max_length=80)],
     session: DbSession,
-    actor: Reader,
+    actor: DecisionReader,
+    purpose: PurposeQuery,
     person_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     period: Annotated[str | None, Query(max_length=7)] = None,
     lang: Lang = "ru",
 ) -> StoredDecisionExplained:
-    """One stored decision with its explanation in kk, ru or en."""
+    """One stored decision with its explanation in kk, ru or en (audited per member)."""
     return service.explain_decision(
         session,
         run_id=run_id,
+        actor=actor,
+        purpose=purpose,
         family_key=family_key,
         program_id=program_id,
         person_id=person_id,
@@ -165,7 +176,7 @@ def family_eligibility(
     session: DbSession,
     actor: Operator,
     period: PeriodQuery,
-    purpose: Annotated[Purpose, Query(description="Why the data is read; kept in the audit log.")],
+    purpose: PurposeQuery,
     lang: Lang | None = None,
 ) -> Response:
     """Evaluate one family now: every program's decision with conditions, values,
@@ -177,9 +188,21 @@ def family_eligibility(
 
 
 @router.post("/rules/simulations", response_model=SimulationRead, responses=CONFLICT)
-def simulate(body: SimulationCreate, session: DbSession, actor: PolicyOwner) -> SimulationRead:
+def simulate(
+    body: SimulationCreate,
+    session: DbSession,
+    actor: PolicyOwner,
+    purpose: Annotated[
+        Purpose, Query(description="Why the sample of gainers and losers is read (audited).")
+    ] = Purpose.POLICY_ANALYSIS,
+) -> SimulationRead:
     """What-if over the registry: counts and monthly cost by program and region, baseline
-    against reform, with gainers and losers and why."""
+    against reform, with gainers and losers and why (the sample is an audited read)."""
     return service.simulate_registry(
-        session, period=body.period, overrides=body.overrides, sample=body.sample
+        session,
+        period=body.period,
+        overrides=body.overrides,
+        actor=actor,
+        purpose=purpose,
+        sample=body.sample,
     )

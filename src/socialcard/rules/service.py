@@ -16,9 +16,11 @@ The interface other domains use (the proactive campaigns call these):
 - `evaluate_family(session, *, family_id, period, programs=None, lang=None, overrides=None)
   -> FamilyEvaluation`: one family evaluated now (not audited); `family_eligibility` is the
   operator's audited variant.
-- `explain_decision(session, *, run_id, family_key, program_id, lang, period=None,
-  person_id=None) -> StoredDecisionExplained`: a stored decision with its sentences in kk/ru/en.
-- `simulate_registry(...)`: what-if over the registry (baseline against reform).
+- `explain_decision(session, *, run_id, family_key, program_id, actor, purpose, lang,
+  period=None, person_id=None) -> StoredDecisionExplained`: a stored decision with its
+  sentences in kk/ru/en (audited, like `list_decisions`).
+- `simulate_registry(...)`: what-if over the registry (baseline against reform); the sample of
+  gainers and losers is an audited read.
 
 Services never commit. Errors are `socialcard.core.errors` subclasses naming the field.
 """
@@ -49,6 +51,7 @@ from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.errors import InvalidInput, field_error
 from socialcard.core.logging import get_logger
+from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
 from socialcard.rules import codec, repository
 from socialcard.rules.engine.compiler import CompiledPack, ProgramPlan, VersionPlan, load_pack
@@ -1194,6 +1197,8 @@ def list_decisions(
     session: Session,
     *,
     run_id: int,
+    actor: Actor,
+    purpose: Purpose,
     program_id: str | None = None,
     eligible: bool | None = None,
     region: str | None = None,
@@ -1202,7 +1207,7 @@ def list_decisions(
     size: int = 50,
 ) -> DecisionPage:
     """Stored decisions of a run, filtered by program, eligibility and region (KATO prefix);
-    pages count families."""
+    pages count families. Audited: each decision holds the data of its family's members."""
     run, when = _stored_run(session, run_id, period)
     layout = _layout(session, run.id, when)
     bit: int | None = None
@@ -1240,7 +1245,23 @@ def list_decisions(
                 eligible=eligible,
             )
         )
+    _record_outcome_read(session, rows, actor=actor, purpose=purpose, action="rules.decisions.read")
     return DecisionPage(items=items, page=page, size=size, total=total)
+
+
+def _record_outcome_read(
+    session: Session, rows: Sequence[Any], *, actor: Actor, purpose: Purpose, action: str
+) -> None:
+    """Audit a read of stored outcomes: every current member of each family (a person
+    without a family is keyed by minus their id)."""
+    registry_service.record_family_read(
+        session,
+        actor=actor,
+        action=action,
+        family_ids=[r.family_id for r in rows if r.family_id is not None],
+        person_ids=[-r.family_key for r in rows if r.family_id is None and r.family_key < 0],
+        purpose=purpose,
+    )
 
 
 def _language(lang: str | None, *, field: str = "lang") -> str | None:
@@ -1295,12 +1316,14 @@ def explain_decision(
     run_id: int,
     family_key: int,
     program_id: str,
+    actor: Actor,
+    purpose: Purpose,
     lang: str = "ru",
     period: str | None = None,
     person_id: int | None = None,
 ) -> StoredDecisionExplained:
     """One stored decision with the sentences of its explanation in `lang` (kk, ru, en),
-    rebuilt from the values kept with it and the rule version it was made under."""
+    rebuilt from the values kept with it and the rule version it was made under (audited)."""
     _language(lang)
     run, when = _stored_run(session, run_id, period)
     layout = _layout(session, run.id, when)
@@ -1334,6 +1357,7 @@ def explain_decision(
     )
     if not found:
         raise DecisionNotFound(f"no decision of {program_id} for person {person_id} there")
+    _record_outcome_read(session, [row], actor=actor, purpose=purpose, action="rules.decision.read")
     stored, segment = found[0]
     pack = loaded_pack(run.pack_path)
     decision = _rebuild(pack.compiled, meta, stored, segment)
@@ -1473,6 +1497,8 @@ def simulate_registry(
     *,
     period: str,
     overrides: Mapping[str, Any],
+    actor: Actor,
+    purpose: Purpose,
     sample: int = 5,
     pack_path: str | Path | None = None,
     snapshot: tuple[pa.Table, pa.Table] | None = None,
@@ -1531,6 +1557,18 @@ def simulate_registry(
             flipped=c.flipped,
         )
 
+    if snapshot is None:
+        # Gainers and losers name the registry's families and persons with their amounts.
+        changed = [*result.gainers, *result.losers]
+        personal = {plan.program.id for plan in plans if plan.program.entity == "person"}
+        registry_service.record_family_read(
+            session,
+            actor=actor,
+            action="rules.simulation.sample",
+            family_ids=[c.entity_id for c in changed if c.program_id not in personal],
+            person_ids=[c.entity_id for c in changed if c.program_id in personal],
+            purpose=purpose,
+        )
     return SimulationRead(
         period=str(result.period),
         overrides={k: str(v) for k, v in result.overrides.items()},

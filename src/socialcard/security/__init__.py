@@ -1,1 +1,2 @@
-"""Security: API keys with roles, and the audit log of personal-data reads."""
+"""Security: the keyring of secrets, API keys bound to roles, maker–checker approvals,
+one-time codes, and the hash-chained audit log of personal-data reads."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from socialcard.core.errors import Forbidden, InvalidInput, Unauthenticated
+from socialcard.core.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 
 
 class MissingApiKey(Unauthenticated):
@@ -19,3 +26,41 @@ class RoleNotAllowed(Forbidden):
 
 class UnknownRole(InvalidInput):
     code = "unknown_role"
+
+
+class InvalidKeyRequest(InvalidInput):
+    code = "invalid_key_request"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+class SourceNotAllowed(Forbidden):
+    code = "source_not_allowed"
+
+
+class AgencyMismatch(Forbidden):
+    code = "agency_mismatch"
+
+
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+
+
+class ApprovalClosed(Conflict):
+    code = "approval_closed"
+
+
+class SameApprover(Forbidden):
+    code = "approver_not_independent"
+
+
+class ApprovalNotAllowed(Forbidden):
+    code = "approval_not_allowed"
+
+
+class CodeRefused(BusinessRuleViolation):
+    """A one-time code that is wrong, expired or used up."""
+
+    code = "code_refused"

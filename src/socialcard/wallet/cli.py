@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.db import session_scope
 from socialcard.core.errors import AppError
+from socialcard.security import service as security_service
+from socialcard.security.cli import API_KEY_OPTION, key_actor
+from socialcard.wallet import approvals as wallet_approvals
 from socialcard.wallet import service
-from socialcard.wallet.funding import service as funding_service
 from socialcard.wallet.funding.schemas import BudgetAllocation, FundingOrder
 from socialcard.wallet.merchants import service as merchant_service
 from socialcard.wallet.merchants.schemas import MerchantCreate
@@ -73,54 +75,60 @@ def register(app: typer.Typer) -> None:
         region: str = typer.Option(..., help="KATO code of the region"),
         amount_minor: int = typer.Option(..., min=1, help="Amount in tiyn"),
         key: str = typer.Option(..., help="Idempotency key of this allocation"),
+        api_key: str = API_KEY_OPTION,
     ) -> None:
-        """Allocate money to a program's budget in a region."""
+        """Request a top-up of a program's budget in a region (an operator's key); a policy
+        owner approves it with `socialcard approvals approve ID`."""
         try:
             allocation = BudgetAllocation(
                 program_id=program, region_kato=region, amount_minor=amount_minor
             )
             with session_scope() as session:
-                budget = funding_service.allocate_budget(
-                    session, idempotency_key=key, allocation=allocation
+                request = wallet_approvals.request_allocation(
+                    session,
+                    actor=key_actor(session, api_key),
+                    allocation=allocation,
+                    idempotency_key=key,
                 )
         except ValidationError as exc:
             raise _fail(str(exc)) from None
         except AppError as exc:
             raise _fail(exc.message) from None
-        typer.echo(f"budget {program} {region}: {budget.balance_minor} tiyn")
+        typer.echo(f"request {request.id}: {request.summary} (awaiting approval)")
 
     @wallet.command("fund")
     def fund(
         file: Path = typer.Option(
             ..., exists=True, dir_okay=False, help="JSON list or CSV of orders"
         ),
+        api_key: str = API_KEY_OPTION,
     ) -> None:
-        """Pay funding orders (in batches; a repeated key is not paid twice, a refused order
-        is reported and the others go through)."""
+        """Request manual funding orders (an operator's key): one request for the file, paid
+        when a policy owner approves it; a bad order is reported and nothing is requested."""
         rows = _read_orders(file)
-        valid: list[tuple[int, FundingOrder]] = []
+        valid: list[FundingOrder] = []
         failed = 0
         for number, row in enumerate(rows, start=1):
             try:
                 # CSV cells are text (read as numbers); JSON orders keep their exact types.
                 order = FundingOrder.model_validate(row, strict=False if _is_csv(file) else None)
-                valid.append((number, order))
+                valid.append(order)
             except ValidationError as exc:
                 failed += 1
                 for err in exc.errors():
                     field = ".".join(str(p) for p in err["loc"])
                     console.print(f"order {number}: {field}: {err['msg']}")
-        outcomes = funding_service.fund_in_chunks([order for _, order in valid])
-        paid = 0
-        for (number, _), outcome in zip(valid, outcomes, strict=True):
-            if outcome.error is None:
-                paid += 1
-            else:
-                failed += 1
-                console.print(f"order {number}: {outcome.error.code}: {outcome.error.message}")
-        typer.echo(f"funded {paid}, rejected {failed}")
-        if failed:
+        if failed or not valid:
+            typer.echo(f"{failed} invalid orders; nothing requested")
             raise typer.Exit(1)
+        try:
+            with session_scope() as session:
+                request = wallet_approvals.request_fundings(
+                    session, actor=key_actor(session, api_key), orders=valid
+                )
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        typer.echo(f"request {request.id}: {request.summary} (awaiting approval)")
 
     @wallet.command("pay-orders")
     def pay_orders(limit: int = typer.Option(1000, min=1)) -> None:
@@ -140,34 +148,68 @@ def register(app: typer.Typer) -> None:
             ..., help="school_canteen, pharmacy, gas_utility, grocery, transit"
         ),
         licensed: bool = typer.Option(False, help="Holds a pharmacy licence"),
-        terminal: str = typer.Option("T1", help="Code of a first terminal"),
+        api_key: str = API_KEY_OPTION,
     ) -> None:
-        """Register a merchant with one terminal; prints the terminal key once."""
+        """Request a merchant's onboarding (an operator's key); it is registered when a policy
+        owner or an admin approves it. Then add its terminals with `terminal-add`."""
         try:
+            data = MerchantCreate(bin=bin_, name=name, category=category, licensed=licensed)
             with session_scope() as session:
-                merchant = merchant_service.create_merchant(
-                    session,
-                    data=MerchantCreate(bin=bin_, name=name, category=category, licensed=licensed),
-                )
-                created = merchant_service.create_terminal(
-                    session, merchant_id=merchant.id, code=terminal
+                request = wallet_approvals.request_merchant(
+                    session, actor=key_actor(session, api_key), data=data
                 )
         except ValidationError as exc:
             raise _fail(str(exc)) from None
         except AppError as exc:
             raise _fail(exc.message) from None
-        console.print(f"merchant {merchant.id}, terminal {created.id}")
-        typer.echo(created.key)
+        typer.echo(f"request {request.id}: {request.summary} (awaiting approval)")
 
-    @wallet.command("citizen-key")
-    def citizen_key(person_id: int = typer.Option(..., min=1)) -> None:
-        """Issue a citizen key bound to one person's wallet; printed once."""
+    @wallet.command("terminal-add")
+    def terminal_add(
+        merchant_id: int = typer.Option(..., min=1),
+        code: str = typer.Option("T1", help="The terminal's code at the merchant"),
+        expires_in_days: int = typer.Option(None, min=1, help="Expire after this many days."),
+    ) -> None:
+        """Add a terminal to an onboarded merchant (audited); prints its key once."""
         try:
             with session_scope() as session:
-                created = service.create_citizen_key(session, person_id=person_id)
+                created = merchant_service.create_terminal(
+                    session, merchant_id=merchant_id, code=code, expires_in_days=expires_in_days
+                )
         except AppError as exc:
             raise _fail(exc.message) from None
+        console.print(f"merchant {merchant_id}, terminal {created.id}")
         typer.echo(created.key)
+
+    @wallet.command("terminal-revoke")
+    def terminal_revoke(terminal_id: int = typer.Argument(..., min=1)) -> None:
+        """Revoke a terminal's key now (audited); every server refuses it within the cache
+        time."""
+        try:
+            with session_scope() as session:
+                terminal = merchant_service.revoke_terminal(
+                    session, terminal_id=terminal_id, actor=security_service.system_actor()
+                )
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        typer.echo(
+            f"revoked terminal {terminal.id} ({terminal.code}) of merchant {terminal.merchant_id}"
+        )
+
+    @wallet.command("citizen-key")
+    def citizen_key(
+        person_id: int = typer.Option(..., min=1), api_key: str = API_KEY_OPTION
+    ) -> None:
+        """Request a citizen key for a person at an office (an operator's key); an admin
+        approves it and receives the key once to hand over."""
+        try:
+            with session_scope() as session:
+                request = wallet_approvals.request_citizen_key(
+                    session, actor=key_actor(session, api_key), person_id=person_id
+                )
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        typer.echo(f"request {request.id}: {request.summary} (awaiting approval)")
 
     @wallet.command("expire")
     def expire() -> None:

@@ -3,13 +3,16 @@ citizens' wallets, issue the month's earmarked vouchers from the stored rules ru
 redeem some at demo merchants, expire what is past its window, and print the statistics.
 
 The demo plays the treasury too: before paying, it tops up each program's regional budget to
-what the month's orders need (an allocation posting from the program's source account)."""
+what the month's orders need (an allocation posting from the program's source account), and
+onboards its merchants. Both are maker–checker requests: an operator files them and a policy
+owner approves them (the demo's two keys, printed at its end)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console
 from sqlalchemy.orm import Session
@@ -18,6 +21,9 @@ from socialcard.core.clock import utcnow
 from socialcard.core.errors import AppError
 from socialcard.proactive import service as proactive_service
 from socialcard.rules import service as rules_service
+from socialcard.security import approvals
+from socialcard.security.schemas import Actor, ApprovalRead
+from socialcard.wallet import approvals as wallet_approvals
 from socialcard.wallet import service as wallet_service
 from socialcard.wallet.funding import decisions as decision_funding
 from socialcard.wallet.funding import orders as payment_orders
@@ -43,26 +49,41 @@ MEAL_MINOR = 900_00
 _ORDERS_LIMIT = 1_000_000
 
 
-def _terminal(session: Session, category: str) -> tuple[int, TerminalContext]:
+@dataclass(frozen=True)
+class DemoStaff:
+    """The two people of the demo's maker–checker requests."""
+
+    maker: Actor  # an operator
+    checker: Actor  # a policy owner
+
+
+def _approved(session: Session, staff: DemoStaff, request: ApprovalRead) -> dict[str, Any]:
+    done = approvals.approve(session, actor=staff.checker, approval_id=request.id)
+    return done.result or {}
+
+
+def _terminal(session: Session, category: str, staff: DemoStaff) -> tuple[int, TerminalContext]:
     head, name, licensed = _MERCHANTS[category]
     bin_ = merchant_service.make_bin(head)
     merchant = merchant_repository.merchant_by_bin(session, bin_)
     if merchant is None:
-        created = merchant_service.create_merchant(
-            session, data=MerchantCreate(bin=bin_, name=name, category=category, licensed=licensed)
-        )
-        merchant_id = created.id
+        data = MerchantCreate(bin=bin_, name=name, category=category, licensed=licensed)
+        request = wallet_approvals.request_merchant(session, actor=staff.maker, data=data)
+        merchant_id = int(_approved(session, staff, request)["id"])
     else:
         merchant_id = merchant.id
     key = merchant_service.create_terminal(
-        session, merchant_id=merchant_id, code=f"demo-{utcnow():%H%M%S%f}"
+        session, merchant_id=merchant_id, code=f"demo-{utcnow():%H%M%S%f}", actor=staff.maker
     ).key
     return merchant_id, merchant_service.authenticate_terminal(session, raw_key=key)
 
 
-def top_up_budgets(session: Session, *, needs: Mapping[tuple[str, str], int], period: str) -> int:
-    """Allocate to each (program, region) budget what it lacks for `needs`; returns tiyn
-    allocated. Keyed by the need and the balance seen, so a re-run allocates nothing twice."""
+def top_up_budgets(
+    session: Session, *, needs: Mapping[tuple[str, str], int], period: str, staff: DemoStaff
+) -> int:
+    """Allocate to each (program, region) budget what it lacks for `needs`, each a request the
+    maker files and the checker approves; returns tiyn allocated. Keyed by the need and the
+    balance seen, so a re-run allocates nothing twice."""
     allocated = 0
     for (program_id, region), need in sorted(needs.items()):
         balance = funding_service.budget_balance(
@@ -70,13 +91,15 @@ def top_up_budgets(session: Session, *, needs: Mapping[tuple[str, str], int], pe
         ).balance_minor
         if balance >= need:
             continue
-        funding_service.allocate_budget(
+        request = wallet_approvals.request_allocation(
             session,
+            actor=staff.maker,
             idempotency_key=f"demo-treasury:{program_id}:{region}:{period}:{need}:{balance}",
             allocation=BudgetAllocation(
                 program_id=program_id, region_kato=region, amount_minor=need - balance
             ),
         )
+        _approved(session, staff, request)
         allocated += need - balance
     return allocated
 
@@ -99,14 +122,16 @@ class FundingSummary:
     allocated_minor: int
 
 
-def fund_from_decisions(*, period: str, now: datetime | None = None) -> FundingSummary:
+def fund_from_decisions(
+    *, period: str, staff: DemoStaff, now: datetime | None = None
+) -> FundingSummary:
     """Pay the pending payment orders (consents) into wallets, then issue the month's vouchers
     from the stored rules run's eligible decisions of families and persons receiving them."""
     from socialcard.core.db import session_scope
 
     now = now or utcnow()
     with session_scope() as session:
-        allocated = top_up_budgets(session, needs=_order_needs(session), period=period)
+        allocated = top_up_budgets(session, needs=_order_needs(session), period=period, staff=staff)
     paid = payment_orders.pay_pending_orders(limit=_ORDERS_LIMIT)
     issued: dict[str, int] = {}
     used: dict[str, int] = {}
@@ -114,12 +139,12 @@ def fund_from_decisions(*, period: str, now: datetime | None = None) -> FundingS
     with session_scope() as session:
         run = rules_service.latest_run(session, period=period)
         if run is not None:
-            canteen_id, _ = _terminal(session, "school_canteen")
+            canteen_id, _ = _terminal(session, "school_canteen", staff)
             plan = decision_funding.plan_vouchers(
                 session, run_id=run.id, period=period, canteen_for=lambda _d: canteen_id
             )
             used, orders = plan.decisions, plan.orders
-            allocated += top_up_budgets(session, needs=plan.by_budget(), period=period)
+            allocated += top_up_budgets(session, needs=plan.by_budget(), period=period, staff=staff)
     for outcome in funding_service.fund_in_chunks(orders, now=now):
         if outcome.error is not None:
             raise outcome.error  # the budgets were topped up for exactly these orders
@@ -136,12 +161,12 @@ def fund_from_decisions(*, period: str, now: datetime | None = None) -> FundingS
 
 
 def redeem_demo_purchases(
-    session: Session, *, now: datetime | None = None, per_type: int = 150
+    session: Session, *, staff: DemoStaff, now: datetime | None = None, per_type: int = 150
 ) -> int:
     """Activate some of the newest vouchers of each type and redeem them at the demo merchants
     (about two in three, up to `per_type` each); returns the approved redemptions."""
     now = now or utcnow()
-    terminals = {category: _terminal(session, category)[1] for category in _MERCHANTS}
+    terminals = {category: _terminal(session, category, staff)[1] for category in _MERCHANTS}
     food = ItemIn(
         sku="milk", category="food.socially_significant", quantity=2, amount_minor=1_100_00
     )
@@ -192,13 +217,15 @@ def redeem_demo_purchases(
     return redeemed
 
 
-def demo_step(console: Console, *, period: str, now: datetime | None = None) -> None:
+def demo_step(
+    console: Console, *, period: str, staff: DemoStaff, now: datetime | None = None
+) -> None:
     """Fund wallets from decisions, redeem, expire, print statistics and the ledger check."""
     from socialcard.core.db import session_scope
     from socialcard.wallet.cli import print_statistics
 
     now = now or utcnow()
-    funded = fund_from_decisions(period=period, now=now)
+    funded = fund_from_decisions(period=period, staff=staff, now=now)
     vouchers = ", ".join(
         f"{n:,} {kind} (from {funded.decisions.get(kind, 0):,} decisions)"
         for kind, n in sorted(funded.vouchers.items())
@@ -209,7 +236,7 @@ def demo_step(console: Console, *, period: str, now: datetime | None = None) -> 
         f"{vouchers or 'none new'}; budgets topped up by {funded.allocated_minor / 100:,.0f} ₸."
     )
     with session_scope() as session:
-        redeemed = redeem_demo_purchases(session, now=now)
+        redeemed = redeem_demo_purchases(session, staff=staff, now=now)
     with session_scope() as session:
         expired = voucher_service.expire_due(session, now=now)
     console.print(
@@ -224,9 +251,9 @@ def demo_step(console: Console, *, period: str, now: datetime | None = None) -> 
     )
 
 
-def run_demo_step(console: Console, *, period: str) -> None:
+def run_demo_step(console: Console, *, period: str, staff: DemoStaff) -> None:
     """The one line `socialcard demo` calls: errors shown, never fatal."""
     try:
-        demo_step(console, period=period)
+        demo_step(console, period=period, staff=staff)
     except AppError as exc:
         console.print(f"Wallet demo step skipped: {exc.message}")

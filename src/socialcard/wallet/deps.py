@@ -40,17 +40,20 @@ IdempotencyKey = Annotated[
 ]
 
 
-def current_citizen(
-    session: WalletSession,
+async def current_citizen(
     actor: Annotated[Actor, Depends(require_roles(Role.CITIZEN))],
-) -> int:
-    """The person whose wallet a citizen key is bound to."""
-    return voucher_service.person_for_citizen_key(session, api_key_id=actor.key_id)
+) -> Actor:
+    """The citizen, whose key is bound to the one person whose wallet it may read."""
+    voucher_service.citizen_person(actor)
+    return actor
 
 
-CitizenId = Annotated[int, Depends(current_citizen)]
+Citizen = Annotated[Actor, Depends(current_citizen)]
 Operator = Annotated[Actor, Depends(require_roles(Role.OPERATOR))]
 Overseer = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.AUDITOR))]
+# Who may revoke a terminal's key: the operators who onboard merchants, and admins.
+KeyKeeper = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.ADMIN))]
+MerchantKey = Annotated[Actor, Depends(require_roles(Role.MERCHANT))]
 
 
 async def wallet_transaction(request: Request) -> Callable[[], AbstractContextManager[Session]]:

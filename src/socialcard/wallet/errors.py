@@ -84,6 +84,10 @@ class InvalidTerminalKey(Unauthenticated):
     code = "terminal_key_invalid"
 
 
+class TerminalNotFound(NotFound):
+    code = "terminal_not_found"
+
+
 class MissingTerminalKey(Unauthenticated):
     code = "terminal_key_missing"
 

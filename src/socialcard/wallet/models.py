@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from socialcard.wallet.ledger.models import Account, Entry, Hold, IdempotencyRecord, Posting
 from socialcard.wallet.merchants.models import Merchant, Settlement, Terminal
-from socialcard.wallet.vouchers.models import CitizenKey, Voucher
+from socialcard.wallet.vouchers.models import Voucher
 
 __all__ = [
     "Account",
-    "CitizenKey",
     "Entry",
     "Hold",
     "IdempotencyRecord",

@@ -308,11 +308,18 @@ def decisions(
     program: Annotated[str | None, Query(max_length=80)] = None,
     eligible: bool | None = None,
     region: Region = None,
+    purpose: Annotated[str | None, Query(max_length=30)] = None,
     page: PageQuery = 1,
 ) -> Response:
-    """A run's decisions, filtered by program, eligibility and region."""
+    """A run's decisions, filtered by program, eligibility and region (personal data: asks
+    a purpose first; every person listed is audited)."""
+    chosen = _purpose(purpose)
+    if chosen is None:
+        return _purpose_prompt(request, what="decisions", target=request.url.path)
     found = rules_service.list_decisions(
         session,
+        actor=actor_of(request, me),
+        purpose=chosen,
         run_id=run_id,
         program_id=program or None,
         eligible=eligible,
@@ -329,6 +336,7 @@ def decisions(
         found=found,
         pager=_pages(found.total, page),
         form={"program": program, "eligible": eligible, "region": region},
+        purpose=chosen.value,
         titles=reports_service.program_titles(_translator(request).lang),
         regions=registry_service.list_regions(),
     )
@@ -344,10 +352,16 @@ def decision(
     program_id: Annotated[str, Path(max_length=80)],
     person_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     period: Annotated[str | None, Query(max_length=7)] = None,
+    purpose: Annotated[str | None, Query(max_length=30)] = None,
 ) -> Response:
-    """One stored decision explained in the page's language."""
+    """One stored decision explained in the page's language (asks a purpose; audited)."""
+    chosen = _purpose(purpose)
+    if chosen is None:
+        return _purpose_prompt(request, what="decisions", target=request.url.path)
     explained = rules_service.explain_decision(
         session,
+        actor=actor_of(request, me),
+        purpose=chosen,
         run_id=run_id,
         family_key=family_key,
         program_id=program_id,
@@ -355,7 +369,9 @@ def decision(
         period=period,
         lang=_translator(request).lang,
     )
-    return render(request, "console/decision.html", section="programs", d=explained)
+    return render(
+        request, "console/decision.html", section="programs", d=explained, purpose=chosen.value
+    )
 
 
 @router.get("/programs/simulate")
@@ -379,7 +395,12 @@ def simulate(request: Request, session: DbSession, me: PolicyUser, form: Form) -
     value = form.get("value", "")[:40]
     period = form.get("period", "")[:7]
     result = rules_service.simulate_registry(
-        session, period=period, overrides={parameter: value}, sample=10
+        session,
+        period=period,
+        overrides={parameter: value},
+        sample=10,
+        actor=actor_of(request, me),
+        purpose=Purpose.POLICY_ANALYSIS,
     )
     titles = reports_service.program_titles(t.lang)
     changed = [d for d in result.totals if d.count_change or d.cost_change_minor]

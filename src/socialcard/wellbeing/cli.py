@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,9 @@ from rich.table import Table
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
-from socialcard.core.db import session_scope
+from socialcard.core.db import new_session, session_scope
 from socialcard.core.errors import AppError
+from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
 from socialcard.wellbeing import service
@@ -45,8 +45,8 @@ Lang = Annotated[str, typer.Option("--lang", help="kk, ru or en.")]
 
 
 def _actor() -> Actor:
-    """The operator at the terminal, as recorded in the audit log."""
-    return Actor(key_id=None, name=f"cli:{getpass.getuser()}", role="admin")
+    """The user at the terminal, as recorded in the audit log."""
+    return security_service.system_actor()
 
 
 @contextmanager
@@ -209,20 +209,24 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int, typer.Option(min=1, max=200)] = 50,
     ) -> None:
         """Families of a run in a level: a page, or every one as CSV (audited)."""
-        with _errors(), session_scope() as session:
-            if csv_path is not None:
-                lines = service.export_families_csv(
-                    session,
-                    run_id=run_id,
-                    actor=_actor(),
-                    purpose=purpose,
-                    level=level,
-                    region=region,
-                )
+        if csv_path is not None:
+            with _errors(), new_session() as reader:
+                # The audit commits (first session) before any row is written (second).
+                with session_scope() as session:
+                    lines = service.export_families_csv(
+                        session,
+                        run_id=run_id,
+                        actor=_actor(),
+                        purpose=purpose,
+                        reader=reader,
+                        level=level,
+                        region=region,
+                    )
                 with csv_path.open("w", encoding="utf-8", newline="") as out:
                     out.writelines(lines)
-                typer.echo(f"wrote {csv_path}")
-                return
+            typer.echo(f"wrote {csv_path}")
+            return
+        with _errors(), session_scope() as session:
             result = service.list_families(
                 session,
                 run_id=run_id,

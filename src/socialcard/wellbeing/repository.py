@@ -147,5 +147,13 @@ def add_run(session: Session, run: WellbeingRun) -> WellbeingRun:
     return run
 
 
+def all_family_ids(
+    session: Session, *, run_id: int, level: str | None, region: str | None
+) -> list[int]:
+    """Every family id of a run in a level and region (what an export will hold)."""
+    stmt = _families(run_id, level, region).with_only_columns(WellbeingResult.family_id)
+    return list(session.scalars(stmt))
+
+
 def family_ids(rows: Sequence[WellbeingResult]) -> list[int]:
     return [r.family_id for r in rows]

@@ -99,15 +99,23 @@ def list_families(
 )
 def export_families(
     run_id: RunId,
-    session: StreamingDbSession,
+    session: DbSession,
+    reader: StreamingDbSession,
     actor: Operator,
     purpose: PurposeQuery,
     level: LevelQuery = None,
     region: RegionQuery = None,
 ) -> StreamingResponse:
-    """The families of a run in a level (and region) as CSV, streamed; every row is audited."""
+    """The families of a run in a level (and region) as CSV, streamed; every member of every
+    family is audited, and the audit is committed before the first byte is sent."""
     lines = service.export_families_csv(
-        session, run_id=run_id, actor=actor, purpose=purpose, level=level, region=region
+        session,
+        run_id=run_id,
+        actor=actor,
+        purpose=purpose,
+        reader=reader,
+        level=level,
+        region=region,
     )
     name = f"wellbeing-run-{run_id}-{level or 'all'}.csv"
     return StreamingResponse(

@@ -375,12 +375,11 @@ def list_families(
     rows, total = repository.families(
         session, run_id=run.id, level=level, region=region, offset=(page - 1) * size, limit=size
     )
-    security_service.record_access(
+    registry_service.record_family_read(
         session,
         actor=actor,
         action="wellbeing.families.read",
-        subject_type="family",
-        subject_ids=repository.family_ids(rows),
+        family_ids=repository.family_ids(rows),
         purpose=purpose,
     )
     return FamilyScorePage(
@@ -400,24 +399,36 @@ def export_families_csv(
     run_id: int,
     actor: Actor,
     purpose: Purpose,
+    reader: Session,
     level: str | None = None,
     region: str | None = None,
 ) -> Iterator[str]:
     """CSV text of a run's families (in a level and region), produced chunk by chunk.
 
-    The checks run now (so a bad filter is a 4xx before any byte is sent); the rows are read
-    as the iterator is consumed, and every exported family is audited.
+    The checks run now (so a bad filter is a 4xx before any byte is sent), and so does the
+    audit: every member of every family the export holds is recorded in `session`, which the
+    caller commits before the first byte leaves (a run's results never change, so the rows
+    streamed are the rows recorded). The rows are then read through `reader` as the iterator
+    is consumed.
     """
     run = _run(session, run_id)
     _check_level(run, level)
     _check_region(region)
+    family_ids = repository.all_family_ids(session, run_id=run.id, level=level, region=region)
+    registry_service.record_family_read(
+        session,
+        actor=actor,
+        action="wellbeing.families.export",
+        family_ids=family_ids,
+        purpose=purpose,
+    )
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         yield buffer.getvalue()
-        for chunk in repository.iter_families(session, run_id=run.id, level=level, region=region):
+        for chunk in repository.iter_families(reader, run_id=run.id, level=level, region=region):
             buffer.seek(0)
             buffer.truncate()
             writer.writerows(
@@ -434,14 +445,6 @@ def export_families_csv(
                     r.indicators,
                 )
                 for r in chunk
-            )
-            security_service.record_access(
-                session,
-                actor=actor,
-                action="wellbeing.families.export",
-                subject_type="family",
-                subject_ids=repository.family_ids(chunk),
-                purpose=purpose,
             )
             yield buffer.getvalue()
 
@@ -473,12 +476,11 @@ def level_changes(
     rows, total, transitions = repository.level_changes(
         session, run_id=run.id, previous_id=previous.id, offset=(page - 1) * size, limit=size
     )
-    security_service.record_access(
+    registry_service.record_family_read(
         session,
         actor=actor,
         action="wellbeing.changes.read",
-        subject_type="family",
-        subject_ids=[int(r[0]) for r in rows],
+        family_ids=[int(r[0]) for r in rows],
         purpose=purpose,
     )
     return LevelChangePage(
@@ -527,12 +529,11 @@ def family_card(
     row = repository.result(session, run.id, family_id)
     if row is None:
         raise FamilyNotScored(f"family {family_id} is not in well-being run {run.id}")
-    security_service.record_access(
+    registry_service.record_family_read(
         session,
         actor=actor,
         action="wellbeing.card.read",
-        subject_type="family",
-        subject_ids=[family_id],
+        family_ids=[family_id],
         purpose=purpose,
     )
     card = build_card(run, row)

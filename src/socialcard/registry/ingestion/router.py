@@ -16,7 +16,7 @@ from socialcard.registry.ingestion.schemas import (
     SourceRead,
 )
 from socialcard.security.deps import require_roles
-from socialcard.security.enums import Role
+from socialcard.security.enums import Purpose, Role
 from socialcard.security.schemas import Actor
 
 router = APIRouter(prefix="/api/v1/sources", tags=["ingestion"])
@@ -65,6 +65,7 @@ def submit_batch(
         batch_key=body.batch_key,
         idempotency_key=idempotency_key,
         agency=body.agency,
+        actor=actor,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -73,8 +74,8 @@ def submit_batch(
 
 @router.get("/{source}/batches/{batch_id}", response_model=BatchResult, responses=PROBLEM_RESPONSES)
 def get_batch(source: str, batch_id: BatchId, session: DbSession, actor: Reader) -> BatchResult:
-    """A batch: its counts, status and rejected rows."""
-    return service.get_batch(session, source=source, batch_id=batch_id)
+    """A batch: its counts, status and rejected rows (an agency sees only its own)."""
+    return service.get_batch(session, source=source, batch_id=batch_id, actor=actor)
 
 
 @router.get(
@@ -89,6 +90,19 @@ def batch_quarantine(
     actor: Reader,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,
+    purpose: Annotated[
+        Purpose | None,
+        Query(description="Why the rows are read (operators; kept in the audit log)."),
+    ] = None,
 ) -> QuarantinePage:
-    """The batch's quarantined rows, each with the field, the reason and the row as sent."""
-    return service.batch_quarantine(session, source=source, batch_id=batch_id, page=page, size=size)
+    """The batch's quarantined rows, each with the field, the reason and the row as sent
+    (an agency its own batches; an operator states a purpose and the read is audited)."""
+    return service.batch_quarantine(
+        session,
+        source=source,
+        batch_id=batch_id,
+        page=page,
+        size=size,
+        actor=actor,
+        purpose=purpose,
+    )

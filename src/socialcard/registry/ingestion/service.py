@@ -81,6 +81,10 @@ from socialcard.registry.validation import (
     RowError,
     check_child_younger,
 )
+from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose, Role
+from socialcard.security.errors import AgencyMismatch, SourceNotAllowed
+from socialcard.security.schemas import Actor
 
 log = get_logger(__name__)
 
@@ -175,16 +179,44 @@ def batch_result(
     )
 
 
-def get_batch(session: Session, *, source: str, batch_id: int) -> BatchResult:
-    """A batch of a source with its rejected rows."""
-    return batch_result(session, _batch_of(session, source=source, batch_id=batch_id))
+def get_batch(
+    session: Session, *, source: str, batch_id: int, actor: Actor | None = None
+) -> BatchResult:
+    """A batch of a source with its rejected rows (an agency sees only its own batches)."""
+    return batch_result(session, _batch_of(session, source=source, batch_id=batch_id, actor=actor))
 
 
 def batch_quarantine(
-    session: Session, *, source: str, batch_id: int, page: int, size: int
+    session: Session,
+    *,
+    source: str,
+    batch_id: int,
+    page: int,
+    size: int,
+    actor: Actor | None = None,
+    purpose: Purpose | None = None,
 ) -> QuarantinePage:
-    """One page of a batch's quarantined rows, with each row as it was sent."""
-    batch = _batch_of(session, source=source, batch_id=batch_id)
+    """One page of a batch's quarantined rows, with each row as it was sent.
+
+    The rows are personal data as the agency sent them (names, national ids, phones): an
+    agency reads only its own batches; anyone else states a purpose and the read is audited.
+    """
+    batch = _batch_of(session, source=source, batch_id=batch_id, actor=actor)
+    if actor is not None and actor.role != Role.AGENCY:
+        if purpose is None:
+            raise InvalidBatch(
+                "purpose: state why the quarantined rows are read",
+                details=[field_error("purpose", "required")],
+            )
+        security_service.record_access(
+            session,
+            actor=actor,
+            action="ingestion.quarantine.read",
+            subject_type="ingestion_batch",
+            subject_ids=[batch.id],
+            purpose=purpose,
+            detail=f"page {page} of {size}",
+        )
     rows, total = repo.quarantine_page(
         session, batch_id=batch.id, offset=(page - 1) * size, limit=size
     )
@@ -208,12 +240,33 @@ def _parse_raw(raw: str) -> Any:
         return raw
 
 
-def _batch_of(session: Session, *, source: str, batch_id: int) -> Batch:
+def _batch_of(session: Session, *, source: str, batch_id: int, actor: Actor | None = None) -> Batch:
     get_source(source)
     batch = repo.batch_by_id(session, batch_id)
     if batch is None or batch.source != source:
         raise BatchNotFound(f"no batch {batch_id} of source {source!r}")
+    if actor is not None and actor.role == Role.AGENCY and batch.agency != actor.agency:
+        # Another agency's batch is as absent as a batch that does not exist.
+        raise BatchNotFound(f"no batch {batch_id} of source {source!r}")
     return batch
+
+
+def _sending_agency(spec: SourceSpec, actor: Actor | None, agency: str | None) -> str:
+    """The agency a batch is recorded under: the key's own, never one written in the body."""
+    if actor is None:  # a trusted caller (the command line): the body or the default
+        return _check_agency(agency or spec.default_agency)
+    if actor.agency is None or spec.name not in actor.sources:
+        raise SourceNotAllowed(
+            f"this key may not push {spec.name!r}"
+            + (f"; it may push: {', '.join(sorted(actor.sources))}" if actor.sources else ""),
+            details=[field_error("source", "not among the key's sources")],
+        )
+    if agency is not None and agency != actor.agency:
+        raise AgencyMismatch(
+            f"this key speaks for {actor.agency!r}, not {agency!r}",
+            details=[field_error("agency", "not the key's agency")],
+        )
+    return actor.agency
 
 
 def _check_agency(agency: str) -> str:
@@ -298,9 +351,15 @@ def submit_batch(
     batch_key: str | None,
     idempotency_key: str | None = None,
     agency: str | None = None,
+    actor: Actor | None = None,
 ) -> tuple[BatchResult, bool]:
-    """Load a batch of rows sent over the API; returns the result and whether it is new."""
+    """Load a batch of rows sent over the API; returns the result and whether it is new.
+
+    With an agency key (`actor`) the batch's provenance is the key's agency, and the key must
+    be bound to the source.
+    """
     spec = get_source(source)
+    agency = _sending_agency(spec, actor, agency)
     if batch_key and idempotency_key and batch_key != idempotency_key:
         raise InvalidBatch(
             "batch_key and the Idempotency-Key header differ; send one key",
@@ -317,7 +376,6 @@ def submit_batch(
             "the batch key must be 1-100 letters, digits, '.', '_', ':' or '-'",
             details=[field_error("batch_key", "invalid batch key")],
         )
-    agency = _check_agency(agency or spec.default_agency)
     if not rows:
         raise InvalidBatch(
             "rows must hold at least one row", details=[field_error("rows", "is empty")]

@@ -68,12 +68,12 @@ def pay_pending_orders(
     """Fund the pending payment orders in batches (funding_service.fund_in_chunks) and mark
     each funded order paid in its batch's transaction; a refused order stays pending."""
     proactive = _proactive_service()
+    from socialcard.proactive.enums import Destination
+
     with new_session() as session:
-        orders = [
-            order
-            for order in proactive.pending_payment_orders(session, limit=limit)
-            if getattr(order, "destination_kind", "wallet") == "wallet"
-        ]
+        orders = proactive.pending_payment_orders(
+            session, limit=limit, destination=Destination.WALLET
+        )
     funding = [order_to_funding(o, default_benefit_type=default_benefit_type) for o in orders]
     by_key = {f.idempotency_key: o for f, o in zip(funding, orders, strict=True)}
 

@@ -18,6 +18,9 @@ from socialcard.core.db import session_scope
 from socialcard.core.errors import AppError, InvalidInput, field_error
 from socialcard.core.logging import get_logger
 from socialcard.registry import service as registry_service
+from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
 from socialcard.wallet.enums import AccountKind, PostingKind, VoucherStatus
 from socialcard.wallet.errors import IdempotencyKeyReused, InsufficientFunds, PersonNotFound
 from socialcard.wallet.funding.schemas import (
@@ -53,9 +56,15 @@ def _budget_account(session: Session, program_id: str, region_kato: str) -> Any:
 
 
 def allocate_budget(
-    session: Session, *, idempotency_key: str | None, allocation: BudgetAllocation
+    session: Session,
+    *,
+    idempotency_key: str | None,
+    allocation: BudgetAllocation,
+    actor: Actor | None = None,
+    detail: str = "",
 ) -> BudgetRead:
-    """Move an appropriation from the program's source into its regional budget."""
+    """Move an appropriation from the program's source into its regional budget (audited;
+    from the API and the command line only as an approved maker–checker request)."""
 
     def handler() -> dict[str, Any]:
         source = ledger_service.ensure_account(
@@ -74,6 +83,16 @@ def allocate_budget(
                 ledger_service.Leg(budget.id, allocation.amount_minor),
             ],
             memo="budget allocation",
+        )
+        security_service.record_access(
+            session,
+            actor=actor or security_service.system_actor(),
+            action="wallet.budget.allocate",
+            subject_type="posting",
+            subject_ids=[posting_id],
+            purpose=Purpose.PAYMENT,
+            detail=f"{allocation.program_id} {allocation.region_kato} "
+            f"{allocation.amount_minor} tiyn{detail}",
         )
         balance = ledger_service.lock_account(session, budget.id).balance_minor
         return BudgetRead(
@@ -173,12 +192,13 @@ def fund_order(
     idempotency_key: str | None,
     request: FundingRequest,
     now: datetime | None = None,
+    actor: Actor | None = None,
 ) -> FundingResult:
-    """fund_benefit for an already-validated order (the API and the CLI use it): a batch of one
-    of `fund_orders`, its refusal raised."""
+    """fund_benefit for an already-validated order: a batch of one of `fund_orders`, its
+    refusal raised."""
     voucher_service.voucher_type(request.benefit_type)
     key = ledger_service.require_idempotency_key(idempotency_key)
-    outcome = fund_orders(session, [(key, request)], now=now)[0]
+    outcome = fund_orders(session, [(key, request)], now=now, actor=actor)[0]
     if outcome.error is not None:
         raise outcome.error
     assert outcome.result is not None  # noqa: S101 - an outcome has one or the other
@@ -204,6 +224,7 @@ def fund_in_chunks(
     chunk_size: int = FUNDING_CHUNK,
     new_session: Callable[[], AbstractContextManager[Session]] = session_scope,
     after: Callable[[Session, list[FundingOutcome]], None] | None = None,
+    actor: Actor | None = None,
 ) -> list[FundingOutcome]:
     """Fund many orders with `fund_orders`, one transaction per chunk, outcomes in order.
 
@@ -214,7 +235,9 @@ def fund_in_chunks(
     for start in range(0, len(orders), chunk_size):
         chunk = orders[start : start + chunk_size]
         with new_session() as session:
-            done = fund_orders(session, [(o.idempotency_key, o) for o in chunk], now=now)
+            done = fund_orders(
+                session, [(o.idempotency_key, o) for o in chunk], now=now, actor=actor
+            )
             if after is not None:
                 after(session, done)
         outcomes.extend(done)
@@ -232,6 +255,7 @@ def fund_orders(
     orders: Sequence[tuple[str, FundingRequest]],
     *,
     now: datetime | None = None,
+    actor: Actor | None = None,
 ) -> list[FundingOutcome]:
     """Fund a batch of (idempotency key, order) in the session's transaction, one outcome each.
 
@@ -255,7 +279,7 @@ def fund_orders(
         while end < len(orders) and orders[end][0] not in seen:
             seen.add(orders[end][0])
             end += 1
-        _fund_round(session, orders, list(range(start, end)), outcomes, when)
+        _fund_round(session, orders, list(range(start, end)), outcomes, when, actor)
         start = end
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(orders)  # noqa: S101 - every order has its outcome
@@ -268,6 +292,7 @@ def _fund_round(
     indexes: list[int],
     outcomes: list[FundingOutcome | None],
     when: datetime,
+    actor: Actor | None,
 ) -> None:
     """Fund orders with distinct keys (see fund_orders), writing their outcomes."""
 
@@ -356,6 +381,23 @@ def _fund_round(
         session, [claimed[orders[i][0]] for i in fresh if outcomes[i] is not None]
     )
     _write(session, orders, paid, typed, balances, claimed, outcomes, when)
+    # Every payment into a wallet is audited: who paid whom how much, from which program.
+    who = actor or security_service.system_actor("job:funding")
+    for i in paid:
+        outcome = outcomes[i]
+        order = orders[i][1]
+        made = outcome.result if outcome is not None else None
+        assert made is not None  # noqa: S101 - _write has just made it
+        security_service.record_access(
+            session,
+            actor=who,
+            action="wallet.funding",
+            subject_type="person",
+            subject_ids=[order.person_id],
+            purpose=Purpose.PAYMENT,
+            detail=f"voucher {made.voucher_id}: {order.amount_minor} tiyn "
+            f"{order.benefit_type} from {order.program_id} {order.region_kato}",
+        )
 
 
 def _write(

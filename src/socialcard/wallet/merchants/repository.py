@@ -25,8 +25,9 @@ def list_merchants(session: Session) -> Sequence[Merchant]:
     return session.execute(select(Merchant).order_by(Merchant.id)).scalars().all()
 
 
-def terminal_context(session: Session, key_hash: str) -> Record | None:
-    """A live terminal with its merchant's category, by the keyed hash of its key."""
+def terminal_context(session: Session, key_hashes: Sequence[str]) -> Record | None:
+    """A live terminal with its merchant's category, by the keyed hashes of its key (one per
+    keyring key that may have made it)."""
     stmt = (
         select(
             Terminal.id.label("terminal_id"),
@@ -34,12 +35,27 @@ def terminal_context(session: Session, key_hash: str) -> Record | None:
             Merchant.category,
             Merchant.licensed,
             Account.id.label("account_id"),
+            Terminal.expires_at,
         )
         .join(Merchant, Merchant.id == Terminal.merchant_id)
         .join(Account, (Account.merchant_id == Merchant.id) & (Account.kind == "merchant"))
-        .where(Terminal.key_hash == key_hash, Terminal.revoked_at.is_(None))
+        .where(Terminal.key_hash.in_(key_hashes), Terminal.revoked_at.is_(None))
     )
     return session.execute(stmt).first()
+
+
+def terminal_by_id(session: Session, terminal_id: int) -> Terminal | None:
+    return session.get(Terminal, terminal_id)
+
+
+def terminals_of(session: Session, merchant_id: int) -> Sequence[Terminal]:
+    return (
+        session.execute(
+            select(Terminal).where(Terminal.merchant_id == merchant_id).order_by(Terminal.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def settlement(session: Session, *, merchant_id: int, day_on: Any) -> Settlement | None:

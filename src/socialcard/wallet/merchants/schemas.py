@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
@@ -27,6 +29,7 @@ class MerchantRead(BaseModel):
 
 class TerminalCreate(BaseModel):
     code: str = Field(min_length=1, max_length=40)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class TerminalCreated(BaseModel):
@@ -36,3 +39,18 @@ class TerminalCreated(BaseModel):
     merchant_id: int
     code: str
     key: str
+    expires_at: datetime | None = None
+
+
+class TerminalRead(BaseModel):
+    """A terminal as listed (never its key)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    merchant_id: int
+    code: str
+    key_prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None

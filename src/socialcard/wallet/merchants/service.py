@@ -3,32 +3,46 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from socialcard.core.clock import utcnow
+from socialcard.core.config import get_settings
 from socialcard.core.errors import field_error
 from socialcard.registry.identifiers import iin_check_digit
 from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
 from socialcard.wallet.enums import AccountKind
 from socialcard.wallet.errors import (
     DuplicateMerchant,
     InvalidBin,
     InvalidTerminalKey,
     MerchantNotFound,
+    TerminalNotFound,
     UnknownCategory,
 )
 from socialcard.wallet.ledger import service as ledger_service
 from socialcard.wallet.merchants import repository
 from socialcard.wallet.merchants.models import Merchant, Terminal
-from socialcard.wallet.merchants.schemas import MerchantCreate, MerchantRead, TerminalCreated
+from socialcard.wallet.merchants.schemas import (
+    MerchantCreate,
+    MerchantRead,
+    TerminalCreated,
+    TerminalRead,
+)
 from socialcard.wallet.vouchers.catalog import load_catalog
 
 TERMINAL_KEY_PREFIX = "sct_"
-_CACHE_SECONDS = 30.0
+# Verified terminal keys by hash (the purchase hot path authenticates without a query);
+# a revocation elsewhere takes effect within `security.auth_cache_seconds`.
 _terminal_cache: dict[str, tuple[float, TerminalContext]] = {}
+_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,7 @@ class TerminalContext:
     category: str
     licensed: bool
     merchant_account_id: int
+    expires_at: datetime | None = None
 
 
 def validate_bin(value: str) -> str:
@@ -80,8 +95,8 @@ def _read(merchant: Merchant) -> MerchantRead:
     return read
 
 
-def create_merchant(session: Session, *, data: MerchantCreate) -> MerchantRead:
-    """Register a merchant (БИН checked, category from the catalog) with its ledger account."""
+def check_new_merchant(session: Session, *, data: MerchantCreate) -> None:
+    """What registering the merchant would refuse (БИН, category, an existing БИН)."""
     validate_bin(data.bin)
     if data.category not in load_catalog().categories:
         raise UnknownCategory(
@@ -93,6 +108,14 @@ def create_merchant(session: Session, *, data: MerchantCreate) -> MerchantRead:
         raise DuplicateMerchant(
             "a merchant with this БИН exists", details=[field_error("bin", "exists")]
         )
+
+
+def create_merchant(
+    session: Session, *, data: MerchantCreate, actor: Actor | None = None, detail: str = ""
+) -> MerchantRead:
+    """Register a merchant (БИН checked, category from the catalog) with its ledger account
+    (audited; from the API and the command line only as an approved request)."""
+    check_new_merchant(session, data=data)
     merchant = Merchant(**data.model_dump())
     session.add(merchant)
     session.flush()
@@ -102,6 +125,15 @@ def create_merchant(session: Session, *, data: MerchantCreate) -> MerchantRead:
         kind=AccountKind.MERCHANT,
         merchant_id=merchant.id,
         balance_cached=False,
+    )
+    security_service.record_access(
+        session,
+        actor=actor or security_service.system_actor(),
+        action="wallet.merchant.create",
+        subject_type="merchant",
+        subject_ids=[merchant.id],
+        purpose=Purpose.ADMINISTRATION,
+        detail=f"БИН {merchant.bin}, {merchant.category}{detail}",
     )
     return _read(merchant)
 
@@ -117,16 +149,25 @@ def list_merchants(session: Session) -> list[MerchantRead]:
     return [_read(m) for m in repository.list_merchants(session)]
 
 
-def create_terminal(session: Session, *, merchant_id: int, code: str) -> TerminalCreated:
-    """Issue a terminal key; the raw key is returned once, only its HMAC is stored."""
+def create_terminal(
+    session: Session,
+    *,
+    merchant_id: int,
+    code: str,
+    actor: Actor | None = None,
+    expires_in_days: int | None = None,
+) -> TerminalCreated:
+    """Issue a terminal key (audited); the raw key is returned once, only its HMAC is stored."""
     if repository.merchant_by_id(session, merchant_id) is None:
         raise MerchantNotFound(f"no merchant with id {merchant_id}")
     raw = TERMINAL_KEY_PREFIX + secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     terminal = Terminal(
         merchant_id=merchant_id,
         code=code,
         key_prefix=raw[:10],
         key_hash=security_service.hash_key(raw),
+        expires_at=expires_at,
     )
     session.add(terminal)
     try:
@@ -138,40 +179,103 @@ def create_terminal(session: Session, *, merchant_id: int, code: str) -> Termina
             code="terminal_exists",
             details=[field_error("code", "exists")],
         ) from None
-    return TerminalCreated(id=terminal.id, merchant_id=merchant_id, code=code, key=raw)
+    security_service.record_access(
+        session,
+        actor=actor or security_service.system_actor(),
+        action="wallet.terminal.create",
+        subject_type="terminal",
+        subject_ids=[terminal.id],
+        purpose=Purpose.ADMINISTRATION,
+        detail=f"merchant {merchant_id}",
+    )
+    return TerminalCreated(
+        id=terminal.id, merchant_id=merchant_id, code=code, key=raw, expires_at=expires_at
+    )
+
+
+def own(actor: Actor) -> int:
+    """The merchant a merchant key is bound to."""
+    if actor.merchant_id is None:
+        raise MerchantNotFound("this key is not bound to a merchant")
+    return actor.merchant_id
+
+
+def list_terminals(session: Session, *, merchant_id: int) -> list[TerminalRead]:
+    """A merchant's terminals (never their keys)."""
+    if repository.merchant_by_id(session, merchant_id) is None:
+        raise MerchantNotFound(f"no merchant with id {merchant_id}")
+    return [TerminalRead.model_validate(t) for t in repository.terminals_of(session, merchant_id)]
+
+
+def revoke_terminal(
+    session: Session, *, terminal_id: int, actor: Actor, merchant_id: int | None = None
+) -> TerminalRead:
+    """Revoke a terminal's key now (audited; again is a no-op). `merchant_id` limits it to
+    one merchant's terminals (a merchant key revoking its own). This process forgets the key
+    at once, the others within `security.auth_cache_seconds`."""
+    terminal = repository.terminal_by_id(session, terminal_id)
+    if terminal is None or (merchant_id is not None and terminal.merchant_id != merchant_id):
+        raise TerminalNotFound(
+            f"no terminal {terminal_id}", details=[field_error("terminal_id", "unknown")]
+        )
+    if terminal.revoked_at is None:
+        terminal.revoked_at = utcnow()
+        session.flush()
+        security_service.record_access(
+            session,
+            actor=actor,
+            action="wallet.terminal.revoke",
+            subject_type="terminal",
+            subject_ids=[terminal.id],
+            purpose=Purpose.ADMINISTRATION,
+        )
+    with _cache_lock:
+        for digest in [d for d, (_, t) in _terminal_cache.items() if t.terminal_id == terminal_id]:
+            del _terminal_cache[digest]
+    return TerminalRead.model_validate(terminal)
 
 
 def cached_terminal(raw_key: str) -> TerminalContext | None:
-    """The terminal behind a key if it was verified in the last 30 s (no I/O), else None."""
+    """The terminal behind a key verified within the cache period (no I/O), else None."""
     cached = _terminal_cache.get(security_service.hash_key(raw_key))
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    return None
+    if cached is None or cached[0] <= time.monotonic():
+        return None
+    expires_at = cached[1].expires_at
+    if expires_at is not None and expires_at <= utcnow():
+        return None
+    return cached[1]
 
 
 def authenticate_terminal(session: Session, *, raw_key: str) -> TerminalContext:
-    """The terminal behind a key (cached 30 s, like operator keys)."""
+    """The terminal behind a key (cached like API keys); InvalidTerminalKey when unknown,
+    revoked or expired."""
     cached = cached_terminal(raw_key)
     if cached is not None:
         return cached
-    digest = security_service.hash_key(raw_key)
     now = time.monotonic()
-    row = repository.terminal_context(session, digest)
+    row = repository.terminal_context(session, security_service.key_hashes(raw_key))
     if row is None:
         raise InvalidTerminalKey("the terminal key is unknown or revoked")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise InvalidTerminalKey("the terminal key has expired")
     context = TerminalContext(
         terminal_id=row.terminal_id,
         merchant_id=row.merchant_id,
         category=row.category,
         licensed=row.licensed,
         merchant_account_id=row.account_id,
+        expires_at=row.expires_at,
     )
-    _terminal_cache[digest] = (now + _CACHE_SECONDS, context)
+    ttl = get_settings().security.auth_cache_seconds
+    if ttl > 0:
+        with _cache_lock:
+            _terminal_cache[security_service.hash_key(raw_key)] = (now + ttl, context)
     return context
 
 
 def clear_terminal_cache() -> None:
-    _terminal_cache.clear()
+    with _cache_lock:
+        _terminal_cache.clear()
 
 
 WEB_TERMINAL = "web"

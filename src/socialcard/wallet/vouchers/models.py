@@ -1,4 +1,4 @@
-"""Voucher tables: issued vouchers and citizens' keys bound to a person."""
+"""Voucher tables: issued vouchers (a citizen key's person is on the key itself)."""
 
 from __future__ import annotations
 
@@ -46,14 +46,3 @@ class Voucher(Base):
     source_period: Mapped[str | None] = mapped_column(String(7))
     source_entity_type: Mapped[str | None] = mapped_column(String(6))
     source_entity_id: Mapped[int | None] = mapped_column(BigInteger)
-
-
-class CitizenKey(Base):
-    """Binds a security API key of role citizen to the one person whose wallet it may read."""
-
-    __tablename__ = "wallet_citizen_key"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    api_key_id: Mapped[int] = mapped_column(ForeignKey("security_api_key.id"), unique=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("registry_person.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,7 +13,7 @@ from socialcard.core import bulk
 from socialcard.wallet.enums import PostingKind, VoucherStatus
 from socialcard.wallet.ledger.models import Account, Entry, Posting
 from socialcard.wallet.types import Record
-from socialcard.wallet.vouchers.models import CitizenKey, Voucher
+from socialcard.wallet.vouchers.models import Voucher
 
 _voucher = cast(Table, Voucher.__table__)
 _account = cast(Table, Account.__table__)
@@ -167,16 +167,6 @@ def summary(session: Session) -> list[Record]:
         .order_by(_voucher.c.type, _voucher.c.region_kato)
     )
     return list(session.execute(stmt).all())
-
-
-def citizen_person_id(session: Session, api_key_id: int) -> int | None:
-    stmt = select(CitizenKey.person_id).where(CitizenKey.api_key_id == api_key_id)
-    return session.execute(stmt).scalar_one_or_none()
-
-
-def add_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> None:
-    session.add(CitizenKey(api_key_id=api_key_id, person_id=person_id))
-    session.flush()
 
 
 def sample_holder(session: Session, *, voucher_type: str) -> int | None:

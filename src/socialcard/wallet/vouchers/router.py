@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
-from socialcard.wallet.deps import CitizenId, IdPath, WalletSession
+from socialcard.wallet.deps import Citizen, IdPath, WalletSession
 from socialcard.wallet.vouchers import service
 from socialcard.wallet.vouchers.schemas import (
     ActivationRequest,
@@ -20,19 +20,21 @@ router = APIRouter(prefix="/api/v1/wallet/me", tags=["citizen wallet"], response
 
 
 @router.get("", response_model=WalletRead)
-def my_wallet(session: WalletSession, person_id: CitizenId) -> WalletRead:
+def my_wallet(session: WalletSession, actor: Citizen) -> WalletRead:
     """My balances per benefit type and my vouchers."""
-    return service.citizen_wallet(session, person_id=person_id)
+    return service.citizen_wallet(session, person_id=service.citizen_person(actor), actor=actor)
 
 
 @router.get("/history", response_model=list[HistoryRow])
 def my_history(
     session: WalletSession,
-    person_id: CitizenId,
+    actor: Citizen,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[HistoryRow]:
     """Every movement on my wallet, newest first."""
-    return service.citizen_history(session, person_id=person_id, limit=limit)
+    return service.citizen_history(
+        session, person_id=service.citizen_person(actor), limit=limit, actor=actor
+    )
 
 
 @router.post(
@@ -43,9 +45,12 @@ def my_history(
     },
 )
 def activate(
-    voucher_id: IdPath, body: ActivationRequest, session: WalletSession, person_id: CitizenId
+    voucher_id: IdPath, body: ActivationRequest, session: WalletSession, actor: Citizen
 ) -> VoucherRead:
     """Activate my voucher (gas: enter the utility account number, from the 7th to the 29th)."""
     return service.activate(
-        session, person_id=person_id, voucher_id=voucher_id, utility_account=body.utility_account
+        session,
+        person_id=service.citizen_person(actor),
+        voucher_id=voucher_id,
+        utility_account=body.utility_account,
     )

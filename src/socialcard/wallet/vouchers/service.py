@@ -14,6 +14,9 @@ from socialcard.core.clock import utcnow
 from socialcard.core.errors import field_error
 from socialcard.core.logging import get_logger
 from socialcard.registry import service as registry_service
+from socialcard.security import service as security_service
+from socialcard.security.enums import Purpose
+from socialcard.security.schemas import Actor
 from socialcard.wallet.business_day import business_day
 from socialcard.wallet.enums import AccountKind, HoldStatus, PostingKind, VoucherStatus
 from socialcard.wallet.errors import (
@@ -200,8 +203,22 @@ def _voucher_read(session: Session, row: Record, *, language: str | None) -> Vou
     )
 
 
-def citizen_wallet(session: Session, *, person_id: int) -> WalletRead:
-    """A citizen's balances per benefit type and their vouchers, titles in their language."""
+def _record_wallet_read(session: Session, actor: Actor | None, person_id: int, what: str) -> None:
+    if actor is not None:
+        security_service.record_access(
+            session,
+            actor=actor,
+            action=f"wallet.{what}.read",
+            subject_type="person",
+            subject_ids=[person_id],
+            purpose=Purpose.SELF_SERVICE,
+        )
+
+
+def citizen_wallet(session: Session, *, person_id: int, actor: Actor | None = None) -> WalletRead:
+    """A citizen's balances per benefit type and their vouchers, titles in their language
+    (the key's read is audited: their "who read my data" shows every use of a citizen key)."""
+    _record_wallet_read(session, actor, person_id, "wallet")
     language = registry_service.preferred_language(session, person_id=person_id)
     vouchers = [
         _voucher_read(session, row, language=language)
@@ -226,8 +243,12 @@ def citizen_wallet(session: Session, *, person_id: int) -> WalletRead:
     return WalletRead(person_id=person_id, balances=balances, vouchers=vouchers)
 
 
-def citizen_history(session: Session, *, person_id: int, limit: int = 100) -> list[HistoryRow]:
-    """Every movement on the citizen's voucher accounts, newest first."""
+def citizen_history(
+    session: Session, *, person_id: int, limit: int = 100, actor: Actor | None = None
+) -> list[HistoryRow]:
+    """Every movement on the citizen's voucher accounts, newest first (audited like
+    `citizen_wallet`)."""
+    _record_wallet_read(session, actor, person_id, "history")
     account_ids = [row.account_id for row in repository.person_vouchers(session, person_id)]
     if not account_ids:
         return []
@@ -243,16 +264,19 @@ def citizen_history(session: Session, *, person_id: int, limit: int = 100) -> li
     ]
 
 
+def citizen_person(actor: Actor) -> int:
+    """The person a citizen key is bound to; NotYourWallet when it is bound to none."""
+    if actor.person_id is None:
+        raise NotYourWallet("this key is not bound to a citizen's wallet")
+    return actor.person_id
+
+
 def person_for_citizen_key(session: Session, *, api_key_id: int | None) -> int:
     """The person a citizen key is bound to; NotYourWallet when it is bound to none."""
-    person_id = None if api_key_id is None else repository.citizen_person_id(session, api_key_id)
+    person_id = None if api_key_id is None else security_service.person_of_key(session, api_key_id)
     if person_id is None:
         raise NotYourWallet("this key is not bound to a citizen's wallet")
     return person_id
-
-
-def bind_citizen_key(session: Session, *, api_key_id: int, person_id: int) -> None:
-    repository.add_citizen_key(session, api_key_id=api_key_id, person_id=person_id)
 
 
 def restore_use(session: Session, *, voucher: Record, hold: Record) -> None:
