@@ -11,10 +11,14 @@ from socialcard.card import service
 from socialcard.core.config import get_settings
 from socialcard.security import service as security_service
 from tests.card.conftest import make_card
+from tests.wallet.factories import make_merchant
 
 
 def _headers(session: Session, role: str) -> dict[str, str]:
-    return {"X-API-Key": security_service.create_api_key(session, name=f"t-{role}", role=role).key}
+    # A merchant's key is bound to its merchant (the business that verifies).
+    binding = {"merchant_id": make_merchant(session)[0]} if role == "merchant" else {}
+    created = security_service.create_api_key(session, name=f"t-{role}", role=role, **binding)
+    return {"X-API-Key": created.key}
 
 
 def _presentation(session: Session, tariff: str = "transit_reduced") -> str:

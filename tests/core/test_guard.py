@@ -10,6 +10,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +33,12 @@ BIG_ID = 2**63  # one past BIGINT
 
 
 def _key(session: Session, role: str) -> dict[str, str]:
-    return {"X-API-Key": security_service.create_api_key(session, name=role, role=role).key}
+    # An agency key is bound to its agency and the sources it may push.
+    binding: dict[str, Any] = (
+        {"agency": "civil_registry", "sources": ["persons"]} if role == "agency" else {}
+    )
+    created = security_service.create_api_key(session, name=role, role=role, **binding)
+    return {"X-API-Key": created.key}
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -159,7 +165,12 @@ class TestIds:
                 "offer_id",
             ),
             ("post", f"/api/v1/proactive/offers/{BIG_ID}/override", "operator", "offer_id"),
-            ("post", f"/api/v1/proactive/payment-orders/{BIG_ID}/paid", "agency", "order_id"),
+            (
+                "post",
+                f"/api/v1/proactive/payment-orders/{BIG_ID}/paid",
+                "payment_provider",
+                "order_id",
+            ),
         ],
     )
     def test_an_id_past_bigint_is_a_422_naming_it(

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from socialcard.core import ratelimit
 from socialcard.security import service
 from socialcard.security.enums import Role
 from socialcard.wallet.merchants import service as merchant_service
@@ -23,11 +24,17 @@ from tests.fixtures.api import citizen_headers_for
 
 A, P, OP, AU = Role.ADMIN, Role.POLICY_OWNER, Role.OPERATOR, Role.AUDITOR
 M, AG, PP, C = Role.MERCHANT, Role.AGENCY, Role.PAYMENT_PROVIDER, Role.CITIZEN
+K = Role.KIOSK
 # Not a key's role: who else may call a route.
 PUBLIC = "public"  # no personal data: health, docs, the region list
 TERMINAL = "terminal key"  # a merchant's till (X-Terminal-Key), the business API
 SIGNED = "provider signature"  # the SMS provider's callbacks (X-Signature)
 LINK = "signed link"  # the citizen's consent page
+# Pages: a server-side session, not a key; each page's roles are tested in tests/web.
+SIGN_IN = "sign-in page"
+STAFF_PAGE = "staff session"
+CITIZEN_PAGE = "citizen session"
+MERCHANT_PAGE = "merchant staff session"
 
 MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/docs"): PUBLIC,
@@ -120,6 +127,77 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/wallet/me"): frozenset({C}),
     ("GET", "/api/v1/wallet/me/history"): frozenset({C}),
     ("POST", "/api/v1/wallet/me/vouchers/{voucher_id}/activate"): frozenset({C}),
+    # card: operators manage cards; a citizen asks passes and links; businesses verify (yes/no)
+    ("POST", "/api/v1/card/sync"): frozenset({OP}),
+    ("GET", "/api/v1/card/cards/{card_id}"): frozenset({OP}),
+    ("GET", "/api/v1/card/persons/{person_id}/card"): frozenset({OP}),
+    ("POST", "/api/v1/card/cards/{card_id}/passes"): frozenset({OP, C}),
+    ("POST", "/api/v1/card/cards/{card_id}/suspend"): frozenset({OP}),
+    ("POST", "/api/v1/card/cards/{card_id}/resume"): frozenset({OP}),
+    ("POST", "/api/v1/card/cards/{card_id}/revoke"): frozenset({OP}),
+    ("POST", "/api/v1/card/verify"): frozenset({M}),
+    ("POST", "/api/v1/card/lists/publish"): frozenset({OP}),
+    ("POST", "/api/v1/card/events/process"): frozenset({OP}),
+    ("POST", "/api/v1/card/cards/{card_id}/bank-links"): frozenset({OP, C}),
+    ("GET", "/api/v1/card/cards/{card_id}/bank-links"): frozenset({OP, C}),
+    ("DELETE", "/api/v1/card/bank-links/{link_id}"): frozenset({OP}),
+    ("POST", "/api/v1/card/bank-check"): frozenset({M, PP}),
+    ("POST", "/api/v1/card/cards/{card_id}/chip"): frozenset({OP}),
+    ("PUT", "/api/v1/card/cards/{card_id}/pin"): frozenset({OP}),
+    ("POST", "/api/v1/card/kiosk/sessions"): frozenset({K}),
+    ("GET", "/api/v1/card/kiosk/session"): frozenset({K}),
+    ("DELETE", "/api/v1/card/kiosk/session"): frozenset({K}),
+    ("GET", "/status"): PUBLIC,
+    ("GET", "/status/{list_id}"): PUBLIC,
+    ("GET", "/.well-known/jwks.json"): PUBLIC,
+    ("GET", "/.well-known/jwt-vc-issuer"): PUBLIC,
+    # pages
+    ("GET", "/login"): SIGN_IN,
+    ("POST", "/login"): SIGN_IN,
+    ("GET", "/merchant/login"): SIGN_IN,
+    ("POST", "/merchant/login"): SIGN_IN,
+    ("GET", "/citizen/login"): SIGN_IN,
+    ("POST", "/citizen/login"): SIGN_IN,
+    ("POST", "/citizen/login/code"): SIGN_IN,
+    ("POST", "/logout"): SIGN_IN,
+    ("GET", "/"): STAFF_PAGE,
+    ("GET", "/registry"): STAFF_PAGE,
+    ("GET", "/registry/persons/{person_id}"): STAFF_PAGE,
+    ("GET", "/registry/families/{family_id}"): STAFF_PAGE,
+    ("GET", "/programs"): STAFF_PAGE,
+    ("POST", "/programs/runs"): STAFF_PAGE,
+    ("GET", "/programs/runs/{run_id}"): STAFF_PAGE,
+    ("GET", "/programs/runs/{run_id}/decisions"): STAFF_PAGE,
+    ("GET", "/programs/runs/{run_id}/decisions/{family_key}/{program_id}"): STAFF_PAGE,
+    ("GET", "/programs/simulate"): STAFF_PAGE,
+    ("POST", "/programs/simulate"): STAFF_PAGE,
+    ("GET", "/campaigns"): STAFF_PAGE,
+    ("POST", "/campaigns"): STAFF_PAGE,
+    ("GET", "/campaigns/offers"): STAFF_PAGE,
+    ("GET", "/jobs/{job_id}"): STAFF_PAGE,
+    ("GET", "/wellbeing"): STAFF_PAGE,
+    ("POST", "/wellbeing"): STAFF_PAGE,
+    ("GET", "/wellbeing/{run_id}/families"): STAFF_PAGE,
+    ("GET", "/wellbeing/{run_id}/changes"): STAFF_PAGE,
+    ("GET", "/wallet"): STAFF_PAGE,
+    ("POST", "/wallet/check"): STAFF_PAGE,
+    ("GET", "/audit"): STAFF_PAGE,
+    ("GET", "/reports"): STAFF_PAGE,
+    ("GET", "/reports/monthly.pdf"): STAFF_PAGE,
+    ("GET", "/reports/{name}.{ext}"): STAFF_PAGE,
+    ("GET", "/admin/staff"): STAFF_PAGE,
+    ("POST", "/admin/staff"): STAFF_PAGE,
+    ("POST", "/admin/staff/{staff_id}/disable"): STAFF_PAGE,
+    ("GET", "/citizen"): CITIZEN_PAGE,
+    ("POST", "/citizen/offers/{offer_id}"): CITIZEN_PAGE,
+    ("GET", "/citizen/wallet"): CITIZEN_PAGE,
+    ("POST", "/citizen/vouchers/{voucher_id}/activate"): CITIZEN_PAGE,
+    ("GET", "/citizen/access"): CITIZEN_PAGE,
+    ("GET", "/merchant"): MERCHANT_PAGE,
+    ("POST", "/merchant/redeem"): MERCHANT_PAGE,
+    ("GET", "/merchant/statement"): MERCHANT_PAGE,
+    ("GET", "/merchant/statement.csv"): MERCHANT_PAGE,
+    ("POST", "/merchant/refunds"): MERCHANT_PAGE,
 }
 
 
@@ -197,6 +275,8 @@ def test_each_role_is_refused_everywhere_else(
         if not isinstance(guard, frozenset):
             continue
         url = re.sub(r"\{[^}]+\}", "1", path).replace("1.csv", "2026-01-01.csv")
+        # Each refusal is charged to the test client's address; start every route afresh.
+        ratelimit.reset_limiters()
         for role in Role:
             if role in guard:
                 continue

@@ -36,8 +36,8 @@ class CardSettings(BaseModel):
     refresh_seconds: float = Field(default=5.0, gt=0)
     # The revocation job polls the registry's event outbox this often.
     watch_interval_seconds: float = Field(default=2.0, gt=0)
-    # Secrets: the PIN pepper and the bank-card token key. When unset they are derived from
-    # SOCIALCARD_SECRET_KEY (HMAC with a fixed label), never written anywhere.
+    # Secrets: the PIN pepper and the bank-card token key. When unset they are the keyring's
+    # current `card_pin` / `card_pan` keys (security/keyring.py), never written anywhere.
     pin_pepper: SecretStr | None = None
     pan_key: SecretStr | None = None
     pin_tries: int = Field(default=3, ge=1, le=10)
