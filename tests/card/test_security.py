@@ -610,12 +610,12 @@ class TestMalformedLists:
 
 class TestOversizedPresentations:
     def test_an_oversized_presentation_is_rejected_at_once(self) -> None:
+        # Refused by its size or alphabet before any splitting, decoding or signature work
+        # (the code says which check answered; a wall-clock bound would flake under load).
         issuer = Issuer()
-        started = time.perf_counter()
         for payload in ("a" * 20_000, "~" * 20_000, "a." * 10_000, "é" * 100):
-            with pytest.raises(SdJwtError):
+            with pytest.raises(SdJwtError, match="presentation_size"):
                 _verify(issuer, payload)
-        assert time.perf_counter() - started < 0.5
 
     def test_too_many_disclosures_are_rejected(self) -> None:
         issuer = Issuer()
