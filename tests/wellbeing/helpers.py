@@ -74,10 +74,14 @@ dimensions:
         when: count(member) filter (where member.studying) > 0
         points: 3
 levels:
-  - {code: A, name: {kk: a, ru: а, en: a}, min_score: 10, confirmed: true}
+  - code: A
+    name: {kk: a, ru: а, en: a}
+    min_score: 10
+    name_confidence: confirmed
+    cut_confidence: confirmed
   - {code: B, name: {kk: b, ru: б, en: b}, min_score: 0}
   - {code: C, name: {kk: c, ru: в, en: c}, min_score: -15}
-  - {code: E, name: {kk: e, ru: э, en: e}, confirmed: true}
+  - {code: E, name: {kk: e, ru: э, en: e}, name_confidence: confirmed}
 """
 
 

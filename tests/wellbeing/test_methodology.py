@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from socialcard.wellbeing.methodology import MethodologyError, load_methodology
+from socialcard.wellbeing.methodology import CONFIDENCES, MethodologyError, load_methodology
 from tests.wellbeing.helpers import METHODOLOGY, PACKS, make_pack
 
 
@@ -24,13 +24,23 @@ def _line_of(text: str, needle: str) -> int:
 
 
 class TestShippedMethodologies:
-    def test_five_level_scheme_is_the_default_with_confirmed_ends(self) -> None:
+    def test_five_level_scheme_is_the_default_with_the_published_names(self) -> None:
         m = load_methodology(PACKS / "kz" / "wellbeing" / "cks_2023.yaml")
         assert m.default
+        assert m.title["ru"] == "Методика определения социального благополучия семьи (лица)"
         assert [lv.code for lv in m.levels] == ["A", "B", "C", "D", "E"]
-        assert [lv.confirmed for lv in m.levels] == [True, False, False, False, True]
-        assert m.levels[0].name["ru"] == "благополучный"
-        assert m.levels[-1].name["ru"] == "экстренный"
+        # REFERENCE.md §3 (V): C is «неудовлетворительный», not «неблагополучный».
+        assert [lv.name["ru"] for lv in m.levels] == [
+            "благополучный",
+            "удовлетворительный",
+            "неудовлетворительный",
+            "кризисный",
+            "экстренный",
+        ]
+        assert {lv.name_confidence for lv in m.levels} == {"confirmed"}
+        # No source confirms a cut-off: none may be shown as law.
+        assert [lv.cut_confidence for lv in m.levels] == ["unconfirmed"] * 4 + [None]
+        assert not any(lv.confirmed for lv in m.levels[:-1])
         assert {i.dimension for i in m.indicators} == {
             "economic",
             "social",
@@ -45,8 +55,25 @@ class TestShippedMethodologies:
         m = load_methodology(PACKS / "kz" / "wellbeing" / "scoring_2025.yaml")
         assert len(m.levels) == 6
         assert len(m.indicators) == 23
+        # Numbered as published: category 6 is high well-being, category 1 extreme need.
+        assert [lv.code for lv in m.levels] == ["6", "5", "4", "3", "2", "1"]
+        assert m.levels[0].name["ru"] == "высокое благосостояние"
         assert m.levels[-1].name["ru"] == "крайняя нуждаемость"
+        assert m.level_of(1_000).code == "6"
+        assert m.level_of(-1_000).code == "1"
+        assert "скоринговая модель" in m.title["ru"]
         assert not m.default
+
+    @pytest.mark.parametrize("name", ["cks_2023.yaml", "scoring_2025.yaml"])
+    def test_every_indicator_and_level_has_a_source_and_marks(self, name: str) -> None:
+        m = load_methodology(PACKS / "kz" / "wellbeing" / name)
+        for indicator in m.indicators:
+            assert indicator.source, indicator.code
+            assert indicator.confidence in CONFIDENCES
+            # No published point value was found for either model.
+            assert indicator.points_confidence == "unconfirmed", indicator.code
+        for level in m.levels:
+            assert level.source, level.code
 
     def test_titles_in_three_languages(self) -> None:
         for name in ("cks_2023.yaml", "scoring_2025.yaml"):
@@ -107,11 +134,26 @@ class TestLoadingProblems:
 
     def test_last_level_takes_every_lower_score(self, tmp_path: Path) -> None:
         text = METHODOLOGY.replace(
-            "{code: E, name: {kk: e, ru: э, en: e}, confirmed: true}",
+            "{code: E, name: {kk: e, ru: э, en: e}, name_confidence: confirmed}",
             "{code: E, name: {kk: e, ru: э, en: e}, min_score: -40}",
         )
         _, problems = _problems(tmp_path, text)
         assert any("drop its min_score" in r for _, _, r in problems)
+
+    def test_a_confidence_mark_is_one_of_three(self, tmp_path: Path) -> None:
+        text = METHODOLOGY.replace("points: 10", "points: 10\n        confidence: sure", 1)
+        _, problems = _problems(tmp_path, text)
+        assert any(
+            "confidence is one of confirmed, reported, unconfirmed, got 'sure'" in r
+            for _, _, r in problems
+        )
+
+    def test_unmarked_statements_are_unconfirmed(self, tmp_path: Path) -> None:
+        m = load_methodology(make_pack(tmp_path))
+        assert {(i.confidence, i.points_confidence) for i in m.indicators} == {
+            ("unconfirmed", "unconfirmed")
+        }
+        assert [lv.confirmed for lv in m.levels] == [True, False, False, True]
 
     def test_unknown_field_gets_a_hint(self, tmp_path: Path) -> None:
         text = METHODOLOGY.replace("points: 10", "pionts: 10")

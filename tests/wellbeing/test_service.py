@@ -239,6 +239,10 @@ class TestFamilyCard:
         assert card.run_id == run.id
         assert (card.level.code, card.score) == ("A", 18)
         assert card.level.confirmed
+        assert (card.level.name_confidence, card.level.cut_confidence) == ("confirmed", "confirmed")
+        # The test methodology marks no indicator: each is shown as not confirmed.
+        marks = {(i.confidence, i.points_confidence) for d in card.dimensions for i in d.indicators}
+        assert marks == {("unconfirmed", "unconfirmed")}
         awarded = [i for d in card.dimensions for i in d.indicators if i.holds]
         assert {i.code for i in awarded} == {"has_vehicle", "owns_home", "student"}
         assert sum(i.points_awarded for d in card.dimensions for i in d.indicators) == 18
@@ -339,3 +343,22 @@ class TestEmptyRegistry:
         assert run.families == 0
         assert all(lv.families == 0 for lv in run.levels)
         assert service.region_counts(session, run_id=run.id) == []
+
+
+class TestStoredLevels:
+    def test_a_run_kept_before_the_marks_reads_its_one_flag(self) -> None:
+        # Runs keep their methodology's definition; older ones have `confirmed` only.
+        name = {"kk": "a", "ru": "а", "en": "a"}
+        old = {"code": "A", "name": name, "min_score": 0, "confirmed": True}
+        level = service._stored_level(old)
+        assert (level.name_confidence, level.cut_confidence, level.confirmed) == (
+            "confirmed",
+            "confirmed",
+            True,
+        )
+        last = service._stored_level({"code": "E", "name": name, "min_score": None})
+        assert (last.name_confidence, last.cut_confidence, last.confirmed) == (
+            "unconfirmed",
+            None,
+            False,
+        )

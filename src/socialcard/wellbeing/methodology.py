@@ -38,6 +38,10 @@ from socialcard.rules.engine.yamlio import BadDate, Map, Seq, is_date
 DIMENSIONS: tuple[str, ...] = ("economic", "social", "housing", "health", "education")
 MAX_INDICATORS = 200  # the width of wellbeing_result.indicators
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+# How sure the methodology is of a statement (REFERENCE.md's V / I / U): `confirmed` by an
+# official or quoted official source, `reported` by a secondary source, `unconfirmed` a working
+# model. Unmarked statements are unconfirmed: nothing is shown as law without a source.
+CONFIDENCES: tuple[str, ...] = ("confirmed", "reported", "unconfirmed")
 _LEVEL_CODE = re.compile(r"^[A-Z0-9]{1,4}$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _FIELDS = (
@@ -66,7 +70,9 @@ class MethodologyError(Exception):
 
 @dataclass(frozen=True)
 class Indicator:
-    """One criterion: when its expression holds, the family gets `points` in `dimension`."""
+    """One criterion: when its expression holds, the family gets `points` in `dimension`.
+    `confidence` is how sure the source is that the methodology has this criterion,
+    `points_confidence` how sure of its points."""
 
     code: str
     dimension: str
@@ -75,16 +81,28 @@ class Indicator:
     expr: str
     line: int
     reads: tuple[str, ...] = ()  # the family-level names the expression mentions
+    source: str = ""
+    confidence: str = "unconfirmed"
+    points_confidence: str = "unconfirmed"
 
 
 @dataclass(frozen=True)
 class Level:
-    """A well-being level: a family whose total is at least `min_score` (None: any) is here."""
+    """A well-being level: a family whose total is at least `min_score` (None: any) is here.
+    `name_confidence` is how sure the source is of the level's name and place in the scale,
+    `cut_confidence` of its cut-off (None for the last level, which has none)."""
 
     code: str
     name: dict[str, str]
     min_score: int | None
-    confirmed: bool
+    source: str = ""
+    name_confidence: str = "unconfirmed"
+    cut_confidence: str | None = "unconfirmed"
+
+    @property
+    def confirmed(self) -> bool:
+        """Both the name and the cut-off are confirmed by a source."""
+        return self.name_confidence == "confirmed" and self.cut_confidence in (None, "confirmed")
 
 
 @dataclass
@@ -293,8 +311,15 @@ def _dimensions(
                 problems.append(Problem(file, line, mid, f"{what} needs title, when and points"))
                 continue
             check_fields(
-                file, item, ("title", "when", "points"), what, problems, ("title", "when", "points")
+                file,
+                item,
+                ("title", "when", "points", "source", "confidence", "points_confidence"),
+                what,
+                problems,
+                ("title", "when", "points"),
             )
+            confidence = _confidence(file, item, "confidence", what, mid, problems)
+            points_confidence = _confidence(file, item, "points_confidence", what, mid, problems)
             title = parse_texts(
                 file, item.get("title"), item.line_of("title"), f"title of {what}", problems, mid
             )
@@ -318,7 +343,16 @@ def _dimensions(
             if isinstance(when, str) and points:
                 indicators.append(
                     Indicator(
-                        code, dim, points, title, when, item.line_of("when") or line, _reads(when)
+                        code,
+                        dim,
+                        points,
+                        title,
+                        when,
+                        item.line_of("when") or line,
+                        _reads(when),
+                        str(item.get("source") or ""),
+                        confidence,
+                        points_confidence,
                     )
                 )
     if len(indicators) > MAX_INDICATORS:
@@ -333,6 +367,24 @@ def _dimensions(
     if not indicators and not any(p.file == file for p in problems):
         problems.append(Problem(file, node.line_of("dimensions"), mid, "no indicators defined"))
     return titles, indicators
+
+
+def _confidence(
+    file: str, item: Map, key: str, what: str, mid: str, problems: list[Problem]
+) -> str:
+    """A confidence mark (`unconfirmed` when absent); a problem when it is not one of them."""
+    value = item.get(key, "unconfirmed")
+    if value not in CONFIDENCES:
+        problems.append(
+            Problem(
+                file,
+                item.line_of(key),
+                mid,
+                f"{what}: {key} is one of {', '.join(CONFIDENCES)}, got {value!r}",
+            )
+        )
+        return "unconfirmed"
+    return str(value)
 
 
 def _reads(text: str) -> tuple[str, ...]:
@@ -364,7 +416,7 @@ def _levels(file: str, node: Map, mid: str, problems: list[Problem]) -> list[Lev
         check_fields(
             file,
             item,
-            ("code", "name", "min_score", "confirmed", "note"),
+            ("code", "name", "min_score", "source", "name_confidence", "cut_confidence", "note"),
             "level",
             problems,
             ("code", "name"),
@@ -419,7 +471,22 @@ def _levels(file: str, node: Map, mid: str, problems: list[Problem]) -> list[Lev
             continue
         if cut is not None:
             previous = cut
-        levels.append(Level(code, name, cut, item.get("confirmed", False) is True))
+        what = f"level {code!r}"
+        name_confidence = _confidence(file, item, "name_confidence", what, mid, problems)
+        cut_confidence = _confidence(file, item, "cut_confidence", what, mid, problems)
+        if last and "cut_confidence" in item:
+            problems.append(
+                Problem(
+                    file,
+                    item.line_of("cut_confidence"),
+                    mid,
+                    f"the last level {code!r} has no cut-off: drop its cut_confidence",
+                )
+            )
+        source = str(item.get("source") or "")
+        levels.append(
+            Level(code, name, cut, source, name_confidence, None if last else cut_confidence)
+        )
     return levels
 
 

@@ -16,12 +16,17 @@ class Texts(BaseModel):
 
 
 class LevelRead(BaseModel):
-    """A level of the methodology: its code, names, cut-off and whether a source confirms it."""
+    """A level of the methodology: its code, names, cut-off, its source and how sure that source
+    is of the name (`name_confidence`) and of the cut-off (`cut_confidence`; none for the last
+    level): confirmed, reported or unconfirmed. `confirmed` when both are."""
 
     code: str
     name: Texts
     min_score: int | None
     confirmed: bool
+    source: str = ""
+    name_confidence: str = "unconfirmed"
+    cut_confidence: str | None = "unconfirmed"
 
 
 class LevelCount(BaseModel):
@@ -123,10 +128,14 @@ class ValueRead(BaseModel):
 
 
 class IndicatorCard(BaseModel):
-    """One indicator on a family's card: whether it held and the points it gave."""
+    """One indicator on a family's card: whether it held and the points it gave, with its
+    source and how sure that source is of the criterion and of its points."""
 
     code: str
     title: Texts
+    source: str = ""
+    confidence: str = "unconfirmed"
+    points_confidence: str = "unconfirmed"
     expression: str
     points: int
     holds: bool | None

@@ -151,7 +151,13 @@ def _methodology_read(m: Methodology) -> MethodologyRead:
         unverified=m.unverified,
         levels=[
             LevelRead(
-                code=lv.code, name=Texts(**lv.name), min_score=lv.min_score, confirmed=lv.confirmed
+                code=lv.code,
+                name=Texts(**lv.name),
+                min_score=lv.min_score,
+                confirmed=lv.confirmed,
+                source=lv.source,
+                name_confidence=lv.name_confidence,
+                cut_confidence=lv.cut_confidence,
             )
             for lv in m.levels
         ],
@@ -278,6 +284,27 @@ def _run(session: Session, run_id: int) -> WellbeingRun:
 
 def _levels(run: WellbeingRun) -> list[dict[str, Any]]:
     return list(run.definition.get("levels", []))
+
+
+def _stored_level(level: dict[str, Any]) -> LevelRead:
+    """A level as a run kept it. Runs scored before the confidence marks kept one flag,
+    `confirmed`, for the name and cut-off together."""
+    if "name_confidence" in level:
+        name_confidence = str(level["name_confidence"])
+        cut = level.get("cut_confidence")
+        cut_confidence = None if cut is None else str(cut)
+    else:
+        name_confidence = "confirmed" if level.get("confirmed") else "unconfirmed"
+        cut_confidence = None if level.get("min_score") is None else name_confidence
+    return LevelRead(
+        code=level["code"],
+        name=Texts(**level["name"]),
+        min_score=level["min_score"],
+        confirmed=name_confidence == "confirmed" and cut_confidence in (None, "confirmed"),
+        source=str(level.get("source", "")),
+        name_confidence=name_confidence,
+        cut_confidence=cut_confidence,
+    )
 
 
 def run_read(run: WellbeingRun) -> RunRead:
@@ -638,6 +665,9 @@ def build_card(run: WellbeingRun, row: WellbeingResult) -> FamilyCard:
             IndicatorCard(
                 code=ind["code"],
                 title=Texts(**ind["title"]),
+                source=str(ind.get("source", "")),
+                confidence=str(ind.get("confidence", "unconfirmed")),
+                points_confidence=str(ind.get("points_confidence", "unconfirmed")),
                 expression=ind["expr"],
                 points=int(ind["points"]),
                 holds=holds,
@@ -646,12 +676,7 @@ def build_card(run: WellbeingRun, row: WellbeingResult) -> FamilyCard:
         )
     level = next((lv for lv in _levels(run) if lv["code"] == row.level), None)
     level_read = (
-        LevelRead(
-            code=level["code"],
-            name=Texts(**level["name"]),
-            min_score=level["min_score"],
-            confirmed=bool(level["confirmed"]),
-        )
+        _stored_level(level)
         if level
         else LevelRead(
             code=row.level,
