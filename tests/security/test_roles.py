@@ -77,6 +77,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/rules/simulations"): frozenset({P}),
     # well-being: counts for policy owners; families for operators (audited)
     ("GET", "/api/v1/wellbeing/methodologies"): frozenset({OP, P}),
+    ("POST", "/api/v1/wellbeing/comparisons"): frozenset({OP, P}),
     ("GET", "/api/v1/wellbeing/runs"): frozenset({OP, P}),
     ("GET", "/api/v1/wellbeing/runs/{run_id}"): frozenset({OP, P}),
     ("GET", "/api/v1/wellbeing/runs/{run_id}/regions"): frozenset({OP, P}),

@@ -115,7 +115,7 @@ def start_scoring(*, methodology: str | None, period: str, started_by: str) -> J
     """Score every family's well-being for a month in the background."""
 
     def work(job: Job) -> dict[str, Any]:
-        loaded = wellbeing_service.load(methodology)
+        loaded = wellbeing_service.load(methodology, period=period)
 
         def progress(step: str, done: int, total: int) -> None:
             job.step, job.done, job.total = step, done, total

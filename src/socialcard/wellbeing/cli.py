@@ -28,7 +28,7 @@ from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
 from socialcard.wellbeing import service
-from socialcard.wellbeing.schemas import RunRead
+from socialcard.wellbeing.schemas import ComparisonRead, RunRead
 
 console = Console()
 err_console = Console(stderr=True)
@@ -82,9 +82,41 @@ def _run_table(run: RunRead, lang: str) -> Table:
     return table
 
 
+def _print_comparison(out: Console, result: ComparisonRead, lang: str) -> None:
+    a, b = result.baseline, result.reform
+    out.print(
+        f"{result.families:,} families, {result.period}: {a.id} ({a.effective_from}) against"
+        f" {b.id} ({b.effective_from})",
+        soft_wrap=True,
+        highlight=False,
+    )
+    for side in (a, b):
+        table = Table(title=getattr(side.title, lang))
+        table.add_column("level")
+        table.add_column("name")
+        table.add_column("families", justify="right")
+        for lv in side.levels:
+            table.add_row(lv.level, getattr(lv.name, lang), f"{lv.families:,}")
+        out.print(table)
+    moves = Table(title="families by level: baseline (rows) → reform (columns)")
+    to_levels = [lv.level for lv in b.levels]
+    counts = {(m.from_level, m.to_level): m.families for m in result.moves}
+    moves.add_column("")
+    for code in to_levels:
+        moves.add_column(code, justify="right")
+    for lv in a.levels:
+        moves.add_row(lv.level, *(f"{counts.get((lv.level, c), 0):,}" for c in to_levels))
+    out.print(moves)
+    if result.moved is not None:
+        out.print(
+            f"moved {result.moved:,}: better {result.better:,}, worse {result.worse:,}",
+            highlight=False,
+        )
+
+
 def score_registry_with_progress(methodology: str | None, period: str) -> RunRead:
     """Score the configured store's registry for a period, showing a progress bar."""
-    loaded = service.load(methodology)
+    loaded = service.load(methodology, period=period)
     labels = {"snapshot": "read registry", "evaluate": "score families", "write": "store results"}
     with (
         Progress(
@@ -162,6 +194,32 @@ def register(app: typer.Typer) -> None:
         _print_run(console, run, "en")
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in run.timings.items())
         console.print(f"run id {run.id}; {timings}")
+
+    @group.command("compare")
+    def compare(
+        reform: Annotated[str, typer.Argument(help="The methodology to compare (id or file).")],
+        period: Annotated[str, typer.Option("--period", help="YYYY-MM")],
+        baseline: Annotated[
+            str | None, typer.Option("--baseline", help="Id or file (default: the default).")
+        ] = None,
+        lang: Annotated[str, typer.Option(help="kk, ru or en")] = "en",
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the comparison as JSON.")
+        ] = False,
+    ) -> None:
+        """Score the registry under two methodologies (nothing stored): counts per level and
+        families moving between levels."""
+        with _errors():
+            result = service.compare_registry(
+                database_url=get_settings().database_url,
+                baseline=baseline,
+                reform=reform,
+                period=period,
+            )
+        if as_json:
+            typer.echo(result.model_dump_json(indent=2))
+            return
+        _print_comparison(console, result, lang)
 
     @group.command("runs")
     def runs(

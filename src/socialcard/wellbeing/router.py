@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
+from socialcard.core.config import get_settings
 from socialcard.core.deps import DbSession, StreamingDbSession
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
 from socialcard.security.deps import require_roles
@@ -14,6 +15,8 @@ from socialcard.security.enums import Purpose, Role
 from socialcard.security.schemas import Actor
 from socialcard.wellbeing import service
 from socialcard.wellbeing.schemas import (
+    ComparisonRead,
+    ComparisonRequest,
     FamilyCard,
     FamilyScorePage,
     LevelChangePage,
@@ -42,6 +45,18 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 def list_methodologies(actor: Reader) -> list[MethodologyRead]:
     """The well-being methodologies of the rule pack, checked, with their levels."""
     return service.list_methodologies()
+
+
+@router.post("/comparisons", response_model=ComparisonRead, responses=CONFLICT)
+def compare(body: ComparisonRequest, actor: Reader) -> ComparisonRead:
+    """Two methodologies over the registry for a period: counts per level under each and the
+    families moving between levels (counts only; nothing stored)."""
+    return service.compare_registry(
+        database_url=get_settings().database_url,
+        baseline=body.baseline,
+        reform=body.reform,
+        period=body.period,
+    )
 
 
 @router.get("/runs", response_model=RunPage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Texts(BaseModel):
@@ -183,3 +183,48 @@ class MethodologyRead(BaseModel):
     unverified: str
     levels: list[LevelRead]
     indicators: int
+
+
+class LevelMove(BaseModel):
+    """Families at `from_level` under the baseline and at `to_level` under the reform."""
+
+    from_level: str
+    to_level: str
+    families: int
+
+
+class ComparedMethodology(BaseModel):
+    id: str
+    sha256: str
+    effective_from: str
+    title: Texts
+    levels: list[LevelCount]
+
+
+_METHODOLOGY_ID = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+
+
+class ComparisonRequest(BaseModel):
+    """Two methodologies by id (each the version in force in the period; the baseline by
+    default the pack's default methodology) over one period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: str | None = Field(default=None, max_length=100, pattern=_METHODOLOGY_ID)
+    reform: str = Field(max_length=100, pattern=_METHODOLOGY_ID)
+    period: str = Field(pattern=r"^\d{4}-\d{2}$", examples=["2026-03"])
+
+
+class ComparisonRead(BaseModel):
+    """Two methodologies scored over the same registry snapshot: counts per level under each,
+    and families moving between levels. `moved`, `better` and `worse` are given when both
+    share one scale of level codes (a new version of one methodology); otherwise null."""
+
+    period: str
+    families: int
+    baseline: ComparedMethodology
+    reform: ComparedMethodology
+    moves: list[LevelMove]
+    moved: int | None
+    better: int | None
+    worse: int | None

@@ -66,3 +66,24 @@ def level_counts(methodology: Methodology, table: pa.Table) -> dict[str, int]:
         ):
             counts[str(level)] = int(n)
     return counts
+
+
+def level_moves(baseline: pa.Table, reform: pa.Table) -> dict[tuple[str, str], int]:
+    """Families per (baseline level, reform level), over the families both tables scored."""
+    joined = baseline.select(["family_id", "level"]).join(
+        reform.select(["family_id", "level"]).rename_columns(["family_id", "reform_level"]),
+        "family_id",
+        join_type="inner",
+    )
+    if not joined.num_rows:
+        return {}
+    grouped = joined.group_by(["level", "reform_level"]).aggregate([("family_id", "count")])
+    return {
+        (str(a), str(b)): int(n)
+        for a, b, n in zip(
+            grouped.column("level").to_pylist(),
+            grouped.column("reform_level").to_pylist(),
+            grouped.column("family_id_count").to_pylist(),
+            strict=True,
+        )
+    }

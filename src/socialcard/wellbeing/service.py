@@ -7,6 +7,7 @@ import io
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from socialcard.wellbeing.methodology import (
 )
 from socialcard.wellbeing.models import WellbeingResult, WellbeingRun
 from socialcard.wellbeing.schemas import (
+    ComparedMethodology,
+    ComparisonRead,
     DimensionCard,
     FamilyCard,
     FamilyScore,
@@ -52,6 +55,7 @@ from socialcard.wellbeing.schemas import (
     LevelChange,
     LevelChangePage,
     LevelCount,
+    LevelMove,
     LevelRead,
     MethodologyRead,
     RegionLevels,
@@ -61,7 +65,12 @@ from socialcard.wellbeing.schemas import (
     Transition,
     ValueRead,
 )
-from socialcard.wellbeing.scoring import RESULT_COLUMNS, level_counts, score_snapshot
+from socialcard.wellbeing.scoring import (
+    RESULT_COLUMNS,
+    level_counts,
+    level_moves,
+    score_snapshot,
+)
 
 # The methodologies shipped with the Kazakhstan pack (repository root / packs / kz / wellbeing).
 DEFAULT_FOLDER = Path(__file__).resolve().parents[3] / "packs" / "kz" / "wellbeing"
@@ -73,41 +82,71 @@ _cache: dict[tuple[str, float, bool], Methodology] = {}
 
 
 # --- methodologies ---------------------------------------------------------------------------
-def _file_id(path: Path) -> tuple[str | None, bool]:
+def _file_id(path: Path) -> tuple[str | None, bool, date | None]:
+    """A methodology file's id, default flag and effective date, read without compiling."""
     node = read_yaml(path, [])
     if not isinstance(node, Map):
-        return None, False
+        return None, False, None
     mid = node.get("id")
-    return (mid if isinstance(mid, str) else None), node.get("default") is True
-
-
-def resolve_methodology(ref: str | None = None, *, folder: Path | None = None) -> Path:
-    """The file of a methodology: a path, an id in the folder, or the folder's default."""
-    if ref and Path(ref).is_file():
-        return Path(ref)
-    folder = folder or DEFAULT_FOLDER
-    files = methodology_files(folder)
-    if ref is None:
-        for path in files:
-            if _file_id(path)[1]:
-                return path
-        if files:
-            return files[0]
-        raise MethodologyNotFound(f"no methodology file in {folder}")
-    for path in files:
-        if _file_id(path)[0] == ref:
-            return path
-    raise MethodologyNotFound(
-        f"no methodology {ref!r} in {folder}",
-        details=[{"field": "methodology", "reason": "unknown methodology id or file"}],
+    effective = node.get("effective_from")
+    return (
+        (mid if isinstance(mid, str) else None),
+        node.get("default") is True,
+        effective if isinstance(effective, date) else None,
     )
 
 
+def resolve_methodology(
+    ref: str | None = None, *, folder: Path | None = None, period: str | None = None
+) -> Path:
+    """The file of a methodology: a path, an id in the folder, or the folder's default.
+
+    A ministry replaces a methodology by a new file with the same id and a later
+    `effective_from`: for a period, the version in force at the period's end is taken; without
+    one, the latest version.
+    """
+    if ref and Path(ref).is_file():
+        return Path(ref)
+    folder = folder or DEFAULT_FOLDER
+    files = [(path, *_file_id(path)) for path in methodology_files(folder)]
+    if ref is None:
+        defaults = [mid for _, mid, default, _ in files if default and mid]
+        if not defaults and files and files[0][1]:
+            defaults = [files[0][1]]
+        if not defaults:
+            raise MethodologyNotFound(f"no methodology file in {folder}")
+        ref = defaults[0]
+    versions = [(effective, path) for path, mid, _, effective in files if mid == ref]
+    if not versions:
+        raise MethodologyNotFound(
+            f"no methodology {ref!r} in {folder}",
+            details=[{"field": "methodology", "reason": "unknown methodology id or file"}],
+        )
+    dated = sorted(((e or date.min), str(p), p) for e, p in versions)
+    if period is None:
+        return dated[-1][2]
+    end = parse_period(period).end
+    in_force = [path for effective, _, path in dated if effective <= end]
+    if not in_force:
+        raise MethodologyNotFound(
+            f"no version of {ref!r} is in force in {period}",
+            details=[
+                {"field": "period", "reason": f"{ref} applies from {dated[0][0].isoformat()}"}
+            ],
+        )
+    return in_force[-1]
+
+
 def load(
-    ref: str | None = None, *, folder: Path | None = None, with_programs: bool = False
+    ref: str | None = None,
+    *,
+    folder: Path | None = None,
+    with_programs: bool = False,
+    period: str | None = None,
 ) -> Methodology:
-    """Load and compile a methodology (cached until its file changes); reports every problem."""
-    path = resolve_methodology(ref, folder=folder)
+    """Load and compile a methodology (cached until its file changes); reports every problem.
+    With a period, the version in force then."""
+    path = resolve_methodology(ref, folder=folder, period=period)
     key = (str(path.resolve()), path.stat().st_mtime, with_programs)
     cached = _cache.get(key)
     if cached is not None:
@@ -272,6 +311,68 @@ def score_registry(
         progress=progress,
         timings=timings,
     )
+
+
+# --- comparing methodologies -----------------------------------------------------------------
+def compare(
+    *,
+    baseline: Methodology,
+    reform: Methodology,
+    period: str,
+    person: pa.Table,
+    fact: pa.Table,
+) -> ComparisonRead:
+    """Score one snapshot under two methodologies (nothing stored): counts per level under
+    each and the families moving between levels, as the rules' what-if does for benefits."""
+    parsed_a = checked_period(baseline, period)
+    checked_period(reform, period)
+    table_a = score_snapshot(baseline, person, fact, parsed_a)
+    table_b = score_snapshot(reform, person, fact, parsed_a)
+    moves = level_moves(table_a, table_b)
+    codes_a = [lv.code for lv in baseline.levels]
+    same_scale = codes_a == [lv.code for lv in reform.levels]
+    rank = {code: i for i, code in enumerate(codes_a)}  # 0 is the best level
+    moved = better = worse = None
+    if same_scale:
+        moved = sum(n for (a, b), n in moves.items() if a != b)
+        better = sum(n for (a, b), n in moves.items() if rank[b] < rank[a])
+        worse = sum(n for (a, b), n in moves.items() if rank[b] > rank[a])
+    return ComparisonRead(
+        period=str(parsed_a),
+        families=table_a.num_rows,
+        baseline=_compared(baseline, table_a),
+        reform=_compared(reform, table_b),
+        moves=[
+            LevelMove(from_level=a, to_level=b, families=n) for (a, b), n in sorted(moves.items())
+        ],
+        moved=moved,
+        better=better,
+        worse=worse,
+    )
+
+
+def _compared(m: Methodology, table: pa.Table) -> ComparedMethodology:
+    counts = level_counts(m, table)
+    return ComparedMethodology(
+        id=m.id,
+        sha256=m.sha256,
+        effective_from=m.effective_from.isoformat(),
+        title=Texts(**m.title),
+        levels=[
+            LevelCount(level=lv.code, name=Texts(**lv.name), families=counts[lv.code])
+            for lv in m.levels
+        ],
+    )
+
+
+def compare_registry(
+    *, database_url: str, baseline: str | None, reform: str, period: str
+) -> ComparisonRead:
+    """Compare two methodologies (ids, in force in the period, or files) over the registry."""
+    a = load(baseline, period=period)
+    b = load(reform, period=period)
+    person, fact = registry_snapshot(database_url)
+    return compare(baseline=a, reform=b, period=period, person=person, fact=fact)
 
 
 # --- reads -----------------------------------------------------------------------------------
