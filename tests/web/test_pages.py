@@ -19,7 +19,9 @@ from socialcard.app import create_app
 from socialcard.core import clock
 from socialcard.core.db import run_before_commit
 from socialcard.core.deps import get_session
+from socialcard.proactive.config import ProactiveSettings
 from socialcard.proactive.models import Message
+from socialcard.proactive.schemas import FunnelRow
 from socialcard.reports import charts, exports
 from socialcard.reports import service as reports_service
 from socialcard.security.accounts import service as accounts
@@ -250,6 +252,16 @@ class TestExports:
         assert lines[1].strip() == "75,<5,<5"
         assert lines[2].strip() == "71,12,50.00"
 
+    def test_a_share_is_hidden_with_the_small_count_it_is_made_of(self) -> None:
+        columns = [
+            exports.Column("offered", "funnel.offered", "count"),
+            exports.Column("share", "campaigns.take_up_percent", "share"),
+        ]
+        rows = [{"offered": 3, "share": 66.7}, {"offered": 30, "share": 50.0}]
+        table = exports.Table("t", columns, rows, suppress=True)
+        lines = list(exports.csv_lines(table, Translator("en")))
+        assert [line.strip() for line in lines[1:]] == ["<5,<5", "30,50.0"]
+
     def test_a_chart_is_self_contained_svg(self) -> None:
         svg = charts.bars(title="t", categories=["a", "b"], series=[charts.Series("s", [1, 2])])
         assert svg.startswith("<svg")
@@ -275,3 +287,60 @@ def test_the_openapi_document_declares_keys_and_resolves_every_ref(web: TestClie
         assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
     authorize = doc["paths"]["/api/v1/business/authorizations"]["post"]
     assert {"TerminalKey": []} in authorize["security"]
+
+
+class TestTakeUp:
+    @staticmethod
+    def _row(program: str, region: str, offered: int, assigned: int) -> FunnelRow:
+        counts = dict.fromkeys(
+            (
+                "eligible",
+                "delivered",
+                "pending",
+                "agreed",
+                "refused",
+                "lapsed",
+                "cancelled",
+                "paid",
+            ),
+            0,
+        )
+        return FunnelRow(
+            campaign_id=1,
+            program_id=program,
+            period="2026-03",
+            region_kato=region,
+            offered=offered,
+            assigned=assigned,
+            **counts,
+        )
+
+    def test_offers_against_assignments_per_program_region_and_overall(self) -> None:
+        rows = [
+            self._row("kz.asp", "751110000", 10, 6),
+            self._row("kz.asp", "711110000", 30, 12),
+            self._row("kz.disability", "751110000", 0, 0),
+        ]
+        cells = {(t.program_id, t.region_kato): t for t in reports_service.take_up(rows)}
+        assert cells[("kz.asp", "751110000")].share == 0.6
+        assert (cells[("kz.asp", None)].offered, cells[("kz.asp", None)].assigned) == (40, 18)
+        assert cells[("kz.disability", None)].share is None  # no offer yet: no share
+        assert (cells[(None, None)].offered, cells[(None, None)].assigned) == (40, 18)
+
+    def test_the_published_figure_is_about_52_percent(self) -> None:
+        published = reports_service.published_take_up()
+        assert (published.offered, published.assigned, published.year) == (529_600, 276_200, 2025)
+        assert published.share is not None
+        assert round(published.share, 2) == 0.52
+
+
+class TestDemoShares:
+    def test_the_default_shares_give_the_published_take_up(self) -> None:
+        shares = dict(ProactiveSettings().demo_answer_shares())
+        # An unclear reply is followed by "yes" half of the time.
+        assert round(shares["agree"] + shares["unclear"] / 2, 2) == 0.52
+        assert round(sum(shares.values()), 9) == 1
+
+    def test_shares_over_one_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="demo_agree_share"):
+            ProactiveSettings(demo_agree_share=0.9, demo_refuse_share=0.2)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from socialcard.proactive.errors import UnknownProgram
@@ -47,6 +47,33 @@ class ProactiveSettings(BaseSettings):
     chunk_size: int = Field(default=20_000, ge=1)
     # Fault injection for the crash tests: the named point kills the process with SIGKILL.
     crash_at: str | None = None
+    # How the demo's simulated citizens answer an offer SMS: agree, refuse, send something
+    # unclear (half of those then agree after the help SMS); the rest stay silent. The defaults
+    # give the published take-up: in 2025, 529.6 k offer SMS led to 276.2 k assignments without
+    # an application, about 52 % (REFERENCE.md §3: baq.kz 13.01.2026; lada.kz 148250).
+    demo_agree_share: float = Field(default=0.49, ge=0, le=1)
+    demo_refuse_share: float = Field(default=0.10, ge=0, le=1)
+    demo_unclear_share: float = Field(default=0.06, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> ProactiveSettings:
+        if self.demo_agree_share + self.demo_refuse_share + self.demo_unclear_share > 1:
+            raise ValueError("demo_agree_share + demo_refuse_share + demo_unclear_share > 1")
+        return self
+
+    def demo_answer_shares(self) -> tuple[tuple[str, float], ...]:
+        """The simulated behaviours and their shares, silent last (what is left)."""
+        shares = (
+            ("agree", self.demo_agree_share),
+            ("refuse", self.demo_refuse_share),
+            ("unclear", self.demo_unclear_share),
+        )
+        return (*shares, ("silent", max(0.0, 1 - sum(share for _, share in shares))))
+
+
+# Offers and assignments of 2025 across the country (REFERENCE.md §3): the scale a campaign's
+# take-up is compared with.
+PUBLISHED_TAKE_UP = {"year": 2025, "offers": 529_600, "assignments": 276_200}
 
 
 @lru_cache(maxsize=1)

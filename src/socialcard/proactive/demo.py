@@ -19,9 +19,8 @@ from socialcard.proactive.service import AwaitingAnswer
 
 DEMO_PROGRAMS = ("kz.large_family", "kz.birth_allowance", "kz.asp", "kz.disability")
 
-# How the simulated citizens answer an offer SMS (assumed shares: no published figures). An
-# unclear reply gets the help message; half of those then answer "yes" properly.
-ANSWER_SHARES = (("agree", 0.64), ("refuse", 0.08), ("unclear", 0.06), ("silent", 0.22))
+# How the simulated citizens answer: the shares are settings (ProactiveSettings.demo_*); an
+# unclear reply gets the help message and half of those then answer "yes" properly.
 _AGREE = {"kk": ("иә", "Иә", "1"), "ru": ("да", "Да ", "1"), "en": ("yes", "YES", "1")}
 _REFUSE = {"kk": ("жоқ", "2"), "ru": ("нет", "Нет", "2"), "en": ("no", "2")}
 _UNCLEAR = ("что это?", "кім?", "1 2", "ok", "+")
@@ -42,8 +41,9 @@ def answer_of(offer: AwaitingAnswer, seed: int) -> tuple[str, list[str]]:
     (program, entity, month), so both stores and every re-run see the same answers."""
     rng = random.Random(f"{seed}:{offer.program_id}:{offer.entity_id}:{offer.period}")  # noqa: S311
     draw, upto = rng.random(), 0.0
-    behaviour = ANSWER_SHARES[-1][0]
-    for name, share in ANSWER_SHARES:
+    shares = get_proactive_settings().demo_answer_shares()
+    behaviour = shares[-1][0]
+    for name, share in shares:
         upto += share
         if draw < upto:
             behaviour = name

@@ -26,7 +26,7 @@ class Column:
 
     key: str
     title: str
-    kind: str = "text"  # text | count | money
+    kind: str = "text"  # text | count | money | share (a share of counts, hidden with them)
 
 
 @dataclass
@@ -40,18 +40,19 @@ class Table:
 
 
 def suppressed(row: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
-    """A row with counts 1–4 written as "<5", and its money hidden when a count is."""
+    """A row with counts 1–4 written as "<5", and its money and shares hidden when a count is."""
     out = dict(row)
     hidden = False
     for column in columns:
         if column.kind == "count":
-            value = int(row.get(column.key) or 0)
-            if 0 < value < MIN_COUNT:
+            count = int(row.get(column.key) or 0)
+            if 0 < count < MIN_COUNT:
                 out[column.key] = SUPPRESSED
                 hidden = True
     if hidden:
         for column in columns:
-            if column.kind == "money" and row.get(column.key):
+            value = row.get(column.key)
+            if (column.kind == "money" and value) or (column.kind == "share" and value != ""):
                 out[column.key] = SUPPRESSED
     return out
 

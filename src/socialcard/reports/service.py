@@ -19,6 +19,7 @@ from socialcard.core.db import session_scope
 from socialcard.core.errors import NotFound
 from socialcard.core.logging import get_logger
 from socialcard.proactive import service as proactive_service
+from socialcard.proactive.config import PUBLISHED_TAKE_UP
 from socialcard.proactive.schemas import CampaignRead, FunnelRow
 from socialcard.registry import service as registry_service
 from socialcard.reports.exports import Column, Table
@@ -218,6 +219,48 @@ def funnel_totals(rows: list[FunnelRow], period: str | None = None) -> FunnelTot
     return totals
 
 
+@dataclass(frozen=True)
+class TakeUp:
+    """Offers sent against benefits assigned without an application, for a program and region
+    (None: all of them)."""
+
+    program_id: str | None
+    region_kato: str | None
+    offered: int
+    assigned: int
+    year: int | None = None  # a published figure's year
+
+    @property
+    def share(self) -> float | None:
+        """Assignments per offer; None before any offer."""
+        return self.assigned / self.offered if self.offered else None
+
+
+def take_up(rows: list[FunnelRow]) -> list[TakeUp]:
+    """Take-up per program and region, then per program (region None), then overall (both
+    None): what the published national figure is compared with (`published_take_up`)."""
+    cells: dict[tuple[str | None, str | None], list[int]] = {}
+    for row in rows:
+        for key in (
+            (row.program_id, row.region_kato),
+            (row.program_id, None),
+            (None, None),
+        ):
+            cell = cells.setdefault(key, [0, 0])
+            cell[0] += row.offered
+            cell[1] += row.assigned
+    ordered = sorted(cells, key=lambda k: (k[0] is None, k[0] or "", k[1] is None, k[1] or ""))
+    return [TakeUp(p, r, *cells[(p, r)]) for p, r in ordered]
+
+
+def published_take_up() -> TakeUp:
+    """The country's offers and assignments of the published year (REFERENCE.md §3)."""
+    figure = PUBLISHED_TAKE_UP
+    return TakeUp(
+        None, None, int(figure["offers"]), int(figure["assignments"]), int(figure["year"])
+    )
+
+
 def voucher_totals(rows: list[VoucherSummaryRow]) -> VoucherTotals:
     totals = VoucherTotals()
     for row in rows:
@@ -365,6 +408,31 @@ def _funnel_table(session: Session) -> Table:
     )
 
 
+def _take_up_table(session: Session) -> Table:
+    rows = [
+        {
+            "program_id": t.program_id or "",
+            "region_kato": t.region_kato or "",
+            "offered": t.offered,
+            "assigned": t.assigned,
+            "share": "" if t.share is None else round(100 * t.share, 1),
+        }
+        for t in take_up(proactive_service.funnel(session))
+    ]
+    return Table(
+        name="take-up",
+        columns=[
+            Column("program_id", "col.program"),
+            Column("region_kato", "col.region"),
+            Column("offered", "funnel.offered", "count"),
+            Column("assigned", "funnel.assigned", "count"),
+            Column("share", "campaigns.take_up_percent", "share"),
+        ],
+        rows=rows,
+        suppress=True,
+    )
+
+
 def _vouchers_table(session: Session) -> Table:
     return Table(
         name="vouchers",
@@ -452,6 +520,7 @@ def _turnover_table(session: Session) -> Table:
 
 TABLE_NAMES = (
     "funnel",
+    "take-up",
     "vouchers",
     "turnover",
     "run-N-regions",
@@ -465,6 +534,8 @@ def table(session: Session, name: str) -> Table:
     parts = name.split("-")
     if name == "funnel":
         return _funnel_table(session)
+    if name == "take-up":
+        return _take_up_table(session)
     if name == "vouchers":
         return _vouchers_table(session)
     if name == "turnover":

@@ -470,6 +470,8 @@ def campaigns(
         request,
         "console/campaigns.html",
         section="campaigns",
+        take_up=[t for t in reports_service.take_up(rows) if t.region_kato is None],
+        published_take_up=reports_service.published_take_up(),
         campaigns=proactive_service.list_campaigns(session),
         chart=chart,
         totals=totals,
