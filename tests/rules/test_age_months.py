@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from socialcard.rules.engine import CompiledPack, Engine, OnlineEvaluator, Period
 from socialcard.rules.engine.explain import Decision
@@ -76,3 +79,33 @@ def test_an_explanation_never_says_minus_one_month(kz: CompiledPack) -> None:
     text = decision.explain("en", kz.pack).text()
     assert "The child is 0 months old" in text
     assert "-1" not in text
+
+
+@pytest.fixture(scope="module")
+def evaluators(kz: CompiledPack) -> Iterator[tuple[OnlineEvaluator, OnlineEvaluator]]:
+    python, duck = OnlineEvaluator(kz), OnlineEvaluator(kz, backend="duckdb")
+    yield python, duck
+    python.close()
+    duck.close()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    year=st.integers(2024, 2026),
+    month=st.integers(1, 12),
+    days_before_end=st.integers(0, 40 * 366),
+)
+def test_age_in_months_is_full_months_and_never_negative(
+    evaluators: tuple[OnlineEvaluator, OnlineEvaluator], year: int, month: int, days_before_end: int
+) -> None:
+    period = Period.month(year, month)
+    birth = period.end - timedelta(days=days_before_end)
+    start = period.start
+    full = (start.year * 12 + start.month) - (birth.year * 12 + birth.month)
+    expected = max(0, full - (birth.day > start.day))
+    person, fact = household(birth)
+    for online in evaluators:
+        decision = online.evaluate(person, fact, period).get("kz.child_care", 2)
+        assert decision.variables["age_months"] == expected
