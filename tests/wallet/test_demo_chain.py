@@ -15,7 +15,6 @@ from rich.console import Console
 from sqlalchemy import Engine, func, select
 
 from socialcard.core.clock import today
-from socialcard.core.config import get_settings
 from socialcard.core.db import session_scope
 from socialcard.proactive import config as proactive_config
 from socialcard.proactive.demo import print_demo_funnel, run_demo_campaigns
@@ -30,13 +29,15 @@ from socialcard.security import service as security_service
 from socialcard.security.schemas import Actor
 from socialcard.wallet import demo as wallet_demo
 from socialcard.wallet import service as wallet_service
-from socialcard.wallet.funding.decisions import orders_for_decision, school_days
+from socialcard.wallet.funding.decisions import orders_for_decision, school_days, valued
 from socialcard.wallet.vouchers import service as voucher_service
 from socialcard.wallet.vouchers.catalog import load_catalog
 from socialcard.wallet.vouchers.models import Voucher
 
 REPO = Path(__file__).resolve().parents[2]
 EARMARKED = ("food", "gas", "school_meal", "transit")
+# МРП by year (REFERENCE.md §1), written out here so the test does not read the pack it checks.
+MRP_MINOR = {"2024": 3692_00, "2025": 3932_00, "2026": 4325_00, "2027": 4325_00}
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
             )
         }
         issued: dict[tuple[str, str, int], int] = {}
-        mrp = get_settings().wallet.mrp_minor
+        mrp = MRP_MINOR[period[:4]]
         first = date(int(period[:4]), int(period[5:7]), 1)
         for voucher in (v for v in vouchers if v.type in EARMARKED):
             source = sources[voucher.type]
@@ -143,10 +144,16 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
             key = (source.decision, int(voucher.source_entity_id or 0))
             decision = decisions[key]
             assert key in receiving
+            # Valued by the decision's rules, which the voucher names.
+            assert voucher.rule_version == decision.version is not None
+            assert voucher.rule_pack_hash == run.pack_hash
             issued[(voucher.type, *key)] = issued.get((voucher.type, *key), 0) + 1
             if voucher.type == "food":
                 assert voucher.person_id == receiving[key]
+                assert voucher.nominal_minor == decision.variables["food_voucher"]
                 assert voucher.nominal_minor == mrp * decision.variables["family_size"]
+            if voucher.type == "gas":
+                assert voucher.nominal_minor == decision.variables["gas_voucher"] == 4500_00
             if voucher.type == "school_meal":
                 members = registry_service.current_members(session, [decision.family_id or 0])
                 child = next(
@@ -154,9 +161,11 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
                 )
                 assert 7 <= _age(child.birth_on, first) <= 17
                 assert voucher.nominal_minor == 900_00 * school_days(period)
+                assert decision.variables["school_meal_day"] == 900_00
             if voucher.type == "transit":
                 assert voucher.person_id == decision.entity_id
                 assert voucher.fare_category == "disabled"
+                assert voucher.nominal_minor == decision.variables["transit_voucher"]
         # Every receiving family eligible for targeted assistance got one food and one gas voucher.
         asp = [k for k in decisions if k[0] == "kz.asp" and k in receiving]
         assert asp
@@ -183,6 +192,17 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
         assert wallet_service.check(session).ok
 
 
+ASP_VARIABLES = {
+    "family_size": 4,
+    "food_voucher": 4 * 4325_00,
+    "gas_voucher": 4500_00,
+    "school_meal_day": 900_00,
+    "school_meal_children": 2,
+    "school_meal_age_from": 7,
+    "school_meal_age_to": 17,
+}
+
+
 def _decision(**changes: object) -> StoredDecision:
     values: dict[str, object] = {
         "run_id": 4,
@@ -198,7 +218,7 @@ def _decision(**changes: object) -> StoredDecision:
         "amount_minor": 155_358_00,
         "version": "2025-09-01",
         "conditions": {"income_within_poverty_line": True},
-        "variables": {"family_size": 4},
+        "variables": dict(ASP_VARIABLES),
     }
     values.update(changes)
     return StoredDecision.model_validate(values)
@@ -214,12 +234,16 @@ class TestOrdersForDecision:
         registry_service.Member(104, "child", date(2009, 3, 2), None),  # 16 on 1 March
     ]
 
-    def test_food_is_one_mrp_per_member_of_the_decision_to_who_agreed(self) -> None:
+    def test_food_is_the_decisions_value_to_who_agreed(self) -> None:
         (order,) = orders_for_decision(
-            _decision(), self.sources["food"], recipient_id=101, members=self.members
+            _decision(),
+            self.sources["food"],
+            recipient_id=101,
+            members=self.members,
+            pack_hash="ab12",
         )
         assert order.person_id == 101
-        assert order.amount_minor == 4 * get_settings().wallet.mrp_minor
+        assert order.amount_minor == 4 * 4325_00
         assert order.program_id == "kz.food_voucher"
         assert order.benefit_type == "food"
         assert order.source is not None
@@ -228,7 +252,35 @@ class TestOrdersForDecision:
             "kz.asp",
             10,
         )
+        assert (order.source.rule_version, order.source.pack_hash) == ("2025-09-01", "ab12")
         assert order.idempotency_key == "decision:food:2026-03:kz.asp:10:101"
+
+    def test_the_value_is_the_decisions_not_a_wallet_setting(self) -> None:
+        decision = _decision(
+            period="2025-11", variables={**ASP_VARIABLES, "food_voucher": 3 * 3932_00}
+        )
+        (order,) = orders_for_decision(decision, self.sources["food"], recipient_id=101)
+        assert order.amount_minor == 3 * 3932_00
+        (gas,) = orders_for_decision(
+            _decision(variables={**ASP_VARIABLES, "gas_voucher": 5100_00}),
+            self.sources["gas"],
+            recipient_id=101,
+        )
+        assert gas.amount_minor == 5100_00
+
+    def test_a_decision_without_the_value_issues_nothing(self) -> None:
+        variables = {k: v for k, v in ASP_VARIABLES.items() if k != "food_voucher"}
+        decision = _decision(variables=variables)
+        assert not valued(decision, self.sources["food"])
+        assert orders_for_decision(decision, self.sources["food"], recipient_id=101) == []
+        assert (
+            orders_for_decision(
+                _decision(variables={**ASP_VARIABLES, "food_voucher": True}),
+                self.sources["food"],
+                recipient_id=101,
+            )
+            == []
+        )
 
     def test_school_meals_go_to_each_school_age_child_at_their_canteen(self) -> None:
         source = self.sources["school_meal"]
@@ -242,9 +294,35 @@ class TestOrdersForDecision:
         assert {o.amount_minor for o in orders} == {900_00 * 22}
         assert {o.bound_merchant_id for o in orders} == {7}
 
+    def test_the_school_age_band_is_the_decisions(self) -> None:
+        source = self.sources["school_meal"]
+        decision = _decision(
+            variables={**ASP_VARIABLES, "school_meal_age_from": 4, "school_meal_age_to": 10}
+        )
+        orders = orders_for_decision(
+            decision, source, recipient_id=100, members=self.members, bound_merchant_id=7
+        )
+        assert sorted(o.person_id for o in orders) == [102, 103]
+        no_band = {k: v for k, v in ASP_VARIABLES.items() if k != "school_meal_age_to"}
+        assert (
+            orders_for_decision(
+                _decision(variables=no_band),
+                source,
+                recipient_id=100,
+                members=self.members,
+                bound_merchant_id=7,
+            )
+            == []
+        )
+
     def test_transit_goes_to_the_person_the_decision_is_about(self) -> None:
         decision = _decision(
-            program_id="kz.disability", entity_type="person", entity_id=103, person_id=103
+            program_id="kz.disability",
+            entity_type="person",
+            entity_id=103,
+            person_id=103,
+            variables={"transit_voucher": 3000_00},
         )
         (order,) = orders_for_decision(decision, self.sources["transit"], recipient_id=100)
         assert (order.person_id, order.fare_category) == (103, "disabled")
+        assert order.amount_minor == 3000_00

@@ -17,8 +17,6 @@ class WalletSettings(BaseModel):
     # PostgreSQL connections of the redemption hot path per server process (redemption/fast.py):
     # more than about 16 in all makes the backends contend on a 2-core machine (measured).
     redemption_connections: int = Field(default=8, ge=1, le=200)
-    # МРП for 2026 in tiyn (REFERENCE.md §1); food vouchers are 1 МРП per family member.
-    mrp_minor: int = Field(default=4_325_00, ge=1)
     # A day's statement is issued (and frozen) only this long after the day ends, so that no
     # purchase stamped before midnight can still be committing when its totals are taken.
     settlement_grace_minutes: int = Field(default=10, ge=0, le=24 * 60)

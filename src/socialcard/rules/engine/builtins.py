@@ -217,8 +217,11 @@ def _any_flags(bits: range) -> str:
 HELPERS: list[dict[str, str]] = [
     {
         "h_age": "((zzper_ps_int - p.b_int) // 10000)",
+        # Full months at the period start; a child born later in the period (after its
+        # first day) is 0 months old, not -1 (it is not born yet at the start, and a month
+        # program decides for it in its birth month).
         "h_age_months": (
-            "(zzper_ps_ym - p.b_ym - CASE WHEN p.b_day > zzper_ps_day THEN 1 ELSE 0 END)"
+            "greatest(0, zzper_ps_ym - p.b_ym - CASE WHEN p.b_day > zzper_ps_day THEN 1 ELSE 0 END)"
         ),
         "h_dis": f"((coalesce(p.flags, 0) >> {DISABILITY_BIT}) & 65535)",
         "h_unemp": f"CAST({_EPOCH} + p.unemp_since AS DATE)",

@@ -105,6 +105,15 @@ def run_case(evaluator: OnlineEvaluator, case: Case) -> CaseResult:
             diffs.append(f"no condition {name!r} in version {label}")
         elif decision.conditions[name] != expected:
             diffs.append(f"condition {name} {decision.conditions[name]}, expected {expected}")
+    for name, wanted in case.variables.items():
+        if name not in decision.variables:
+            label = decision.version.label if decision.version else "-"
+            diffs.append(f"variable {name!r} is not reported in version {label}")
+            continue
+        got_value = decision.variables[name]
+        # bool is an int in Python: true must not pass for 1, nor 1 for true.
+        if isinstance(got_value, bool) != isinstance(wanted, bool) or got_value != wanted:
+            diffs.append(f"variable {name} {got_value!r}, expected {wanted!r}")
     return CaseResult(case, not diffs, diffs, decision)
 
 

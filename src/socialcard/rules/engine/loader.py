@@ -570,7 +570,17 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
             continue
         ctx.fields(
             spec,
-            ("name", "program", "period", "members", "subject", "eligible", "amount", "conditions"),
+            (
+                "name",
+                "program",
+                "period",
+                "members",
+                "subject",
+                "eligible",
+                "amount",
+                "conditions",
+                "variables",
+            ),
             "test case",
             ("name", "period", "members", "eligible"),
         )
@@ -618,6 +628,20 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
                     conditions[str(k)] = v
         elif cond_node is not None:
             ctx.err(spec.line_of("conditions"), "conditions must map names to true/false")
+        variables: dict[str, bool | int | str] = {}
+        var_node = spec.get("variables")
+        if isinstance(var_node, Map):
+            for k, v in var_node.items():
+                if not isinstance(v, bool | int | str):
+                    ctx.err(
+                        var_node.line_of(k),
+                        f"variable {k!r} must be true/false, an integer (money in minor units)"
+                        " or text",
+                    )
+                else:
+                    variables[str(k)] = v
+        elif var_node is not None:
+            ctx.err(spec.line_of("variables"), "variables must map names to expected values")
         out.append(
             Case(
                 name=str(spec.get("name")),
@@ -629,6 +653,7 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
                 eligible=eligible,
                 amount=amount,
                 conditions=conditions,
+                variables=variables,
             )
         )
     return out

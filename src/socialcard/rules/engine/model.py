@@ -249,6 +249,8 @@ class Case:
     eligible: bool | None = None
     amount: int | None = None
     conditions: dict[str, bool] = field(default_factory=dict)
+    # Expected values of variables the decision carries (money in minor units).
+    variables: dict[str, bool | int | str] = field(default_factory=dict)
 
 
 @dataclass

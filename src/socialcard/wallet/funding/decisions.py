@@ -7,6 +7,14 @@ vouchers go to recipients of targeted social assistance. `orders_for_decision` t
 decision into funding orders, each carrying the decision's reference (run, program, period,
 entity) and an idempotency key that names the voucher, the month and the entity, so a second run
 of the month (or a later rules run finding the same decision) issues nothing twice.
+
+Values and age bands come from the decision itself: the catalogue names variables the program
+reports (kz.asp's `food_voucher`, `gas_voucher`, `school_meal_day`, `school_meal_age_from/to`;
+kz.disability's `transit_voucher`), computed by the rule pack from parameters dated like the
+benefit's. A 2025 decision is therefore valued at 2025 rules, whenever the voucher is issued,
+and each voucher keeps the program version and pack hash it was valued with. A decision that
+does not report a variable a source needs (a run of an older pack) issues no voucher of that
+source: it is counted, never valued from a default.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ import calendar
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from socialcard.core.config import get_settings
+from socialcard.core.logging import get_logger
 from socialcard.proactive import service as proactive_service
 from socialcard.registry import service as registry_service
 from socialcard.registry.service import Member
@@ -40,8 +49,29 @@ def school_days(period: str) -> int:
     return sum(date(year, month, day).weekday() < 5 for day in range(1, last + 1))
 
 
+log = get_logger(__name__)
+
+
 def _age(birth_on: date, on: date) -> int:
     return on.year - birth_on.year - ((on.month, on.day) < (birth_on.month, birth_on.day))
+
+
+def _whole(decision: StoredDecision, name: str) -> int | None:
+    """A reported variable as a whole number (money in minor units, ages in years), or None
+    when the decision does not carry it."""
+    value = decision.variables.get(name)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | Decimal) and value == int(value):
+        return int(value)
+    return None
+
+
+def valued(decision: StoredDecision, source: DecisionSource) -> bool:
+    """Whether the decision reports every variable the source reads."""
+    return all(_whole(decision, name) is not None for name in source.variables)
 
 
 def _holders(
@@ -56,23 +86,23 @@ def _holders(
         return [recipient_id]
     if source.to == "entity":
         return [decision.entity_id] if decision.entity_type == "person" else [recipient_id]
-    low, high = source.ages or (0, 200)
+    # The catalogue checks that `ages` goes with school_age_children.
+    band = [_whole(decision, name) for name in source.ages or ()]
+    if len(band) != 2 or band[0] is None or band[1] is None:
+        return []
+    low, high = band[0], band[1]
+    # Full years at the period start, as the rule pack counts `age`.
     return [
         m.person_id for m in members if m.death_on is None and low <= _age(m.birth_on, on) <= high
     ]
 
 
-def _amount(decision: StoredDecision, source: DecisionSource, members: Sequence[Member]) -> int:
-    if source.amount_minor is not None:
-        return source.amount_minor
-    if source.per_school_day_minor is not None:
-        return source.per_school_day_minor * school_days(decision.period)
-    per_member = load_catalog().voucher_types[source.voucher].mrp_per_member or 0
-    # The family size the decision was made with; the living members when it reports none.
-    size = decision.variables.get("family_size")
-    if not isinstance(size, int):
-        size = sum(m.death_on is None for m in members)
-    return per_member * get_settings().wallet.mrp_minor * size
+def _amount(decision: StoredDecision, source: DecisionSource) -> int:
+    if source.amount is not None:
+        return _whole(decision, source.amount) or 0
+    # The catalogue requires one of amount and per_school_day.
+    per_day = _whole(decision, source.per_school_day or "")
+    return (per_day or 0) * school_days(decision.period)
 
 
 def orders_for_decision(
@@ -82,18 +112,22 @@ def orders_for_decision(
     recipient_id: int,
     members: Sequence[Member] = (),
     bound_merchant_id: int | None = None,
+    pack_hash: str | None = None,
 ) -> list[FundingOrder]:
     """The funding orders one eligible stored decision gives for a voucher source.
 
     `recipient_id` is who agreed to the benefit; `members` the decision's family (for
-    school-age children and family size); `bound_merchant_id` the canteen of a voucher bound to
-    one merchant (without one, none is issued).
+    school-age children); `bound_merchant_id` the canteen of a voucher bound to one merchant
+    (without one, none is issued); `pack_hash` the rule pack of the decision's run. The value
+    is the decision's own (a variable its program reports); without it none is issued.
     """
     vtype = load_catalog().voucher_types[source.voucher]
     if vtype.bound_to_merchant and bound_merchant_id is None:
         return []
+    if not valued(decision, source):
+        return []
     on = date(int(decision.period[:4]), int(decision.period[5:7]), 1)
-    amount = _amount(decision, source, members)
+    amount = _amount(decision, source)
     if amount <= 0 or not decision.region_kato:
         return []
     ref = DecisionRef(
@@ -102,6 +136,8 @@ def orders_for_decision(
         period=decision.period,
         entity_type=decision.entity_type,
         entity_id=decision.entity_id,
+        rule_version=decision.version,
+        pack_hash=pack_hash,
     )
     return [
         FundingOrder(
@@ -131,6 +167,8 @@ class VoucherPlan:
 
     orders: list[FundingOrder] = field(default_factory=list)  # not issued yet
     decisions: dict[str, int] = field(default_factory=dict)  # voucher type -> decisions used
+    # voucher type -> eligible receiving decisions that do not report the value (older pack)
+    unvalued: dict[str, int] = field(default_factory=dict)
 
     def by_budget(self) -> dict[tuple[str, str], int]:
         """What the orders need from each budget (program, region)."""
@@ -167,9 +205,7 @@ def plan_vouchers(
             )
             if decision.entity_id in receiving
         ]
-        needs_members = source.to == "school_age_children" or (
-            source.per_school_day_minor is None and source.amount_minor is None
-        )
+        needs_members = source.to == "school_age_children"
         members = (
             registry_service.current_members(
                 session, [d.family_id for d, _ in chosen if d.family_id is not None]
@@ -178,6 +214,16 @@ def plan_vouchers(
             else {}
         )
         used = 0
+        unvalued = sum(not valued(d, source) for d, _ in chosen)
+        if unvalued:
+            plan.unvalued[source.voucher] = unvalued
+            log.warning(
+                "voucher_value_not_reported",
+                voucher=source.voucher,
+                program_id=source.decision,
+                run_id=run_id,
+                decisions=unvalued,
+            )
         for decision, recipient in chosen:
             orders = orders_for_decision(
                 decision,
@@ -185,6 +231,7 @@ def plan_vouchers(
                 recipient_id=recipient,
                 members=members.get(decision.family_id, []) if decision.family_id else [],
                 bound_merchant_id=canteen_for(decision) if canteen_for else None,
+                pack_hash=run.pack_hash,
             )
             new = [
                 o

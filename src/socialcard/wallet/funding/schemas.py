@@ -34,6 +34,10 @@ class DecisionRef(BaseModel):
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     entity_type: Literal["family", "person"]
     entity_id: StrictInt = Field(ge=-(2**62), le=2**62)  # a person without a family: minus its id
+    # The rules that valued the payment: the program's version (its effective date) and the
+    # rule pack's hash, kept on the voucher so its value can be explained later.
+    rule_version: str | None = Field(default=None, max_length=20)
+    pack_hash: str | None = Field(default=None, max_length=64)
 
 
 class FundingRequest(BaseModel):

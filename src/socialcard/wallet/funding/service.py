@@ -246,8 +246,12 @@ def fund_in_chunks(
 
 def _payload(order: FundingRequest) -> dict[str, Any]:
     # The key is not part of what was asked (a FundingOrder carries it as a field), nor is the
-    # rules run that found the decision: a later run of the same month finds the same decision.
-    return order.model_dump(mode="json", exclude={"idempotency_key": True, "source": {"run_id"}})
+    # rules run that found the decision, nor its pack: a later run of the same month finds the
+    # same decision (the amount is still compared).
+    return order.model_dump(
+        mode="json",
+        exclude={"idempotency_key": True, "source": {"run_id", "rule_version", "pack_hash"}},
+    )
 
 
 def fund_orders(

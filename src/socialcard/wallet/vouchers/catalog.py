@@ -28,7 +28,6 @@ class VoucherType:
     prescription: bool = False
     activation_days: tuple[int, int] | None = None
     activation_requires: str | None = None
-    mrp_per_member: int | None = None
     fare_discount_percent: dict[str, int] = field(default_factory=dict)
 
 
@@ -44,16 +43,27 @@ class MerchantCategory:
 
 @dataclass(frozen=True, slots=True)
 class DecisionSource:
-    """Which eligible stored decisions issue a voucher type, to whom, and how much."""
+    """Which eligible stored decisions issue a voucher type, to whom, and how much.
+
+    The value and the age band are names of variables the decision's program reports: the rule
+    pack values the voucher at the decision's period, the catalogue only says where to look.
+    """
 
     voucher: str
     decision: str  # the rules program whose eligible decisions issue the voucher
     budget: str  # the wallet program whose regional budget pays it
     to: str  # recipient | entity | school_age_children
-    amount_minor: int | None = None
-    per_school_day_minor: int | None = None
-    ages: tuple[int, int] | None = None
+    amount: str | None = None  # variable: the voucher's value (minor units)
+    per_school_day: str | None = None  # variable: the value per school day (minor units)
+    ages: tuple[str, str] | None = None  # variables: the band's first and last age (years)
     fare_category: str | None = None
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The decision variables this source reads."""
+        return tuple(
+            name for name in (self.amount, self.per_school_day, *(self.ages or ())) if name
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,28 +76,53 @@ class Catalog:
 _TARGETS = ("recipient", "entity", "school_age_children")
 
 
+def _name(raw: dict[str, Any], key: str, voucher: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or not value.isidentifier()):
+        raise ValueError(f"decision source {voucher}: `{key}` names a decision variable")
+    return value
+
+
 def _decision_source(raw: dict[str, Any], types: dict[str, VoucherType]) -> DecisionSource:
+    voucher = str(raw["voucher"])
+    unknown = set(raw) - {
+        "voucher",
+        "decision",
+        "budget",
+        "to",
+        "amount",
+        "per_school_day",
+        "ages",
+        "fare_category",
+    }
+    if unknown:
+        # Fixed amounts (amount_minor, per_school_day_minor) are gone: a value is the rule
+        # pack's, dated and versioned, never the catalogue's.
+        raise ValueError(f"decision source {voucher}: unknown keys {sorted(unknown)}")
     ages = raw.get("ages")
+    if ages is not None and (
+        not isinstance(ages, list)
+        or len(ages) != 2
+        or not all(isinstance(a, str) and a.isidentifier() for a in ages)
+    ):
+        raise ValueError(f"decision source {voucher}: `ages` names two decision variables")
     source = DecisionSource(
-        voucher=str(raw["voucher"]),
+        voucher=voucher,
         decision=str(raw["decision"]),
         budget=str(raw["budget"]),
         to=str(raw["to"]),
-        amount_minor=raw.get("amount_minor"),
-        per_school_day_minor=raw.get("per_school_day_minor"),
-        ages=(int(ages[0]), int(ages[1])) if ages else None,
+        amount=_name(raw, "amount", voucher),
+        per_school_day=_name(raw, "per_school_day", voucher),
+        ages=(ages[0], ages[1]) if ages else None,
         fare_category=raw.get("fare_category"),
     )
-    vtype = types.get(source.voucher)
-    if vtype is None:
+    if source.voucher not in types:
         raise ValueError(f"decision source of unknown voucher type {source.voucher!r}")
     if source.to not in _TARGETS:
         raise ValueError(f"decision source {source.voucher}: `to` must be one of {_TARGETS}")
-    amounts = [source.amount_minor, source.per_school_day_minor, vtype.mrp_per_member]
-    if sum(a is not None for a in amounts) != 1:
+    if (source.amount is None) == (source.per_school_day is None):
         raise ValueError(
-            f"decision source {source.voucher}: give exactly one of amount_minor, "
-            "per_school_day_minor, or the type's mrp_per_member"
+            f"decision source {source.voucher}: give exactly one of amount, per_school_day"
         )
     if (source.to == "school_age_children") != (source.ages is not None):
         raise ValueError(f"decision source {source.voucher}: `ages` goes with school_age_children")
@@ -109,7 +144,6 @@ def _voucher_type(code: str, raw: dict[str, Any]) -> VoucherType:
         prescription=bool(raw.get("prescription", False)),
         activation_days=(int(days[0]), int(days[1])) if days else None,
         activation_requires=raw.get("activation_requires"),
-        mrp_per_member=raw.get("mrp_per_member"),
         fare_discount_percent={k: int(v) for k, v in raw.get("fare_discount_percent", {}).items()},
     )
 

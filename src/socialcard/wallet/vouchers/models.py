@@ -46,3 +46,7 @@ class Voucher(Base):
     source_period: Mapped[str | None] = mapped_column(String(7))
     source_entity_type: Mapped[str | None] = mapped_column(String(6))
     source_entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The rules the voucher was valued with: the program version and the rule pack's hash of
+    # the decision (its value is a variable that version of the program computed).
+    rule_version: Mapped[str | None] = mapped_column(String(20))
+    rule_pack_hash: Mapped[str | None] = mapped_column(String(64))

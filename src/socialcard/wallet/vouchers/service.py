@@ -124,6 +124,8 @@ def new_voucher_rows(
         "source_period": source.period if source else None,
         "source_entity_type": source.entity_type if source else None,
         "source_entity_id": source.entity_id if source else None,
+        "rule_version": source.rule_version if source else None,
+        "rule_pack_hash": source.pack_hash if source else None,
     }
     return account, voucher
 
