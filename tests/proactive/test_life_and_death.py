@@ -578,5 +578,16 @@ class TestALateAnswerIsRefused:
                     now=offer.deadline_at,
                 )
             assert raised.value.language == "ru"
+        with (
+            clock.travel_to(offer.deadline_at + timedelta(days=1)),
+            session_scope() as session,
+            pytest.raises(OfferLate),
+        ):
+            service.decide_as_citizen(
+                session,
+                offer_id=offer.id,
+                person_id=offer.person_id,
+                decision=ConsentDecision.AGREE,
+            )
         assert _count(InboundReply) == 0
         assert [o.status for o in _offers(LARGE)] == ["pending"]
