@@ -499,21 +499,18 @@ def list_campaigns(session: Session, *, limit: int = 100) -> list[CampaignRead]:
 
 
 # What each kind of offer message needs of its offer when it is handed to the gateway; kinds
-# not listed (an end notice, the reply to a late answer, a sign-in code) need only a living
-# recipient.
+# not listed need only a living recipient (and holder): an end notice, the answer to the
+# citizen's own SMS (help on an unclear reply, the reply to a late one), a sign-in code.
 _SEND_WHEN: dict[str, frozenset[str]] = {
     MessageKind.OFFER: frozenset({OfferStatus.PENDING}),
     MessageKind.REMINDER: frozenset({OfferStatus.PENDING}),
     MessageKind.CODE: frozenset({OfferStatus.PENDING}),
-    MessageKind.HELP: frozenset({OfferStatus.PENDING}),
     MessageKind.LAPSED: frozenset({OfferStatus.LAPSED}),
     MessageKind.CONFIRMATION: frozenset({OfferStatus.AGREED}),
     MessageKind.REFUSAL: frozenset({OfferStatus.REFUSED}),
 }
 # Kinds that ask for an answer: pointless (and misleading) once the deadline has passed.
-_BEFORE_DEADLINE = frozenset(
-    {MessageKind.OFFER, MessageKind.REMINDER, MessageKind.CODE, MessageKind.HELP}
-)
+_BEFORE_DEADLINE = frozenset({MessageKind.OFFER, MessageKind.REMINDER, MessageKind.CODE})
 
 
 def _hold_reason(
