@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from socialcard.core.db import session_scope
 from socialcard.proactive.models import Assignment, Consent, Message, Offer, PaymentOrder
+from socialcard.registry.models import Person
 from tests.proactive.conftest import LARGE, PERIOD, add_large_family
 from tests.proactive.provider import LocalProvider
 
@@ -84,6 +86,26 @@ class TestKillDashNine:
         lines = proactive_env.read_text(encoding="utf-8").splitlines()
         assert len(lines) == 4
         assert set(_keys(Message, "status")) == {"delivered"}  # the file is the SMS centre
+
+    def test_send_killed_after_claiming_checks_life_again_on_the_rerun(
+        self, proactive_env: Path
+    ) -> None:
+        households = [add_large_family(4) for _ in range(2)]
+        assert _cli("campaign", "run", LARGE, "--period", PERIOD).returncode == 0
+        crashed = _cli("proactive", "send", crash_at="send_after_claim")
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        assert set(_keys(Message, "status")) == {"sending"}
+        # A death is recorded while the claimed message waits (its event not processed).
+        with session_scope() as session:
+            person = session.get(Person, households[0].head_id)
+            assert person is not None
+            person.death_on = date(2026, 3, 1)
+        done = _cli("proactive", "send")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"sent": 1, "failed": 0}
+        sent = [json.loads(line) for line in proactive_env.read_text().splitlines()]
+        assert [m["to"] for m in sent] == [households[1].phone]
+        assert sorted(str(s) for s in _keys(Message, "status")) == ["cancelled", "delivered"]
 
     def test_http_send_killed_after_the_provider_accepted(self, proactive_env: Path) -> None:
         for _ in range(4):

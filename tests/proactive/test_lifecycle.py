@@ -214,6 +214,7 @@ class TestOperators:
         for _ in range(3):
             add_large_family(4)
         jobs.run_campaign(program_id=LARGE, period=PERIOD)
+        jobs.dispatch()  # an offer SMS goes out while its offer is pending, never after
         with session_scope() as session:
             offers = session.scalars(select(Offer).order_by(Offer.id)).all()
             service.decide(
@@ -230,7 +231,7 @@ class TestOperators:
                 channel=Channel.SMS,
                 actor="t",
             )
-        jobs.dispatch()
+        jobs.dispatch()  # the confirmation and the refusal notice
         with session_scope() as session:
             provider_id = session.scalars(
                 select(Message.provider_message_id).where(Message.offer_id == offers[0].id)

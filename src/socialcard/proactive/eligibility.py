@@ -336,7 +336,10 @@ class _Raw:
 
 
 def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candidate]:
-    """Recipients and regions of decisions; those without a living adult are dropped."""
+    """Recipients and regions of decisions; those without a living adult are dropped, and so
+    is a person benefit whose holder is recorded dead: it ends with its holder and is never
+    re-addressed to a relative (a benefit that passes to survivors is its own program). A
+    minor's person benefit goes to the family's living adult."""
     on = parse_period(period).start
     persons = registry_service.life_dates(
         session, [r.person_id for r in raws if r.person_id is not None]
@@ -350,7 +353,14 @@ def _resolve(session: Session, raws: Sequence[_Raw], period: str) -> list[Candid
     members = registry_service.current_members(session, needs_family)
     out: list[Candidate] = []
     bases: dict[str, str] = {}
+    holders = registry_service.life_dates(
+        session, [r.entity_id for r in raws if r.entity_type == "person"]
+    )
     for raw in raws:
+        if raw.entity_type == "person":
+            holder = holders.get(raw.entity_id)
+            if holder is None or holder.death_on is not None:
+                continue
         known = persons.get(raw.person_id) if raw.person_id is not None else None
         recipient: int | None = raw.person_id
         if known is None or known.death_on is not None or not _is_adult(known.birth_on, on):

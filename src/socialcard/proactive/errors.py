@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from socialcard.core.errors import (
     AppError,
     BusinessRuleViolation,
@@ -36,6 +38,27 @@ class OfferClosed(Conflict):
     code = "offer_closed"
 
 
+class OfferLate(Conflict):
+    """An answer after the offer's deadline: not recorded (the lapse job may not have run yet).
+
+    Carries the citizen's language and the deadline, so a page can say so in their words."""
+
+    code = "offer_late"
+    title = "Answer after the deadline"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        language: str,
+        deadline: str,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.language = language
+        self.deadline = deadline
+
+
 class InvalidIban(InvalidInput):
     code = "invalid_iban"
 
@@ -48,6 +71,7 @@ class ExpiredLink(InvalidLink):
     code = "expired_link"
     status_code = 410
     title = "Link expired"
+    offer_id: int | None = None  # set when the link was genuine: its offer may say more
 
 
 class BadSignature(Forbidden):

@@ -87,6 +87,7 @@ def dispatch(
                 claimed = service.claim_messages(session, limit=batch, now=utcnow())
             if not claimed:
                 break
+            crashpoint("send_after_claim")
             results = service.send_claimed(gateway, claimed)
             with session_scope() as session:
                 done = service.record_results(session, results=results, now=utcnow())

@@ -43,7 +43,9 @@ def verify_token(token: str, *, now: datetime) -> int:
     if not keyring.keyset(_PURPOSE).verify(key_id, _payload(offer_id, expiry), raw):
         raise InvalidLink("this link is not valid")
     if int(expiry) < now.timestamp():
-        raise ExpiredLink("this link has expired")
+        expired = ExpiredLink("this link has expired")
+        expired.offer_id = int(offer_id)  # genuine: the page may say why (a passed deadline)
+        raise expired
     return int(offer_id)
 
 

@@ -17,6 +17,10 @@ _WORDS = {
         "invalid": "Сілтеме жарамсыз. SMS-тегі сілтемені қайта ашыңыз.",
         "expired": "Сілтеменің мерзімі өтті. 1414 нөміріне хабарласыңыз.",
         "closed": "Бұл ұсыныс бойынша шешім қабылданған.",
+        "late": (
+            "Жауап беру мерзімі {deadline} өтіп кетті: жауабыңыз қабылданбады, төлем "
+            "тағайындалмады. Сұрақтар бойынша 1414 нөміріне хабарласыңыз."
+        ),
         "error": "Қате",
         "code_sent": (
             "Банк шотын растау үшін тіркелген телефоныңызға код жіберілді. Кодты енгізіңіз."
@@ -43,6 +47,10 @@ _WORDS = {
         "invalid": "Ссылка недействительна. Откройте ссылку из SMS ещё раз.",
         "expired": "Срок действия ссылки истёк. Обратитесь по номеру 1414.",
         "closed": "По этому предложению решение уже принято.",
+        "late": (
+            "Срок ответа истёк {deadline}: ваш ответ не принят, выплата не назначена. "
+            "По вопросам обращайтесь по номеру 1414."
+        ),
         "error": "Ошибка",
         "code_sent": (
             "Для подтверждения счёта на ваш зарегистрированный телефон отправлен код. Введите его."
@@ -68,6 +76,10 @@ _WORDS = {
         "invalid": "This link is not valid. Open the link from the SMS again.",
         "expired": "This link has expired. Call 1414.",
         "closed": "This offer has already been decided.",
+        "late": (
+            "The time to answer ended on {deadline}: your answer was not accepted and nothing "
+            "is assigned. For questions call 1414."
+        ),
         "error": "Error",
         "code_sent": "A code to confirm the account was sent to your registered phone. Enter it.",
         "code": "Confirmation code",
@@ -95,9 +107,14 @@ def _page(lang: str, body: str) -> str:
     )
 
 
-def offer_page(lang: str, text: str, token: str, *, status: str) -> str:
-    """The offer text with agree / refuse buttons (or the decision already taken)."""
+def offer_page(lang: str, text: str, token: str, *, status: str, deadline: str = "") -> str:
+    """The offer text with agree / refuse buttons (or the decision already taken, or that the
+    time to answer has passed)."""
     words = _WORDS[language_of(lang)]
+    if status == "late":
+        return _page(
+            lang, f"<p>{escape(text)}</p><p>{escape(words['late'].format(deadline=deadline))}</p>"
+        )
     if status != "pending":
         return _page(lang, f"<p>{escape(text)}</p><p>{escape(words['closed'])}</p>")
     action = f"/consent/{escape(token)}"
@@ -130,6 +147,12 @@ def code_page(lang: str, token: str, *, status: str, attempts_left: int = 0) -> 
 def result_page(lang: str, decision: str) -> str:
     words = _WORDS[language_of(lang)]
     return _page(lang, f"<p>{escape(words['agreed' if decision == 'agree' else 'refused'])}</p>")
+
+
+def late_page(lang: str, deadline: str) -> str:
+    """An answer after the offer's deadline: not accepted, said in the citizen's language."""
+    words = _WORDS[language_of(lang)]
+    return _page(lang, f"<p>{escape(words['late'].format(deadline=deadline))}</p>")
 
 
 def error_page(lang: str, code: str, detail: str) -> str:

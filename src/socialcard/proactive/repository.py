@@ -147,8 +147,9 @@ def offer_for_entity(
     ).first()
 
 
-def pending_offer_for_phone(session: Session, phone: str) -> Offer | None:
-    """The newest pending offer whose offer message went to this phone."""
+def pending_offer_for_phone(session: Session, phone: str, now: datetime) -> Offer | None:
+    """The newest pending offer, still within its deadline, whose offer message went to this
+    phone."""
     return session.scalars(
         select(Offer)
         .join(Message, Message.offer_id == Offer.id)
@@ -156,10 +157,35 @@ def pending_offer_for_phone(session: Session, phone: str) -> Offer | None:
             Message.phone == phone,
             Message.kind == MessageKind.OFFER,
             Offer.status == OfferStatus.PENDING,
+            Offer.deadline_at > now,
         )
         .order_by(Offer.created_at.desc(), Offer.id.desc())
         .limit(1)
     ).first()
+
+
+def late_offer_for_phone(session: Session, phone: str, now: datetime) -> Offer | None:
+    """The newest offer sent to this phone whose deadline has passed without an answer: lapsed,
+    or still pending because the lapse job has not run yet."""
+    return session.scalars(
+        select(Offer)
+        .join(Message, Message.offer_id == Offer.id)
+        .where(
+            Message.phone == phone,
+            Message.kind == MessageKind.OFFER,
+            Offer.status.in_((OfferStatus.PENDING, OfferStatus.LAPSED)),
+            Offer.deadline_at <= now,
+        )
+        .order_by(Offer.created_at.desc(), Offer.id.desc())
+        .limit(1)
+    ).first()
+
+
+def offers_by_ids(session: Session, offer_ids: Iterable[int]) -> dict[int, Offer]:
+    out: dict[int, Offer] = {}
+    for chunk in _chunks(sorted(set(offer_ids))):
+        out.update((o.id, o) for o in session.scalars(select(Offer).where(Offer.id.in_(chunk))))
+    return out
 
 
 def offers_to_remind(session: Session, now: datetime, limit: int) -> Sequence[Offer]:
@@ -251,6 +277,21 @@ def messages_to_send(session: Session, now: datetime, limit: int) -> Sequence[Me
         )
         .order_by(Message.id)
         .limit(limit)
+    ).all()
+
+
+_UNSENT = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.FAILED)
+
+
+def unsent_messages(
+    session: Session, *, person_id: int, offer_ids: Sequence[int]
+) -> Sequence[Message]:
+    """Messages not (yet) sent to a person or about these offers: queued, interrupted, failed."""
+    about = Message.person_id == person_id
+    if offer_ids:
+        about = about | Message.offer_id.in_(offer_ids)
+    return session.scalars(
+        select(Message).where(about, Message.status.in_(_UNSENT)).order_by(Message.id)
     ).all()
 
 
@@ -352,7 +393,8 @@ def active_assignments_of_family(session: Session, family_id: int) -> Sequence[A
 def active_assignments_of_person(session: Session, person_id: int) -> Sequence[Assignment]:
     return session.scalars(
         select(Assignment).where(
-            ((Assignment.person_id == person_id) | (Assignment.entity_id == person_id)),
+            (Assignment.person_id == person_id)
+            | ((Assignment.entity_type == "person") & (Assignment.entity_id == person_id)),
             Assignment.status == AssignmentStatus.ACTIVE,
         )
     ).all()
@@ -388,6 +430,21 @@ def pending_payment_orders(
         query = query.where(PaymentOrder.destination_kind == destination)
     rows = session.execute(query.order_by(PaymentOrder.id).limit(limit))
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+def pending_orders_of_deceased(session: Session, person_id: int) -> Sequence[PaymentOrder]:
+    """Unpaid orders that a death stops: those paying the person, and those of a person
+    benefit the person held (paid to someone else, e.g. a child's to a parent)."""
+    return session.scalars(
+        select(PaymentOrder)
+        .join(Assignment, Assignment.id == PaymentOrder.assignment_id)
+        .where(
+            PaymentOrder.status == PaymentStatus.PENDING,
+            (PaymentOrder.person_id == person_id)
+            | ((Assignment.entity_type == "person") & (Assignment.entity_id == person_id)),
+        )
+        .order_by(PaymentOrder.id)
+    ).all()
 
 
 def payment_orders_of_assignment(session: Session, assignment_id: int) -> Sequence[PaymentOrder]:

@@ -15,7 +15,8 @@ from socialcard.core.errors import AppError, InvalidInput
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES, parse_json
 from socialcard.proactive import jobs, service
 from socialcard.proactive.enums import ConsentDecision, Destination
-from socialcard.proactive.pages import code_page, error_page, offer_page, result_page
+from socialcard.proactive.errors import OfferLate
+from socialcard.proactive.pages import code_page, error_page, late_page, offer_page, result_page
 from socialcard.proactive.schemas import (
     CampaignRead,
     CampaignRun,
@@ -52,7 +53,7 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
     "4XX": {
-        "description": "An error page (invalid or expired link, closed offer)",
+        "description": "An error page (invalid or expired link, closed offer, late answer)",
         "content": {"text/html": {"schema": {"type": "string"}}},
     },
     422: {
@@ -276,6 +277,8 @@ def delivery_receipt(session: DbSession, body: SignedBody) -> dict[str, bool]:
 
 
 def _error_html(exc: AppError) -> HTMLResponse:
+    if isinstance(exc, OfferLate):
+        return HTMLResponse(late_page(exc.language, exc.deadline), status_code=exc.status_code)
     return HTMLResponse(error_page("kk", exc.code, exc.message), status_code=exc.status_code)
 
 
@@ -286,7 +289,9 @@ def consent_page(token: Annotated[str, Path(max_length=200)], session: DbSession
         view = service.link_view(session, token=token)
     except AppError as exc:
         return _error_html(exc)
-    return HTMLResponse(offer_page(view.language, view.text, token, status=view.status))
+    return HTMLResponse(
+        offer_page(view.language, view.text, token, status=view.status, deadline=view.deadline)
+    )
 
 
 async def form_fields(request: Request) -> dict[str, str]:

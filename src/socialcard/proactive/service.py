@@ -9,6 +9,7 @@ no-op, so a crash at any point followed by a re-run leaves no duplicate.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +44,10 @@ from socialcard.proactive.enums import (
 )
 from socialcard.proactive.errors import (
     CampaignNotFound,
+    ExpiredLink,
     InvalidIban,
     OfferClosed,
+    OfferLate,
     OfferNotFound,
     PaymentOrderConflict,
     PaymentOrderNotFound,
@@ -206,8 +209,8 @@ def _queue_for_offer(
     session: Session, book: TextBook, offer: Offer, kind: MessageKind, **extra: str
 ) -> bool:
     contact = registry_service.contacts(session, [offer.person_id]).get(offer.person_id)
-    if contact is None:
-        return False
+    if contact is None or contact.death_on is not None:
+        return False  # the dead are never written to (the dispatcher checks again)
     phone = contact.phone
     lang = language_of(contact.language)
     values = {**_offer_values(offer, lang), **extra}
@@ -221,6 +224,55 @@ def _queue_for_offer(
         phone=phone,
         language=lang,
         values=values,
+    )
+
+
+# life and death ------------------------------------------------------------------------------
+
+
+def holder_of(entity_type: str, entity_id: int) -> int | None:
+    """The person a person benefit is for (None for a family benefit). A person benefit ends
+    with its holder: it is never re-addressed to a relative."""
+    return entity_id if entity_type == "person" else None
+
+
+def deaths_among(session: Session, person_ids: Iterable[int | None]) -> dict[int, date]:
+    """Which of these persons the registry records as dead now, with their death dates."""
+    ids = sorted({p for p in person_ids if p is not None})
+    if not ids:
+        return {}
+    return {
+        person_id: life.death_on
+        for person_id, life in registry_service.life_dates(session, ids).items()
+        if life.death_on is not None
+    }
+
+
+def _death_of(offer: Offer, deaths: dict[int, date]) -> str | None:
+    """Why an offer can no longer be answered or paid because of a death (None: all alive)."""
+    if offer.person_id in deaths:
+        return f"the recipient died on {deaths[offer.person_id].isoformat()}"
+    holder = holder_of(offer.entity_type, offer.entity_id)
+    if holder is not None and holder in deaths:
+        return f"the person the offer is for died on {deaths[holder].isoformat()}"
+    return None
+
+
+def is_late(offer: Offer, now: datetime) -> bool:
+    """An answer now would come after the offer's deadline (lapsed, or pending because the
+    lapse job has not run yet). The deadline is the same instant the lapse job uses."""
+    return offer.status == OfferStatus.LAPSED or (
+        offer.status == OfferStatus.PENDING and offer.deadline_at <= now
+    )
+
+
+def _late(session: Session, offer: Offer) -> OfferLate:
+    return OfferLate(
+        f"offer {offer.id}: the deadline to answer was {offer.deadline_at:%d.%m.%Y %H:%M} UTC; "
+        "an answer after it is not recorded",
+        language=person_language(session, offer.person_id),
+        deadline=offer.deadline_at.strftime("%d.%m.%Y"),
+        details=[{"field": "offer_id", "reason": "answered after the deadline"}],
     )
 
 
@@ -328,6 +380,10 @@ def offer_candidates(
     book = book or TextBook(session)
     stats = OfferStats(eligible=len(candidates))
     contacts = registry_service.contacts(session, [c.person_id for c in candidates])
+    # A person benefit of someone recorded dead is never offered (to them or to a relative).
+    dead_holders = deaths_among(
+        session, (holder_of(c.entity_type, c.entity_id) for c in candidates)
+    )
     deadline = now + timedelta(days=settings.consent_days)
     remind = (
         deadline - timedelta(days=settings.reminder_days_before)
@@ -340,7 +396,11 @@ def offer_candidates(
         stats.by_region[candidate.region_kato] = stats.by_region.get(candidate.region_kato, 0) + 1
         reason = blocked.get(candidate.entity_id)
         contact = contacts.get(candidate.person_id)
-        if reason is None and (contact is None or contact.death_on is not None):
+        if reason is None and (
+            contact is None
+            or contact.death_on is not None
+            or holder_of(candidate.entity_type, candidate.entity_id) in dead_holders
+        ):
             reason = "deceased"
         if reason is not None:
             setattr(stats, reason, getattr(stats, reason) + 1)
@@ -438,9 +498,87 @@ def list_campaigns(session: Session, *, limit: int = 100) -> list[CampaignRead]:
 # sending --------------------------------------------------------------------------------------
 
 
+# What each kind of offer message needs of its offer when it is handed to the gateway; kinds
+# not listed need only a living recipient (and holder): an end notice, the answer to the
+# citizen's own SMS (help on an unclear reply, the reply to a late one), a sign-in code.
+_SEND_WHEN: dict[str, frozenset[str]] = {
+    MessageKind.OFFER: frozenset({OfferStatus.PENDING}),
+    MessageKind.REMINDER: frozenset({OfferStatus.PENDING}),
+    MessageKind.CODE: frozenset({OfferStatus.PENDING}),
+    MessageKind.LAPSED: frozenset({OfferStatus.LAPSED}),
+    MessageKind.CONFIRMATION: frozenset({OfferStatus.AGREED}),
+    MessageKind.REFUSAL: frozenset({OfferStatus.REFUSED}),
+}
+# Kinds that ask for an answer: pointless (and misleading) once the deadline has passed.
+_BEFORE_DEADLINE = frozenset({MessageKind.OFFER, MessageKind.REMINDER, MessageKind.CODE})
+
+
+def _hold_reason(
+    message: Message, offer: Offer | None, deaths: dict[int, date], now: datetime
+) -> str | None:
+    """Why a message must not be sent now (None: send it)."""
+    if message.person_id is not None and message.person_id in deaths:
+        return f"not sent: the recipient died on {deaths[message.person_id].isoformat()}"
+    if offer is None:
+        return None
+    holder = holder_of(offer.entity_type, offer.entity_id)
+    if holder is not None and holder in deaths and message.kind != MessageKind.ENDED:
+        return f"not sent: the person the offer is for died on {deaths[holder].isoformat()}"
+    wanted = _SEND_WHEN.get(message.kind)
+    if wanted is not None and offer.status not in wanted:
+        return f"not sent: the offer is {offer.status}"
+    if message.kind in _BEFORE_DEADLINE and offer.deadline_at <= now:
+        return "not sent: the offer's deadline has passed"
+    return None
+
+
+def _hold_back(session: Session, rows: Sequence[Message], now: datetime) -> dict[int, str]:
+    """The messages among `rows` that must not be sent, with the reason, read at this moment
+    from the registry (a death recorded after queueing, its event not yet processed) and from
+    the offers."""
+    offers = repository.offers_by_ids(session, (m.offer_id for m in rows if m.offer_id))
+    deaths = deaths_among(
+        session,
+        itertools.chain(
+            (m.person_id for m in rows),
+            (holder_of(o.entity_type, o.entity_id) for o in offers.values()),
+        ),
+    )
+    held: dict[int, str] = {}
+    for message in rows:
+        offer = offers.get(message.offer_id) if message.offer_id else None
+        reason = _hold_reason(message, offer, deaths, now)
+        if reason is not None:
+            held[message.id] = reason
+    return held
+
+
 def claim_messages(session: Session, *, limit: int, now: datetime) -> list[OutgoingSms]:
-    """Messages to send now, marked `sending` (kept on retry: same key, provider dedupes)."""
-    rows = repository.messages_to_send(session, now, limit)
+    """Messages to send now, marked `sending` (kept on retry: same key, provider dedupes).
+
+    Each is checked at this moment against its recipient's life and its offer's state: one to
+    a person recorded dead, or about an offer that no longer stands (cancelled, answered, past
+    its deadline, or for a holder who died), is `cancelled` with the reason and never sent."""
+    while True:
+        rows = repository.messages_to_send(session, now, limit)
+        if not rows:
+            return []
+        held = _hold_back(session, rows, now)
+        repository.update_messages(
+            session,
+            [
+                {
+                    "id": message_id,
+                    "status": MessageStatus.CANCELLED.value,
+                    "last_error": reason[:300],
+                    "next_attempt_at": None,
+                }
+                for message_id, reason in held.items()
+            ],
+        )
+        rows = [m for m in rows if m.id not in held]
+        if rows:
+            break  # else the next batch: the cancelled ones no longer match
     repository.set_message_status(
         session, [m.id for m in rows if m.status != MessageStatus.SENDING], MessageStatus.SENDING
     )
@@ -554,7 +692,8 @@ def decide(
     """Record an answer to a pending offer; on agreement assign and order the payment.
 
     Answering again with the same decision is a no-op; a different answer to a closed offer is
-    OfferClosed (409).
+    OfferClosed (409); an answer after the deadline is OfferLate (409), whether or not the
+    lapse job has run; an answer for a recipient or a holder recorded dead is OfferClosed.
     """
     now = now or utcnow()
     offer = repository.offer_by_id(session, offer_id)
@@ -563,12 +702,23 @@ def decide(
             f"no offer {offer_id}", details=[{"field": "offer_id", "reason": "unknown"}]
         )
     wanted = OfferStatus.AGREED if decision is ConsentDecision.AGREE else OfferStatus.REFUSED
+    if offer.status == wanted:
+        return OfferRead.model_validate(offer)
+    if is_late(offer, now):
+        raise _late(session, offer)
     if offer.status != OfferStatus.PENDING:
-        if offer.status == wanted:
-            return OfferRead.model_validate(offer)
         raise OfferClosed(
             f"offer {offer_id} is already {offer.status}",
             details=[{"field": "offer_id", "reason": f"offer is {offer.status}"}],
+        )
+    died = _death_of(
+        offer,
+        deaths_among(session, (offer.person_id, holder_of(offer.entity_type, offer.entity_id))),
+    )
+    if died is not None:
+        raise OfferClosed(
+            f"offer {offer_id} no longer stands: {died}",
+            details=[{"field": "offer_id", "reason": died}],
         )
     destination = Destination.WALLET
     normalized_iban = None
@@ -685,10 +835,21 @@ def receive_reply(
     if existing is not None:
         return InboundRead.model_validate(existing)
     number = normalize_phone(phone)
-    offer = repository.pending_offer_for_phone(session, number)
     decision = parse_reply(body)
+    offer = repository.pending_offer_for_phone(session, number, now)
+    late = False
+    if offer is None and decision is not None:
+        offer = repository.late_offer_for_phone(session, number, now)
+        late = offer is not None
+    if offer is not None and _death_of(
+        offer,
+        deaths_among(session, (offer.person_id, holder_of(offer.entity_type, offer.entity_id))),
+    ):
+        offer, late = None, False  # nothing is decided for, or written to, the dead
     if offer is None:
         outcome = InboundOutcome.NO_OFFER
+    elif late:
+        outcome = InboundOutcome.LATE
     elif decision is None:
         outcome = InboundOutcome.HELP
     else:
@@ -704,7 +865,9 @@ def receive_reply(
     )
     session.add(inbound)
     session.flush()
-    if offer is not None and decision is not None:
+    if offer is not None and late:
+        _refuse_late(session, offer=offer, inbound=inbound, phone=number, now=now)
+    elif offer is not None and decision is not None:
         decide(
             session,
             offer_id=offer.id,
@@ -730,9 +893,40 @@ def receive_reply(
     return InboundRead.model_validate(inbound)
 
 
+def _refuse_late(
+    session: Session, *, offer: Offer, inbound: InboundReply, phone: str, now: datetime
+) -> None:
+    """An SMS answer after the deadline: no consent, no payment; the offer lapses now if the
+    lapse job has not run (without the lapse notice: the reply says it), and the citizen is
+    told in their language that the answer came too late."""
+    if offer.status == OfferStatus.PENDING:
+        _lapse(session, None, offer, now)
+    language = person_language(session, offer.person_id)
+    _queue(
+        session,
+        TextBook(session),
+        key=f"inbound:{inbound.id}:late",
+        kind=MessageKind.LATE,
+        offer=offer,
+        person_id=offer.person_id,
+        phone=phone,
+        language=language,
+        values=_offer_values(offer, language),
+    )
+    session.flush()
+
+
 def offer_for_link(session: Session, *, token: str, now: datetime | None = None) -> Offer:
-    """The offer a signed link opens (InvalidLink / ExpiredLink / OfferNotFound)."""
-    offer_id = links.verify_token(token, now=now or utcnow())
+    """The offer a signed link opens (InvalidLink / ExpiredLink / OfferNotFound); a genuine
+    link that expired with its offer's deadline is OfferLate (the page says so)."""
+    now = now or utcnow()
+    try:
+        offer_id = links.verify_token(token, now=now)
+    except ExpiredLink as expired:
+        late = repository.offer_by_id(session, expired.offer_id) if expired.offer_id else None
+        if late is not None and is_late(late, now):
+            raise _late(session, late) from None
+        raise
     offer = repository.offer_by_id(session, offer_id)
     if offer is None:
         raise OfferNotFound("this offer no longer exists")
@@ -778,6 +972,8 @@ def decide_by_link(
         iban, decision = str(checked.payload["iban"]), ConsentDecision.AGREE
     elif decision is ConsentDecision.AGREE and iban:
         normalized = _checked_iban(iban)
+        if is_late(offer, now):
+            raise _late(session, offer)
         _ensure_pending(offer, ConsentDecision.AGREE)
         contact = registry_service.contacts(session, [offer.person_id]).get(offer.person_id)
         if contact is None or not contact.phone:
@@ -881,18 +1077,31 @@ def process_deadlines(
         reminded += int(_queue_for_offer(session, book, offer, MessageKind.REMINDER))
     lapsed = 0
     for offer in repository.offers_past_deadline(session, now, limit):
-        offer.status = OfferStatus.LAPSED
-        offer.decided_at = now
+        _lapse(session, book, offer, now)
         lapsed += 1
-        _queue_for_offer(session, book, offer, MessageKind.LAPSED)
     session.flush()
     return {"reminded": reminded, "lapsed": lapsed}
 
 
+def _lapse(session: Session, book: TextBook | None, offer: Offer, now: datetime) -> None:
+    """A pending offer whose deadline passed lapses; with a `book`, the recipient is told."""
+    offer.status = OfferStatus.LAPSED
+    offer.decided_at = now
+    if book is not None:
+        _queue_for_offer(session, book, offer, MessageKind.LAPSED)
+
+
 def end_assignment(
-    session: Session, *, assignment: Assignment, reason: str, on: date, notify: bool = True
+    session: Session,
+    *,
+    assignment: Assignment,
+    reason: str,
+    on: date,
+    notify: bool = True,
+    notice: str | None = None,
 ) -> bool:
-    """End an active assignment with a notice to the recipient; False if already ended."""
+    """End an active assignment with a notice to the recipient (its words: `notice`, else the
+    reason's); False if already ended."""
     if assignment.status != AssignmentStatus.ACTIVE:
         return False
     assignment.status = AssignmentStatus.ENDED
@@ -902,7 +1111,7 @@ def end_assignment(
         offer = repository.offer_by_id(session, assignment.offer_id)
         if offer is not None:
             lang = person_language(session, assignment.person_id)
-            words = END_REASONS.get(reason, END_REASONS["not_eligible"])
+            words = END_REASONS.get(notice or reason, END_REASONS["not_eligible"])
             _queue_for_offer(
                 session, TextBook(session), offer, MessageKind.ENDED, reason=words[lang]
             )
@@ -927,6 +1136,20 @@ def accrue(
         for a in repository.active_recurring_assignments(session, program_id)
         if a.from_on <= start
     ]
+    # A death recorded whose event is not processed yet: nothing more is ordered for the dead.
+    deaths = deaths_among(
+        session,
+        itertools.chain.from_iterable(
+            (a.person_id, holder_of(a.entity_type, a.entity_id)) for a in assignments
+        ),
+    )
+    living: list[Assignment] = []
+    for assignment in assignments:
+        if _end_for_death(session, assignment, deaths):
+            counts["ended"] += 1
+        elif assignment.status == AssignmentStatus.ACTIVE:
+            living.append(assignment)
+    assignments = living
     programs = sorted({a.program_id for a in assignments})
     stored = {} if online else eligibility.stored_amounts(session, period=period, programs=programs)
     amounts: dict[tuple[str, int], int] = {
@@ -972,6 +1195,59 @@ def accrue(
 
 
 # life events ----------------------------------------------------------------------------------
+
+
+def _end_for_death(session: Session, assignment: Assignment, deaths: dict[int, date]) -> bool:
+    """End an assignment whose recipient or (person benefit) holder is among `deaths`: the
+    benefit ends with its holder and nothing is paid to the dead. The recipient is told only
+    when alive (a parent whose child's benefit ends)."""
+    holder = holder_of(assignment.entity_type, assignment.entity_id)
+    if assignment.person_id in deaths:
+        died_on = deaths[assignment.person_id]
+    elif holder is not None and holder in deaths:
+        died_on = deaths[holder]
+    else:
+        return False
+    return end_assignment(
+        session,
+        assignment=assignment,
+        reason="death",
+        on=died_on,
+        notify=assignment.person_id not in deaths,
+        notice="holder_death",
+    )
+
+
+def cancel_for_death(
+    session: Session, *, person_id: int, died_on: date, now: datetime
+) -> dict[str, int]:
+    """What a death stops: the person's assignments (and person benefits they held) end, their
+    pending offers are cancelled, messages not yet sent to them or about those offers are
+    cancelled, and unpaid orders to them or of a person benefit they held are cancelled."""
+    counts = {"ended": 0, "offers_cancelled": 0, "messages_cancelled": 0, "orders_cancelled": 0}
+    deaths = {person_id: died_on}
+    for assignment in repository.active_assignments_of_person(session, person_id):
+        counts["ended"] += int(_end_for_death(session, assignment, deaths))
+    offer_ids: list[int] = []
+    for offer in repository.pending_offers_of_person(session, person_id):
+        offer.status = OfferStatus.CANCELLED
+        offer.decided_at = now
+        offer_ids.append(offer.id)
+    counts["offers_cancelled"] = len(offer_ids)
+    session.flush()
+    reason = f"not sent: the recipient or the person the offer is for died on {died_on}"
+    for message in repository.unsent_messages(session, person_id=person_id, offer_ids=offer_ids):
+        if message.kind == MessageKind.ENDED and message.person_id != person_id:
+            continue  # a living recipient's notice that the benefit ended
+        message.status = MessageStatus.CANCELLED
+        message.last_error = reason[:300]
+        message.next_attempt_at = None
+        counts["messages_cancelled"] += 1
+    for order in repository.pending_orders_of_deceased(session, person_id):
+        order.status = PaymentStatus.CANCELLED
+        counts["orders_cancelled"] += 1
+    session.flush()
+    return counts
 
 
 def _month(day: date) -> str:
@@ -1051,15 +1327,11 @@ def process_events(
     for event in events:
         month = _month(event.occurred_on)
         if event.kind == "death" and event.person_id is not None:
-            for assignment in repository.active_assignments_of_person(session, event.person_id):
-                counts["ended"] += int(
-                    end_assignment(
-                        session, assignment=assignment, reason="death", on=event.occurred_on
-                    )
-                )
-            for offer in repository.pending_offers_of_person(session, event.person_id):
-                offer.status = OfferStatus.CANCELLED
-                offer.decided_at = now
+            stopped = cancel_for_death(
+                session, person_id=event.person_id, died_on=event.occurred_on, now=now
+            )
+            for name, value in stopped.items():
+                counts[name] = counts.get(name, 0) + value
         family_id = event.family_id
         if family_id is None and event.person_id is not None:
             family_id = registry_service.current_family_id(session, person_id=event.person_id)
@@ -1304,14 +1576,24 @@ def pending_payment_orders(
     session: Session, *, limit: int = 1000, destination: Destination | None = None
 ) -> list[PaymentOrderRead]:
     """Payment orders waiting to be paid, oldest first, with the decision's entity (all, or
-    those to one destination: the wallet's own, or bank transfers)."""
+    those to one destination: the wallet's own, or bank transfers). Orders to a person, or of
+    a person benefit for a person, that the registry records as dead are left out even before
+    the death's event cancels them."""
+    rows = repository.pending_payment_orders(
+        session, limit, destination.value if destination else None
+    )
+    deaths = deaths_among(
+        session,
+        itertools.chain.from_iterable(
+            (o.person_id, holder_of(entity_type, entity_id)) for o, entity_type, entity_id in rows
+        ),
+    )
     return [
         PaymentOrderRead.model_validate(o).model_copy(
             update={"entity_type": entity_type, "entity_id": entity_id}
         )
-        for o, entity_type, entity_id in repository.pending_payment_orders(
-            session, limit, destination.value if destination else None
-        )
+        for o, entity_type, entity_id in rows
+        if o.person_id not in deaths and holder_of(entity_type, entity_id) not in deaths
     ]
 
 
@@ -1356,6 +1638,11 @@ def mark_payment_order_paid(
             f"payment order {order_id} is already paid under another reference",
             details=[{"field": "reference", "reason": "already paid"}],
         )
+    if order.status == PaymentStatus.CANCELLED:
+        raise PaymentOrderConflict(
+            f"payment order {order_id} is cancelled (a death stopped it) and must not be paid",
+            details=[{"field": "order_id", "reason": "cancelled"}],
+        )
     order.status = PaymentStatus.PAID
     order.paid_at = now or utcnow()
     order.external_reference = reference
@@ -1382,17 +1669,20 @@ class LinkView:
     offer_id: int
     language: str
     text: str
-    status: str
+    status: str  # the offer's, or `late` when its deadline has passed unanswered
+    deadline: str = ""
 
 
 def link_view(session: Session, *, token: str) -> LinkView:
     """The offer behind a signed link, as its page shows it."""
-    offer = offer_for_link(session, token=token)
+    now = utcnow()
+    offer = offer_for_link(session, token=token, now=now)
     return LinkView(
         offer_id=offer.id,
         language=person_language(session, offer.person_id),
         text=offer_page_text(session, offer),
-        status=offer.status,
+        status="late" if is_late(offer, now) else offer.status,
+        deadline=offer.deadline_at.strftime("%d.%m.%Y"),
     )
 
 

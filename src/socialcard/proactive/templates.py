@@ -49,6 +49,20 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "ru": "Срок ответа по выплате «{program}» истёк.",
         "en": "The time to answer about «{program}» has passed.",
     },
+    MessageKind.LATE: {
+        "kk": (
+            "«{program}» бойынша жауап мерзімі {deadline} өтіп кетті: жауабыңыз қабылданбады, "
+            "төлем тағайындалмады. Сұрақтар бойынша 1414 нөміріне хабарласыңыз."
+        ),
+        "ru": (
+            "Срок ответа по выплате «{program}» истёк {deadline}: ваш ответ не принят, "
+            "выплата не назначена. По вопросам обращайтесь по номеру 1414."
+        ),
+        "en": (
+            "The time to answer about «{program}» ended on {deadline}: your answer was not "
+            "accepted and nothing is assigned. For questions call 1414."
+        ),
+    },
     MessageKind.ENDED: {
         "kk": "«{program}» төлемі тоқтатылды: {reason}.",
         "ru": "Выплата «{program}» прекращена: {reason}.",
@@ -79,6 +93,12 @@ DEFAULTS: dict[str, dict[str, str]] = {
 
 END_REASONS: dict[str, dict[str, str]] = {
     "death": {"kk": "алушы қайтыс болды", "ru": "смерть получателя", "en": "the recipient died"},
+    # A person benefit of someone else (a child) paid to this recipient: its holder died.
+    "holder_death": {
+        "kk": "төлем тағайындалған адам қайтыс болды",
+        "ru": "смерть лица, которому назначена выплата",
+        "en": "the person it was granted for died",
+    },
     "not_eligible": {
         "kk": "құқық тоқтады",
         "ru": "право на выплату прекратилось",
