@@ -180,6 +180,17 @@ class TestKioskSession:
         notice = web.get("/kiosk?ended=timeout&lang=en")
         assert "Nothing of yours is kept" in notice.text
 
+    def test_the_start_page_ends_a_session_left_open(
+        self, web: TestClient, session: Session
+    ) -> None:
+        _card, chip_id, chip_key = _chip(session)
+        page = _set_up(web, session)
+        _start(web, page, chip_id, chip_key, PIN)
+        assert session.scalar(select(func.count()).select_from(KioskSession)) == 1
+        web.get("/kiosk?lang=en")
+        assert session.scalar(select(func.count()).select_from(KioskSession)) == 0
+        assert not web.cookies.get(KIOSK_COOKIE)
+
     def test_a_form_without_its_token_is_refused(self, web: TestClient, session: Session) -> None:
         _card, chip_id, chip_key = _chip(session)
         _set_up(web, session)

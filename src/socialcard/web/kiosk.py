@@ -111,8 +111,17 @@ def _ended(reason: str) -> Response:
 
 @router.get("/kiosk")
 def start_page(request: Request, session: DbSession) -> Response:
-    """Insert the card and type the PIN (or, on a kiosk not set up yet, enter its key)."""
-    return _start_page(request, device=_device(request, session))
+    """Insert the card and type the PIN (or, on a kiosk not set up yet, enter its key). A
+    session still open in this browser ends here: the start page never leaves one behind."""
+    device = _device(request, session)
+    token = request.cookies.get(SESSION_COOKIE)
+    if device is not None and token:
+        with contextlib.suppress(KioskSessionNotFound):
+            card_service.end_kiosk_session(session, token=token[:64], kiosk=device)
+    response = _start_page(request, device=device)
+    if token:
+        response.delete_cookie(SESSION_COOKIE, path=PATH)
+    return response
 
 
 @router.post("/kiosk/setup")

@@ -22,6 +22,13 @@
     window.location.replace(link.href);
   });
 
+  // A start page that answered a form (a wrong PIN) becomes a plain entry of the start page,
+  // so going back to it later never asks to send the form again.
+  var start = document.getElementById("kiosk-start");
+  if (start && start.getAttribute("data-replace")) {
+    window.history.replaceState(null, "", start.getAttribute("data-replace"));
+  }
+
   var box = document.getElementById("kiosk-session");
   if (!box) { wipeStorage(); return; }
   var idleMs = 1000 * parseInt(box.getAttribute("data-idle-seconds"), 10);
