@@ -143,6 +143,23 @@ class TestKioskSession:
         assert pin.tries_left == 0
         assert not web.cookies.get(KIOSK_COOKIE)
 
+    def test_past_the_cards_rate_the_page_says_to_wait(
+        self, web: TestClient, session: Session
+    ) -> None:
+        _card, chip_id, chip_key = _chip(session)
+        page = _set_up(web, session)
+        answers = [
+            _start(web, page, chip_id, chip_key, "0000")
+            for _ in range(get_settings().card.rate_per_card + 1)
+        ]
+        assert answers[-1].status_code == 429  # type: ignore[attr-defined]
+        assert answers[-1].headers["retry-after"]  # type: ignore[attr-defined]
+        assert "Too many attempts" in answers[-1].text  # type: ignore[attr-defined]
+        page = web.get("/kiosk?lang=ru").text
+        again = _start(web, page, chip_id, chip_key, PIN)
+        assert again.status_code == 429  # type: ignore[attr-defined]
+        assert "Слишком много попыток" in again.text  # type: ignore[attr-defined]
+
     def test_an_unknown_card_and_a_missing_pin_are_named(
         self, web: TestClient, session: Session
     ) -> None:

@@ -172,7 +172,7 @@ def start(request: Request, session: DbSession, form: SignInForm) -> Response:
             commit=session.commit,
         )
     except AppError as exc:
-        return _start_page(
+        refused = _start_page(
             request,
             device=device,
             error_key=_START_ERRORS.get(exc.code, "kiosk.failed"),
@@ -180,6 +180,8 @@ def start(request: Request, session: DbSession, form: SignInForm) -> Response:
             tries_left=exc.tries_left if isinstance(exc, PinWrong) else None,
             status_code=exc.status_code,
         )
+        refused.headers.update(exc.headers)  # Retry-After past a rate limit
+        return refused
     response = RedirectResponse(f"{PATH}/view", status_code=303)
     _cookie(response, SESSION_COOKIE, started.token)
     return response
