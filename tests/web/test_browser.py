@@ -30,6 +30,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 MONTH = "2026-03"
 CLOCK = "2026-03-10T04:00:00+00:00"
 PASSWORD = "browser-test-password-7"
+KIOSK_IDLE = 6
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -83,6 +84,8 @@ def site(
         "SOCIALCARD_PROACTIVE__PACK_PATH": str(REPO / "packs" / "kz"),
         "SOCIALCARD_PROACTIVE__OUTBOX_FILE": str(work / "sms.jsonl"),
         "SOCIALCARD_WEB__COOKIE_SECURE": "false",
+        # A kiosk session ends after this many idle seconds (120 in service; short here).
+        "SOCIALCARD_CARD__KIOSK_IDLE_SECONDS": str(KIOSK_IDLE),
         "SOCIALCARD_TEST_CWD": str(work),
     }
     env.pop("SOCIALCARD_CLOCK", None)
@@ -425,6 +428,98 @@ def test_merchant_redeems_a_voucher_and_sees_it_on_the_statement(
         totals = redemption_service.settlement(session, merchant_id=grocery, day_on=day)
     assert totals.captured_minor >= 500_00
     assert re.sub(r"\D", "", shown) == str(totals.net_minor)
+    visit.close()
+
+
+def _card_holder(engine: Engine) -> tuple[int, int]:
+    """(card id, person id) of an active card that has a tariff, from the demo's cards."""
+    from socialcard.card.models import Card
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Card.id, Card.person_id)
+            .where(Card.state == "active", Card.statuses.like('%"pensioner"%'))
+            .order_by(Card.id)
+            .limit(1)
+        ).first()
+    assert row is not None, "the demo issued no pensioner's card"
+    return int(row[0]), int(row[1])
+
+
+def test_a_kiosk_session_shows_the_citizens_view_then_ends_and_leaves_nothing(
+    site: dict[str, Any], browser: Any
+) -> None:
+    from socialcard.card import service as card_service
+    from socialcard.card.models import KioskSession
+    from socialcard.core.db import session_scope
+    from socialcard.security import service as security_service
+    from socialcard.security.schemas import Actor
+
+    engine = site["engine"]
+    card_id, _person_id = _card_holder(engine)
+    installer = Actor(key_id=None, name="browser-test", role="operator")
+    with session_scope() as session:
+        kiosk_key = security_service.create_api_key(session, name="kiosk-hall", role="kiosk").key
+        chip = card_service.issue_chip(session, card_id=card_id, actor=installer)
+        card_service.set_pin(session, card_id=card_id, pin="2468", actor=installer)
+    visit = Visit(browser, site["base"], "kiosk")
+    visit.go("/kiosk?lang=en")
+    visit.page.fill("#kiosk_key", kiosk_key)
+    visit.submit("main form[action='/kiosk/setup'] button")
+    visit.shot("ready")
+    # A wrong PIN first: the page says how many tries are left.
+    visit.page.fill("#chip_id", chip.chip_id)
+    visit.page.fill("#chip_key", chip.chip_key)
+    visit.page.fill("#pin", "0000")
+    visit.submit("main form[action='/kiosk/start'] button")
+    assert "Tries left: 2" in visit.page.locator("#kiosk-error").inner_text()
+    visit.shot("wrong-pin")
+    visit.page.fill("#chip_id", chip.chip_id)
+    visit.page.fill("#chip_key", chip.chip_key)
+    visit.page.fill("#pin", "2468")
+    visit.submit("main form[action='/kiosk/start'] button")
+    assert visit.page.url.endswith("/kiosk/view")
+    assert "Pensioner" in visit.page.locator("main").inner_text()
+    assert visit.page.locator("#kiosk-session[data-idle-seconds]").count() == 1
+    visit.shot("citizen-view")
+    # Left alone, the page ends the session and replaces itself: nothing personal remains.
+    visit.page.wait_for_url("**/kiosk?ended=timeout", timeout=(KIOSK_IDLE + 15) * 1000)
+    assert visit.page.locator("#kiosk-ended").count() == 1
+    assert "Pensioner" not in visit.page.content()
+    visit.shot("ended")
+    storage = visit.page.evaluate("() => [localStorage.length, sessionStorage.length]")
+    assert storage == [0, 0]
+    names = {c["name"] for c in visit.context.cookies()}
+    assert "sc_kiosk_session" not in names
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(KioskSession)).scalar() == 0
+    visit.page.go_back()
+    visit.page.wait_for_load_state()
+    assert "/kiosk/view" not in visit.page.url
+    assert "Pensioner" not in visit.page.content()
+    assert visit.page.locator("#kiosk-session").count() == 0
+    visit.shot("back")
+    # Asking for the view again gets the start page, not the citizen's data.
+    visit.go("/kiosk/view")
+    assert "ended=timeout" in visit.page.url
+    assert "Pensioner" not in visit.page.content()
+    visit.close()
+
+
+def test_a_citizen_sees_their_card_and_its_qr(site: dict[str, Any], browser: Any) -> None:
+    engine = site["engine"]
+    _card_id, person_id = _card_holder(engine)
+    visit = Visit(browser, site["base"], "citizen-card")
+    _citizen_sign_in(visit, site["outbox"], _national_id(engine, person_id))
+    visit.go("/citizen/card?lang=en")
+    assert "Pensioner" in visit.page.locator("main").inner_text()
+    visit.shot("card")
+    visit.page.select_option("#tariff", index=0)
+    visit.submit("main form[action='/citizen/card/qr'] button")
+    qr = visit.page.locator("figure.qr[role=img] svg")
+    assert qr.count() == 1
+    assert qr.bounding_box()["width"] >= 100
+    visit.shot("qr")
     visit.close()
 
 

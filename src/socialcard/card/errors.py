@@ -47,6 +47,11 @@ class PinNotSet(BusinessRuleViolation):
 class PinWrong(Unauthenticated):
     code = "pin_wrong"
 
+    def __init__(self, message: str, *, tries_left: int) -> None:
+        super().__init__(message)
+        # How many tries remain before the PIN is blocked (a kiosk page says so).
+        self.tries_left = tries_left
+
 
 class PinLocked(Forbidden):
     code = "pin_locked"

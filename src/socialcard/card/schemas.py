@@ -169,6 +169,27 @@ class KioskView(BaseModel):
     wallet: dict[str, Any]
 
 
+class HolderCard(BaseModel):
+    """A holder's own card as their pages show it: statuses and tariffs with titles."""
+
+    card: CardRead
+    statuses: list[StatusView]
+    tariffs: list[TariffView]
+
+
+class PassShown(BaseModel):
+    """One single-use pass copy presented with one tariff, as a QR code for a till."""
+
+    holder: HolderCard
+    tariff: TariffView
+    presentation: str
+    qr_svg: str
+    qr_version: int
+    presentation_bytes: int
+    pass_expires_at: datetime
+    binding_valid_seconds: int
+
+
 class ListPublished(BaseModel):
     signed: int
     lists: int

@@ -37,7 +37,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from socialcard.card import catalog as card_catalog
-from socialcard.card import repository, sdjwt, statuslist, tokens
+from socialcard.card import qr, repository, sdjwt, statuslist, tokens
 from socialcard.card.enums import BatchState, CardState, Verdict
 from socialcard.card.errors import (
     CardNotActive,
@@ -61,10 +61,12 @@ from socialcard.card.schemas import (
     ChipIssued,
     DecisionView,
     EventsProcessed,
+    HolderCard,
     KioskSessionStarted,
     KioskView,
     ListPublished,
     PassBatchRead,
+    PassShown,
     StatusView,
     SyncResult,
     TariffView,
@@ -306,6 +308,64 @@ def card_for_person(
             details=[field_error("person_id", "no card; the person holds no status")],
         )
     return card_view(session, card_id=card.id, actor=actor, purpose=purpose)
+
+
+def _language(lang: str) -> str:
+    return lang if lang in ("kk", "ru", "en") else "kk"
+
+
+def holder_card(
+    session: Session, *, person_id: int, actor: Actor, purpose: Purpose, lang: str = "kk"
+) -> HolderCard:
+    """A person's card with its statuses and tariffs titled in their language (audited)."""
+    card = card_for_person(session, person_id=person_id, actor=actor, purpose=purpose)
+    cat = the_catalog()
+    language = _language(lang)
+    return HolderCard(
+        card=card,
+        statuses=[
+            StatusView(code=s, title=cat.statuses[s].title[language])
+            for s in card.statuses
+            if s in cat.statuses
+        ],
+        tariffs=[
+            TariffView(code=t, title=cat.tariffs[t].title[language])
+            for t in card.tariffs
+            if t in cat.tariffs
+        ],
+    )
+
+
+def present_pass(
+    session: Session, *, person_id: int, tariff: str, actor: Actor, lang: str = "kk"
+) -> PassShown:
+    """What the phone shows at a till: one fresh single-use copy of the holder's pass,
+    presented with the one tariff asked and bound to now, as a QR code. The copy's holder key
+    exists only in this call (as it would only on the phone) and is dropped with it, so the
+    code cannot be presented again; a merchant accepts it within the binding's minute."""
+    shown = holder_card(
+        session, person_id=person_id, actor=actor, purpose=Purpose.SELF_SERVICE, lang=lang
+    )
+    titled = {t.code: t for t in shown.tariffs}
+    if tariff not in titled:
+        raise InvalidInput(
+            f"tariff: {tariff!r} is not one of this card's tariffs",
+            details=[field_error("tariff", "not one of the card's tariffs")],
+        )
+    keys, public = holder_keys_generated(1)
+    batch = issue_passes(session, card_id=shown.card.id, holder_keys=public)
+    presentation = present_for_demo(batch.passes[0], keys[0], tariff=tariff)
+    code = qr.make_qr(presentation)
+    return PassShown(
+        holder=shown,
+        tariff=titled[tariff],
+        presentation=presentation,
+        qr_svg=qr.svg(presentation),
+        qr_version=int(code.version),
+        presentation_bytes=len(qr.pack(presentation)),
+        pass_expires_at=batch.expires_at,
+        binding_valid_seconds=sdjwt.KB_MAX_AGE_SECONDS,
+    )
 
 
 # --- status lists -----------------------------------------------------------------------------
@@ -1206,7 +1266,7 @@ def verify_pin(session: Session, *, card_id: int, pin: str, commit: Callable[[],
         left = row.tries_left
         if left <= 0:
             raise PinLocked("wrong PIN; the PIN is now blocked; an operator must reset it")
-        raise PinWrong(f"wrong PIN; {left} tries left")
+        raise PinWrong(f"wrong PIN; {left} tries left", tries_left=left)
     repository.begin_write(session)
     row = repository.pin_for_update(session, card_id)
     if row is not None:
@@ -1334,6 +1394,16 @@ def kiosk_view(session: Session, *, token: str, kiosk: Actor, lang: str = "kk") 
         offers=[o.model_dump(mode="json") for o in offers.items],
         wallet=wallet.model_dump(mode="json"),
     )
+
+
+def touch_kiosk_session(session: Session, *, token: str, kiosk: Actor) -> None:
+    """The citizen is still at the kiosk (a key press, a touch): the idle clock restarts.
+    Nothing is read, so nothing is audited; an ended or timed-out session is not found."""
+    now = utcnow()
+    _kiosk_limit("kiosk", str(kiosk.key_id), get_settings().card.rate_per_kiosk)
+    row = _open_kiosk_session(session, token, now)
+    repository.touch_kiosk_session(session, row.id, now)
+    session.flush()
 
 
 def end_kiosk_session(session: Session, *, token: str, kiosk: Actor) -> None:

@@ -57,6 +57,11 @@ def audit_events(
     subject_type: str | None,
     subject_id: int | None,
     actor_key_id: int | None = None,
+    actor_prefix: str | None = None,
+    action_prefix: str | None = None,
+    purpose: str | None = None,
+    at_from: datetime | None = None,
+    at_before: datetime | None = None,
     offset: int,
     limit: int,
 ) -> tuple[Sequence[AuditEvent], int]:
@@ -67,6 +72,16 @@ def audit_events(
         query = query.where(AuditEvent.subject_id == subject_id)
     if actor_key_id is not None:
         query = query.where(AuditEvent.actor_key_id == actor_key_id)
+    if actor_prefix:
+        query = query.where(AuditEvent.actor_name.startswith(actor_prefix, autoescape=True))
+    if action_prefix:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    if purpose is not None:
+        query = query.where(AuditEvent.purpose == purpose)
+    if at_from is not None:
+        query = query.where(AuditEvent.at >= at_from)
+    if at_before is not None:
+        query = query.where(AuditEvent.at < at_before)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)).all()
     return rows, total

@@ -9,14 +9,14 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
 from socialcard.core.config import get_settings
 from socialcard.core.db import add_before_commit
-from socialcard.core.errors import field_error
+from socialcard.core.errors import InvalidInput, field_error
 from socialcard.security import chain, keyring, repository
 from socialcard.security.enums import SYSTEM_ROLE, Purpose, Role
 from socialcard.security.errors import (
@@ -34,6 +34,7 @@ from socialcard.security.schemas import (
     ApiKeyRead,
     ChainCheck,
 )
+from socialcard.wallet import business_day
 
 KEY_PREFIX = "sc_"
 
@@ -399,15 +400,31 @@ def list_audit_events(
     subject_type: str | None,
     subject_id: int | None,
     actor_key_id: int | None = None,
+    actor_prefix: str | None = None,
+    action_prefix: str | None = None,
+    purpose: Purpose | None = None,
+    on_or_after: date | None = None,
+    on_or_before: date | None = None,
     offset: int,
     limit: int,
 ) -> tuple[Sequence[AuditEvent], int]:
-    """Audit rows, newest first."""
+    """Audit rows, newest first; filtered by subject, acting key, actor (a name's start, e.g.
+    `staff:` or `citizen:42`), action (its start), purpose and local calendar days (the
+    business time zone's, both ends included)."""
+    if on_or_after is not None and on_or_before is not None and on_or_before < on_or_after:
+        raise InvalidInput(
+            "date_to: before date_from", details=[field_error("date_to", "before date_from")]
+        )
     return repository.audit_events(
         session,
         subject_type=subject_type,
         subject_id=subject_id,
         actor_key_id=actor_key_id,
+        actor_prefix=actor_prefix or None,
+        action_prefix=action_prefix or None,
+        purpose=purpose.value if purpose is not None else None,
+        at_from=business_day.day_bounds(on_or_after)[0] if on_or_after else None,
+        at_before=business_day.day_bounds(on_or_before)[1] if on_or_before else None,
         offset=offset,
         limit=limit,
     )

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from socialcard.card import service as card_service
+from socialcard.card.errors import CardNotFound
 from socialcard.core.deps import DbSession
 from socialcard.core.errors import AppError, InvalidInput
 from socialcard.proactive import jobs as proactive_jobs
@@ -223,3 +225,34 @@ def access_log(request: Request, session: DbSession, me: Citizen) -> Response:
         rows=rows,
         me_name=f"citizen:{person_id}",
     )
+
+
+@router.get("/citizen/card")
+def card(request: Request, session: DbSession, me: Citizen) -> Response:
+    """My statuses and my card, with a button that shows its pass as a QR code."""
+    lang = Translator(getattr(request.state, "lang", "kk")).lang
+    try:
+        held = card_service.holder_card(
+            session,
+            person_id=me.person_id or 0,
+            actor=actor_of(request, me),
+            purpose=Purpose.SELF_SERVICE,
+            lang=lang,
+        )
+    except CardNotFound:
+        held = None
+    return render(request, "citizen/card.html", section="card", held=held, shown=None)
+
+
+@router.post("/citizen/card/qr")
+def card_qr(request: Request, session: DbSession, me: Citizen, form: Form) -> Response:
+    """A fresh single-use pass with the tariff asked, as a QR code to show at a till."""
+    lang = Translator(getattr(request.state, "lang", "kk")).lang
+    shown = card_service.present_pass(
+        session,
+        person_id=me.person_id or 0,
+        tariff=form.get("tariff", "")[:40],
+        actor=actor_of(request, me),
+        lang=lang,
+    )
+    return render(request, "citizen/card.html", section="card", held=shown.holder, shown=shown)

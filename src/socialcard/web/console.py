@@ -7,6 +7,7 @@ personal data state a purpose, which the services write to the audit log.
 from __future__ import annotations
 
 import threading
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -766,13 +767,25 @@ def audit(
     me: AuditorUser,
     subject_type: Annotated[str | None, Query(max_length=20)] = None,
     subject_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    actor: Annotated[str | None, Query(max_length=80)] = None,
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    purpose: Annotated[str | None, Query(max_length=30)] = None,
+    date_from: Annotated[str | None, Query(max_length=10)] = None,
+    date_to: Annotated[str | None, Query(max_length=10)] = None,
     page: PageQuery = 1,
 ) -> Response:
-    """Who read whose data, when and why; newest first, filterable by subject."""
+    """Who read whose data, when and why; newest first, filterable by subject, actor, action,
+    purpose and date range."""
+    chosen_purpose = _choice(Purpose, purpose, "purpose")
     rows, total = security_service.list_audit_events(
         session,
         subject_type=subject_type or None,
         subject_id=subject_id,
+        actor_prefix=(actor or "").strip() or None,
+        action_prefix=(action or "").strip() or None,
+        purpose=chosen_purpose,
+        on_or_after=_day(date_from, "date_from"),
+        on_or_before=_day(date_to, "date_to"),
         offset=(page - 1) * 50,
         limit=50,
     )
@@ -782,5 +795,38 @@ def audit(
         section="audit",
         rows=rows,
         pager=_pages(total, page, 50),
-        form={"subject_type": subject_type, "subject_id": subject_id},
+        purposes=[p.value for p in Purpose],
+        form={
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "actor": actor or "",
+            "action": action or "",
+            "purpose": chosen_purpose.value if chosen_purpose else "",
+            "date_from": date_from or "",
+            "date_to": date_to or "",
+        },
     )
+
+
+def _choice(kind: type[Purpose], value: str | None, field: str) -> Purpose | None:
+    """An optional enum value from a filter form ("" is any); a bad one names its field."""
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{field}: not one of the choices", details=[{"field": field, "reason": "unknown"}]
+        ) from None
+
+
+def _day(value: str | None, field: str) -> date | None:
+    """An optional ISO date from a filter form ("" is none); a bad one names its field."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{field}: a date as YYYY-MM-DD", details=[{"field": field, "reason": "YYYY-MM-DD"}]
+        ) from None

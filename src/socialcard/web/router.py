@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from socialcard.web import admin, auth, citizen, console, errors, merchant, reports
+from socialcard.web import admin, auth, citizen, console, errors, kiosk, merchant, reports
 from socialcard.web.security import PageHeadersMiddleware
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -21,6 +21,7 @@ def install(app: FastAPI) -> None:
     app.include_router(reports.router)
     app.include_router(citizen.router)
     app.include_router(merchant.router)
+    app.include_router(kiosk.router)
     app.include_router(admin.router)
     app.add_middleware(PageHeadersMiddleware)
     errors.install(app)
