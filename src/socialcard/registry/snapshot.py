@@ -48,6 +48,10 @@ def _conform(table: Any, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+# As long as the application's own connections wait for a lock (core/db.py).
+_SQLITE_BUSY_MS = 30_000
+
+
 def _adbc_connect(database_url: str) -> Any:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -59,7 +63,17 @@ def _adbc_connect(database_url: str) -> Any:
         # last (in its library's view) checkpoints and deletes the WAL under the app's own
         # connections, which then write to an unlinked file and corrupt the database.
         path = quote(str(Path(url.database).resolve()))
-        return adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
+        connection = adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
+        # Wait for locks as the application's connections do (core/db.py). The first
+        # connection to open a WAL database that nobody has open rebuilds its index from the
+        # WAL (a writer that exits without closing its connections leaves one, megabytes
+        # after a rules run); the reads run on several connections at once, and without a
+        # busy handler the others failed at once with "database is locked" instead of
+        # waiting for that recovery, so a second `rules run` in a row failed.
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+            cursor.fetchall()
+        return connection
     import adbc_driver_postgresql.dbapi
 
     uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
