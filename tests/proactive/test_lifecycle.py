@@ -193,7 +193,9 @@ class TestAccrueFromTheStoredRun:
         online = self._accrue(online=True)
         with session_scope() as session:
             rules_service.run_rules(
-                session, period="2026-05", snapshot=rules_service.session_snapshot(session)
+                session,
+                period="2026-05",
+                snapshot=rules_service.session_snapshot(session, period="2026-05"),
             )
         stored = self._accrue(online=False)
         assert stored == online

@@ -13,7 +13,10 @@ from socialcard.registry.snapshot import (
     family_snapshot,
     registry_snapshot,
 )
+from socialcard.rules.engine.periods import Period
 from tests.factories import make_fact, make_family, make_person
+
+MARCH = Period.parse("2026-03")
 
 
 def test_batch_and_family_snapshots_agree(committed_engine: Engine, database_url: str) -> None:
@@ -39,7 +42,7 @@ def test_batch_and_family_snapshots_agree(committed_engine: Engine, database_url
         session.commit()
         family_id, lone_id = family.id, lone.id
 
-    persons, facts = registry_snapshot(database_url)
+    persons, facts = registry_snapshot(database_url, MARCH)
     assert persons.schema == PERSON_SCHEMA
     assert facts.schema == FACT_SCHEMA
     rows = {r["person_id"]: r for r in persons.to_pylist()}
@@ -48,7 +51,7 @@ def test_batch_and_family_snapshots_agree(committed_engine: Engine, database_url
     assert facts.num_rows == 2  # the superseded fact is not live
 
     with Session(committed_engine) as session:
-        one_persons, one_facts = family_snapshot(session, family_id)
+        one_persons, one_facts = family_snapshot(session, family_id, MARCH)
     assert sorted(one_persons.to_pylist(), key=lambda r: r["person_id"]) == sorted(
         (r for r in persons.to_pylist() if r["family_id"] == family_id),
         key=lambda r: r["person_id"],
