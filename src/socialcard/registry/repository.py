@@ -226,8 +226,8 @@ def _day(value: date) -> str:
 
 
 def snapshot_person_sql(start: date, end: date) -> str:
-    """Every person once per membership overlapping [start, end] (once without any), with
-    that membership's id, start and end (open for the deceased's last membership).
+    """Every person born by `end` once per membership overlapping [start, end] (once without
+    any), with that membership's id, start and end (open for the deceased's last membership).
 
     `snapshot.persons_as_of` picks each person's family for a period within the span.
     """
@@ -239,6 +239,7 @@ SELECT p.id AS person_id, m.family_id AS family_id, m.role AS role, p.sex AS sex
 FROM registry_person p
 LEFT JOIN registry_family_member m ON m.person_id = p.id AND m.from_on <= {_day(end)}
  AND (m.until_on IS NULL OR m.until_on >= {_day(start)} OR {_STAYS_AFTER_DEATH})
+WHERE p.birth_on <= {_day(end)}
 """
 
 

@@ -72,10 +72,12 @@ def _day_numbers(column: Any, missing: int) -> np.ndarray[Any, Any]:
 
 
 def persons_as_of(history: pa.Table, period: Span) -> pa.Table:
-    """Each person once, with the family and role of their latest membership that overlaps
-    the period (none: no family, a household of one to the rules)."""
+    """Each person born by the period's end once, with the family and role of their latest
+    membership that overlaps the period (none: no family, a household of one to the rules)."""
     epoch = date(1970, 1, 1)
     first, last = (period.start - epoch).days, (period.end - epoch).days
+    # Not born yet: not in the registry of the period (not a household of their own either).
+    history = history.filter(pc.less_equal(history.column("birth_on"), pa.scalar(period.end)))
     if history.num_rows == 0:
         return history.select(PERSON_SCHEMA.names).cast(PERSON_SCHEMA)
     pid = np.asarray(history.column("person_id").to_numpy(), dtype=np.int64)
