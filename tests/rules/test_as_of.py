@@ -225,7 +225,23 @@ class TestAsOfEachMonth:
             )
             (decision,) = got.decisions
             paid[month] = decision.eligible
+            if decision.eligible:
+                # Paid to the widow, not to the deceased head still on the family's record.
+                assert decision.person_id == history.people["wife"].id
         assert [m for m, eligible in paid.items() if eligible] == ["2026-10", "2026-11", "2026-12"]
+        run = service.run_rules(
+            session,
+            period="2026-11",
+            programs=["kz.survivor"],
+            pack_path=KZ,
+            snapshot=service.session_snapshot(session, period="2026-11"),
+        )
+        (stored,) = [
+            d
+            for d in service.eligible_decisions(session, run_id=run.id, program_id="kz.survivor")
+            if d.family_id == history.family.id
+        ]
+        assert stored.person_id == history.people["wife"].id
 
 
 @pytest.mark.parametrize("month", ["2026-02", "2026-09"])

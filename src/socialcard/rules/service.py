@@ -499,11 +499,16 @@ def _same_families(a: pa.Table, b: pa.Table) -> bool:
 
 
 def _heads(engine: Engine, person: pa.Table) -> pa.Table:
+    """Each family's recipient of its family decisions: the head; the deceased stay in their
+    family's record, so after the head's death the surviving spouse, else the first living
+    member (else, as before, the first member)."""
     engine.con.register("rules_person_snapshot", person)
     try:
         return engine.con.sql(
             "SELECT coalesce(family_id, -person_id) AS fkey,"
-            " coalesce(min(person_id) FILTER (WHERE role = 'head'), min(person_id))"
+            " coalesce(min(person_id) FILTER (WHERE role = 'head' AND death_on IS NULL),"
+            " min(person_id) FILTER (WHERE role = 'spouse' AND death_on IS NULL),"
+            " min(person_id) FILTER (WHERE death_on IS NULL), min(person_id))"
             " AS head_person_id FROM rules_person_snapshot GROUP BY 1 ORDER BY 1"
         ).to_arrow_table()
     finally:
@@ -1489,7 +1494,14 @@ def evaluate_family(
         raise FamilyNotFound(f"no family with id {family_id} (or it has no members in {when})")
     ids = person.column("person_id").to_pylist()
     roles = person.column("role").to_pylist()
-    head = next((pid for pid, role in zip(ids, roles, strict=True) if role == "head"), ids[0])
+    deaths = person.column("death_on").to_pylist()
+    # The recipient of family decisions, as a run records it (`_heads`): the living head,
+    # else the surviving spouse, else the first living member.
+    living = [(pid, role) for pid, role, d in zip(ids, roles, deaths, strict=True) if d is None]
+    head = next(
+        (pid for want in ("head", "spouse") for pid, role in living if role == want),
+        living[0][0] if living else ids[0],
+    )
     if lang is None:
         lang = languages.get(head) or "kk"
         if lang not in LANGUAGES:
