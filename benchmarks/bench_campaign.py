@@ -96,6 +96,7 @@ def main() -> int:
     from socialcard.proactive.models import Message, Offer
     from socialcard.registry import snapshot as registry_snapshot
     from socialcard.registry.population.loader import generate_population
+    from socialcard.rules.engine.periods import Period
     from tests.proactive.provider import ProviderState
 
     configure_logging("WARNING", json=False)
@@ -116,7 +117,7 @@ def main() -> int:
 
     # 1. eligibility (rules engine over the registry snapshot), reported separately
     start = clock()
-    snapshot = registry_snapshot.registry_snapshot(url)
+    snapshot = registry_snapshot.registry_snapshot(url, Period.parse(args.period))
     print(
         f"snapshot {snapshot[0].num_rows:,} persons, {snapshot[1].num_rows:,} facts: {since(start)}"
     )

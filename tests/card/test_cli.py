@@ -27,8 +27,9 @@ def _pensioner_with_run() -> int:
         make_fact(
             session, person, kind="pension", detail="retirement", quantity=30, amount_minor=None
         )
+        period = f"{today():%Y-%m}"
         rules_service.run_rules(
-            session, period=f"{today():%Y-%m}", snapshot=rules_service.session_snapshot(session)
+            session, period=period, snapshot=rules_service.session_snapshot(session, period=period)
         )
         return person.id
 

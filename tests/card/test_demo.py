@@ -25,7 +25,7 @@ def test_the_demo_shows_a_pass_verified_then_revoked(
     period = f"{today():%Y-%m}"
     with session_scope() as session:
         rules_service.run_rules(
-            session, period=period, snapshot=rules_service.session_snapshot(session)
+            session, period=period, snapshot=rules_service.session_snapshot(session, period=period)
         )
     out = StringIO()
     card_demo.run_demo_step(Console(file=out, width=200), period=period, var=tmp_path)

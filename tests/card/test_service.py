@@ -69,7 +69,7 @@ class TestSync:
             session, retired, kind="pension", detail="retirement", quantity=30, amount_minor=None
         )
         rules_service.run_rules(
-            session, period=period, snapshot=rules_service.session_snapshot(session)
+            session, period=period, snapshot=rules_service.session_snapshot(session, period=period)
         )
         result = service.sync_cards(session, period=period)
         assert result.created >= 6
@@ -222,12 +222,12 @@ class TestRevocation:
         period = f"{today():%Y-%m}"
         remembered: dict[str, int] = {}
         rules_service.run_rules(
-            session, period=period, snapshot=rules_service.session_snapshot(session)
+            session, period=period, snapshot=rules_service.session_snapshot(session, period=period)
         )
         first = service.watch_step(session, synced_runs=remembered)
         assert first["batches_revoked"] == 0  # the run found at start is only remembered
         rules_service.run_rules(
-            session, period=period, snapshot=rules_service.session_snapshot(session)
+            session, period=period, snapshot=rules_service.session_snapshot(session, period=period)
         )
         second = service.watch_step(session, synced_runs=remembered)
         assert second["batches_revoked"] == 1

@@ -110,13 +110,19 @@ class TestLifeEvents:
         with session_scope() as session:
             assert len(session.scalars(select(Offer)).all()) == first["offered"]
 
-    def test_death_of_a_child_ends_the_assignment_with_a_notice(self, proactive_env: Path) -> None:
+    def test_death_of_a_child_ends_the_assignment_from_the_next_month_with_a_notice(
+        self, proactive_env: Path
+    ) -> None:
         household = add_large_family(4)
         jobs.run_campaign(program_id=LARGE, period=PERIOD)
         _agree_all()
         _death(household, household.child_ids[0], date(2026, 3, 20))
         jobs.process_events_once()
+        # The child was alive on 1 March: the family still had four children in March.
+        assert _assignment(household).status == "active"
+        april = jobs.accrue(period="2026-04")
         assignment = _assignment(household)
+        assert april["ended"] == 1
         assert (assignment.status, assignment.end_reason) == ("ended", "not_eligible")
         with session_scope() as session:
             notice = session.scalars(select(Message).where(Message.kind == "ended")).one()
@@ -193,7 +199,9 @@ class TestAccrueFromTheStoredRun:
         online = self._accrue(online=True)
         with session_scope() as session:
             rules_service.run_rules(
-                session, period="2026-05", snapshot=rules_service.session_snapshot(session)
+                session,
+                period="2026-05",
+                snapshot=rules_service.session_snapshot(session, period="2026-05"),
             )
         stored = self._accrue(online=False)
         assert stored == online

@@ -538,6 +538,28 @@ class TestFacts:
         assert len(_events(session)) == before + 2
 
 
+class TestDeaths:
+    def test_a_death_before_the_birth_is_quarantined_and_the_good_rows_kept(self, session: Session):
+        young, old = person_row(birth_on=date(2001, 5, 5)), person_row(birth_on=date(1940, 1, 1))
+        _load_persons(session, young, old)
+
+        result, _ = _submit(
+            session,
+            "deaths",
+            [
+                {"national_id": young["national_id"], "valid_from": "2001-05-04"},
+                {"national_id": old["national_id"], "valid_from": "2026-01-20"},
+            ],
+        )
+
+        assert [(r.row_number, r.field) for r in result.rejected] == [(1, "valid_from")]
+        assert "before the person's birth date (2001-05-05)" in result.rejected[0].reason
+        assert result.rows_accepted == 1
+        assert _person(session, young["national_id"]).death_on is None
+        assert _person(session, old["national_id"]).death_on == date(2026, 1, 20)
+        assert _quarantine(session, result.id)[0][:2] == (1, "valid_from")
+
+
 class TestFamilyMembers:
     def _family(self, session: Session) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         head = person_row(birth_on=date(1980, 1, 1))
@@ -650,6 +672,67 @@ class TestFamilyMembers:
         ).all()
         assert [(m.until_on is None) for m in memberships] == [False, True]
         assert memberships[0].until_on == date(2024, 5, 1)
+
+    def test_a_membership_overlapping_another_of_the_person_is_quarantined(self, session: Session):
+        head, spouse, child = self._family(session)
+        h, s, c = (p["national_id"] for p in (head, spouse, child))
+        _submit(
+            session,
+            "family_members",
+            [
+                member_row(h, "F-1", "head", from_on="2020-01-01", until_on="2024-06-30"),
+                member_row(s, "F-1", "spouse", from_on="2021-01-01"),
+            ],
+            key="m1",
+        )
+
+        result, _ = _submit(
+            session,
+            "family_members",
+            [
+                # Opens while an ended membership still ran.
+                member_row(h, "F-2", "head", from_on="2024-03-01"),
+                # A past membership that ends inside another past one.
+                member_row(h, "F-3", "head", from_on="2018-01-01", until_on="2020-02-01"),
+                # A past membership that ends after the current one began.
+                member_row(s, "F-5", "head", from_on="2019-01-01", until_on="2022-01-01"),
+                # Good: begins the day the other ended (a move).
+                member_row(h, "F-2", "head", from_on="2024-06-30"),
+                member_row(c, "F-1", "child", from_on="2021-01-01"),
+                # Closed in this batch, then another opened before that end.
+                member_row(s, "F-1", "spouse", from_on="2021-01-01", until_on="2025-12-31"),
+                member_row(s, "F-7", "head", from_on="2025-06-01"),
+            ],
+            key="m2",
+        )
+
+        assert [(r.row_number, r.field) for r in result.rejected] == [
+            (1, "from_on"),
+            (2, "until_on"),
+            (3, "until_on"),
+            (7, "from_on"),
+        ]
+        assert "'F-1' from 2020-01-01 until 2024-06-30" in result.rejected[0].reason
+        assert "one family at a time" in result.rejected[0].reason
+        assert "'F-1' from 2021-01-01" in result.rejected[2].reason
+        assert "until 2025-12-31" in result.rejected[3].reason
+        assert result.rows_accepted == 3
+        quarantined = session.scalars(
+            select(QuarantinedRow.row_number).where(
+                QuarantinedRow.field.in_(["from_on", "until_on"])
+            )
+        ).all()
+        assert sorted(quarantined) == [1, 2, 3, 7]
+        spans = session.execute(
+            select(Family.ref, FamilyMember.from_on, FamilyMember.until_on)
+            .join(Family, Family.id == FamilyMember.family_id)
+            .where(FamilyMember.person_id == _person(session, h).id)
+            .order_by(FamilyMember.from_on)
+        ).all()
+        assert [tuple(r) for r in spans] == [
+            ("F-1", date(2020, 1, 1), date(2024, 6, 30)),
+            ("F-2", date(2024, 6, 30), None),
+        ]
 
     def test_unknown_person_is_quarantined(self, session: Session):
         result, _ = _submit(session, "family_members", [member_row(iin(), "F-1", "head")])

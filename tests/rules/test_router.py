@@ -35,7 +35,9 @@ def policy_headers(session: Session) -> dict[str, str]:
 
 @pytest.fixture
 def stored_run(session: Session, families: Families) -> int:
-    run = service.run_rules(session, period="2026-03", snapshot=service.session_snapshot(session))
+    run = service.run_rules(
+        session, period="2026-03", snapshot=service.session_snapshot(session, period="2026-03")
+    )
     return run.id
 
 

@@ -40,7 +40,11 @@ def families(session: Session) -> Families:
 def _run(session: Session, **kwargs: object) -> RunRead:
     return service.run_rules(
         session,
-        snapshot=service.session_snapshot(session),
+        snapshot=service.session_snapshot(
+            session,
+            period=str(kwargs["period"]),
+            months=int(kwargs.get("months", 1)),  # type: ignore[call-overload]
+        ),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -164,7 +168,8 @@ class TestRunRules:
         self, session: Session, kwargs: dict[str, object], field: str
     ):
         with pytest.raises(InvalidInput) as error:
-            service.run_rules(session, snapshot=service.session_snapshot(session), **kwargs)  # type: ignore[arg-type]
+            # The request is checked before the registry is read.
+            service.run_rules(session, **kwargs)  # type: ignore[arg-type]
         assert error.value.details[0]["field"] == field
 
 

@@ -77,7 +77,7 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
     period = f"{today():%Y-%m}"
     with session_scope() as session:
         run = rules_service.run_rules(
-            session, period=period, snapshot=rules_service.session_snapshot(session)
+            session, period=period, snapshot=rules_service.session_snapshot(session, period=period)
         )
     text = _run_chain(period)
     assert "Vouchers by type and region" in text

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from socialcard.registry.snapshot import family_snapshot
+from socialcard.rules.engine.periods import Period
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
 from socialcard.wellbeing import service
@@ -304,7 +305,7 @@ class TestFamilyCardValues:
         make_fact(
             session, mother, kind="property", detail="real_estate", amount_minor=None, quantity=1
         )
-        person, fact = family_snapshot(session, family.id)
+        person, fact = family_snapshot(session, family.id, Period.parse(PERIOD))
         service.score(session, methodology=methodology, period=PERIOD, person=person, fact=fact)
         before = len(_audit(session))
         card = service.family_card(

@@ -266,7 +266,7 @@ def engine_family_candidates(
 ) -> FamilyResult:
     """One family evaluated online (through the caller's session) for the given programs."""
     bound = parse_period(period)
-    persons, facts = registry_snapshot.family_snapshot(session, family_id)
+    persons, facts = registry_snapshot.family_snapshot(session, family_id, bound)
     out = FamilyResult()
     if persons.num_rows == 0:
         return out
@@ -401,7 +401,9 @@ def rules_run_for(session: Session, *, program_id: str, period: str, fresh: bool
         # SQLite: the rules service's ADBC snapshot reads the database file without its WAL (it
         # saw a stale registry in our tests), so hand it the snapshot read through the session.
         snapshot = (
-            registry_snapshot.registry_snapshot_in_session(session) if is_sqlite(session) else None
+            registry_snapshot.registry_snapshot_in_session(session, parse_period(period))
+            if is_sqlite(session)
+            else None
         )
         run = rules_service.run_rules(
             session, period=period, programs=[program_id], snapshot=snapshot, pack_path=pack_path()

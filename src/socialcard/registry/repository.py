@@ -7,7 +7,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Date, Row, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Date, Row, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from socialcard.core.clock import utcnow
@@ -208,43 +208,93 @@ def sample_family_ids(session: Session, limit: int) -> list[int]:
 # The batch path reads whole tables into Arrow over ADBC (COPY on PostgreSQL, the C API on
 # SQLite): an order of magnitude faster than fetching Python tuples for millions of rows.
 
-SNAPSHOT_PERSON_SQL = """
+# The registry as of a period (one rule for every reader: the rules engine, campaigns, the
+# well-being score and their exports). A person belongs, in a period, to the family of their
+# latest membership that overlaps it: a member at any time in the period counts for it (a
+# child born or joining on the 20th counts for that month, one who left on the 10th still
+# counts for it and not for the next), and of two families in one month the later one counts
+# (the one the person is in at the period's end, or last was). `until_on` is the last day of a
+# membership. The deceased stay members of their last family: a membership that ended on or
+# after the person's death (a death closes it) is read as open, so rules still count them in
+# the periods after their death, with their death date (`death_on`). Facts are those that began
+# by the period's end (the engine matches their validity to the period and its windows).
+_STAYS_AFTER_DEATH = "(p.death_on IS NOT NULL AND m.until_on >= p.death_on)"
+
+
+def _day(value: date) -> str:
+    return f"'{value.isoformat()}'"  # a date object's own text: nothing to escape
+
+
+def snapshot_person_sql(start: date, end: date) -> str:
+    """Every person born by `end` once per membership overlapping [start, end] (once without
+    any), with that membership's id, start and end (open for the deceased's last membership).
+
+    `snapshot.persons_as_of` picks each person's family for a period within the span.
+    """
+    return f"""
 SELECT p.id AS person_id, m.family_id AS family_id, m.role AS role, p.sex AS sex,
-       p.birth_on AS birth_on, p.death_on AS death_on, p.region_kato AS region_kato
+       p.birth_on AS birth_on, p.death_on AS death_on, p.region_kato AS region_kato,
+       m.id AS member_id, m.from_on AS from_on,
+       CASE WHEN {_STAYS_AFTER_DEATH} THEN NULL ELSE m.until_on END AS until_on
 FROM registry_person p
-LEFT JOIN registry_family_member m ON m.person_id = p.id AND m.until_on IS NULL
+LEFT JOIN registry_family_member m ON m.person_id = p.id AND m.from_on <= {_day(end)}
+ AND (m.until_on IS NULL OR m.until_on >= {_day(start)} OR {_STAYS_AFTER_DEATH})
+WHERE p.birth_on <= {_day(end)}
 """
 
-SNAPSHOT_FACT_SQL = """
+
+def snapshot_fact_sql(end: date) -> str:
+    """Live (not superseded) facts that began by `end`."""
+    return f"""
 SELECT person_id, kind, detail, qualifier, amount_minor, quantity, valid_from, valid_until, source
 FROM registry_fact
-WHERE superseded_at IS NULL
+WHERE superseded_at IS NULL AND valid_from <= {_day(end)}
 """
 
 
 def snapshot_rows_for_family(
-    session: Session, family_id: int
+    session: Session, family_id: int, *, start: date, end: date
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    """The snapshot rows (persons, facts) of one family's current members, through the session.
+    """The snapshot rows (persons, facts) of a family as of [start, end], through the session.
 
-    Each person row ends with the person's language (after the snapshot's person columns).
+    Person rows are those of `snapshot_person_sql` (each membership overlapping the span) of
+    every person with such a membership of this family, then the person's language; the caller
+    keeps the persons whose family in the period is this one. Facts as `snapshot_fact_sql`.
     """
+    member, person = FamilyMember.__table__.c, Person.__table__.c
+
+    def overlapping(m: Any, p: Any) -> tuple[Any, Any]:
+        stays = and_(p.death_on.is_not(None), m.until_on >= p.death_on)
+        return stays, and_(m.from_on <= end, or_(m.until_on.is_(None), m.until_on >= start, stays))
+
+    stays, overlaps = overlapping(member, person)
+    # Its own aliases: the same tables as the outer query would correlate it away.
+    m2, p2 = FamilyMember.__table__.alias("m2"), Person.__table__.alias("p2")
+    candidates = (
+        select(m2.c.person_id)
+        .select_from(m2.join(p2, p2.c.id == m2.c.person_id))
+        .where(m2.c.family_id == family_id, overlapping(m2.c, p2.c)[1])
+    )
     persons = session.execute(
         select(
-            Person.id,
-            FamilyMember.family_id,
-            FamilyMember.role,
-            Person.sex,
-            Person.birth_on,
-            Person.death_on,
-            Person.region_kato,
-            Person.language,
+            person.id,
+            member.family_id,
+            member.role,
+            person.sex,
+            person.birth_on,
+            person.death_on,
+            person.region_kato,
+            member.id,
+            member.from_on,
+            case((stays, None), else_=member.until_on),
+            person.language,
         )
-        .join(FamilyMember, FamilyMember.person_id == Person.id)
-        .where(FamilyMember.family_id == family_id, FamilyMember.until_on.is_(None))
-        .order_by(Person.id)
+        .select_from(Person.__table__)
+        .join(FamilyMember.__table__, member.person_id == person.id)
+        .where(person.id.in_(candidates), overlaps)
+        .order_by(person.id, member.id)
     ).all()
-    person_ids = [row[0] for row in persons]
+    person_ids = sorted({int(row[0]) for row in persons})
     facts = session.execute(
         select(
             Fact.person_id,
@@ -256,7 +306,9 @@ def snapshot_rows_for_family(
             Fact.valid_from,
             Fact.valid_until,
             Fact.source,
-        ).where(Fact.person_id.in_(person_ids), Fact.superseded_at.is_(None))
+        ).where(
+            Fact.person_id.in_(person_ids), Fact.superseded_at.is_(None), Fact.valid_from <= end
+        )
     ).all()
     return [tuple(r) for r in persons], [tuple(r) for r in facts]
 

@@ -1,9 +1,13 @@
 """Columnar snapshots of the registry (Arrow tables) for the rules engine and analytics.
 
 Two shapes, as the rules engine's input contract: `person` (one row per person with their
-current family and role) and `fact` (live, non-superseded facts). The whole-registry path reads
-over ADBC straight into Arrow; the one-family path reads through the caller's session, so it sees
-the caller's transaction.
+family and role as of a period) and `fact` (live, non-superseded facts that began by the
+period's end). Every read is as of a period: a person's family in a period is their latest
+membership overlapping it, and the deceased stay members of their last family
+(`repository.snapshot_person_sql` says why). The whole-registry path reads over ADBC straight
+into Arrow; the one-family path reads through the caller's session, so it sees the caller's
+transaction. A run of several periods reads the span once (`registry_history`) and takes each
+period's persons from it (`RegistryHistory.as_of`).
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -29,6 +36,102 @@ from socialcard.rules.engine import synthetic as engine_input
 # The rules engine owns its input contract; the registry produces exactly that shape.
 PERSON_SCHEMA = engine_input.PERSON_SCHEMA
 FACT_SCHEMA = engine_input.FACT_SCHEMA
+# The persons of a span: the contract's columns for each membership overlapping it (a person
+# without one: once, with nulls), and the membership's id, start and end (null: open).
+HISTORY_SCHEMA = pa.schema(
+    [
+        *PERSON_SCHEMA,
+        ("member_id", pa.int64()),
+        ("from_on", pa.date32()),
+        ("until_on", pa.date32()),
+    ]
+)
+
+
+class Span(Protocol):
+    """What a read is as of: a period (rules' `Period`) or any first and last day."""
+
+    @property
+    def start(self) -> date: ...
+
+    @property
+    def end(self) -> date: ...
+
+
+@dataclass(frozen=True)
+class Days:
+    """A span of days, first and last included."""
+
+    start: date
+    end: date
+
+
+def _day_numbers(column: Any, missing: int) -> np.ndarray[Any, Any]:
+    values = pc.fill_null(column.cast(pa.date32()).cast(pa.int32()), missing)
+    return np.asarray(values.to_numpy(), dtype=np.int64)
+
+
+def persons_as_of(history: pa.Table, period: Span) -> pa.Table:
+    """Each person born by the period's end once, with the family and role of their latest
+    membership that overlaps the period (none: no family, a household of one to the rules)."""
+    epoch = date(1970, 1, 1)
+    first, last = (period.start - epoch).days, (period.end - epoch).days
+    # Not born yet: not in the registry of the period (not a household of their own either).
+    history = history.filter(pc.less_equal(history.column("birth_on"), pa.scalar(period.end)))
+    if history.num_rows == 0:
+        return history.select(PERSON_SCHEMA.names).cast(PERSON_SCHEMA)
+    pid = np.asarray(history.column("person_id").to_numpy(), dtype=np.int64)
+    if pid.size > 1 and not bool(np.all(pid[1:] >= pid[:-1])):
+        order = np.argsort(pid, kind="stable")
+        history, pid = history.take(order), pid[order]
+    has = history.column("member_id").is_valid().to_numpy(zero_copy_only=False)
+    open_end = int(np.iinfo(np.int32).max)
+    from_on = _day_numbers(history.column("from_on"), open_end)
+    until_on = _day_numbers(history.column("until_on"), open_end)
+    holds = has & (from_on <= last) & (until_on >= first)
+    keep = np.ones(pid.size, dtype=bool)
+    same = pid[1:] == pid[:-1]
+    if bool(same.any()):
+        # Several memberships of one person: the latest that holds in the period wins.
+        several = np.zeros(pid.size, dtype=bool)
+        several[1:] |= same
+        several[:-1] |= same
+        rows = np.flatnonzero(several)
+        member = pc.fill_null(history.column("member_id"), 0).to_numpy()
+        order = rows[
+            np.lexsort((member[rows], np.where(holds, from_on, 0)[rows], holds[rows], pid[rows]))
+        ]
+        last_of_person = np.ones(order.size, dtype=bool)
+        last_of_person[:-1] = pid[order][1:] != pid[order][:-1]
+        keep[rows] = False
+        keep[order[last_of_person]] = True
+    chosen = history.filter(pa.array(keep))
+    holds_kept = pa.array(holds[keep])
+    columns = []
+    for field in PERSON_SCHEMA:
+        column = chosen.column(field.name)
+        if field.name in ("family_id", "role"):
+            column = pc.if_else(holds_kept, column, pa.nulls(chosen.num_rows, field.type))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=PERSON_SCHEMA)
+
+
+@dataclass(frozen=True)
+class RegistryHistory:
+    """The registry over a span of periods: `as_of` gives each period's (person, fact)."""
+
+    persons: pa.Table  # HISTORY_SCHEMA
+    facts: pa.Table  # FACT_SCHEMA, the facts that began by the span's end
+    span: Days
+
+    def as_of(self, period: Span) -> tuple[pa.Table, pa.Table]:
+        """The (person, fact) tables as of a period within the span."""
+        if period.start < self.span.start or period.end > self.span.end:
+            raise ValueError(
+                f"{period.start}..{period.end} is outside the span read"
+                f" ({self.span.start}..{self.span.end})"
+            )
+        return persons_as_of(self.persons, period), self.facts
 
 
 def _conform(table: Any, schema: pa.Schema) -> pa.Table:
@@ -48,6 +151,10 @@ def _conform(table: Any, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+# As long as the application's own connections wait for a lock (core/db.py).
+_SQLITE_BUSY_MS = 30_000
+
+
 def _adbc_connect(database_url: str) -> Any:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -59,15 +166,26 @@ def _adbc_connect(database_url: str) -> Any:
         # last (in its library's view) checkpoints and deletes the WAL under the app's own
         # connections, which then write to an unlinked file and corrupt the database.
         path = quote(str(Path(url.database).resolve()))
-        return adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
+        connection = adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
+        # Wait for locks as the application's connections do (core/db.py). The first
+        # connection to open a WAL database that nobody has open rebuilds its index from the
+        # WAL (a writer that exits without closing its connections leaves one, megabytes
+        # after a rules run); the reads run on several connections at once, and without a
+        # busy handler the others failed at once with "database is locked" instead of
+        # waiting for that recovery, so a second `rules run` in a row failed.
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+            cursor.fetchall()
+        return connection
     import adbc_driver_postgresql.dbapi
 
     uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
     return adbc_driver_postgresql.dbapi.connect(uri)
 
 
-def registry_snapshot(database_url: str) -> tuple[pa.Table, pa.Table]:
-    """The whole registry as (person, fact) Arrow tables, read over ADBC (committed data).
+def registry_snapshot(database_url: str, period: Span) -> tuple[pa.Table, pa.Table]:
+    """The whole registry as of a period as (person, fact) Arrow tables, read over ADBC
+    (committed data).
 
     On SQLite the read runs in a child process: the ADBC driver links its own copy of SQLite,
     and two copies in one process break SQLite's POSIX locks (closing the driver's file drops
@@ -75,9 +193,22 @@ def registry_snapshot(database_url: str) -> tuple[pa.Table, pa.Table]:
     "disk I/O error", commits other processes never see). The child hands the tables back as
     Arrow IPC files, memory-mapped without a copy.
     """
+    span = Days(period.start, period.end)
     if make_url(database_url).get_backend_name() == "sqlite":
-        return _read_in_child(database_url)
-    return _read_adbc(database_url)
+        persons, facts = _read_in_child(database_url, span, resolve=True)
+        return persons, facts
+    history, facts = _read_adbc(database_url, span)
+    return persons_as_of(history, span), facts
+
+
+def registry_history(database_url: str, first: Span, last: Span) -> RegistryHistory:
+    """The whole registry over the periods from `first` to `last` (read once, over ADBC)."""
+    span = Days(first.start, last.end)
+    if make_url(database_url).get_backend_name() == "sqlite":
+        persons, facts = _read_in_child(database_url, span, resolve=False)
+    else:
+        persons, facts = _read_adbc(database_url, span)
+    return RegistryHistory(persons, facts, span)
 
 
 # The fact table is read in this many id ranges, in parallel with the persons (the read is
@@ -98,34 +229,36 @@ def _fetch(database_url: str, sql: str) -> pa.Table:
         return cursor.fetch_arrow_table()
 
 
-def _read_adbc(database_url: str) -> tuple[pa.Table, pa.Table]:
+def _read_adbc(database_url: str, span: Days) -> tuple[pa.Table, pa.Table]:
+    """(history persons, facts) of the span."""
+    fact_sql = repository.snapshot_fact_sql(span.end)
     bounds = _fetch(database_url, "SELECT min(id) AS lo, max(id) AS hi FROM registry_fact")
     low, high = (bounds.column(name)[0].as_py() for name in ("lo", "hi"))
-    queries = [repository.SNAPSHOT_PERSON_SQL]
+    queries = [repository.snapshot_person_sql(span.start, span.end)]
     if low is None:
-        queries.append(repository.SNAPSHOT_FACT_SQL)
+        queries.append(fact_sql)
     else:
         step = (int(high) - int(low)) // FACT_PARTS + 1
         queries += [
-            f"{repository.SNAPSHOT_FACT_SQL} AND id >= {int(low) + i * step}"
-            f" AND id < {int(low) + (i + 1) * step}"
+            f"{fact_sql} AND id >= {int(low) + i * step} AND id < {int(low) + (i + 1) * step}"
             for i in range(FACT_PARTS)
         ]
     with ThreadPoolExecutor(len(queries)) as pool:
         tables = list(pool.map(lambda sql: _fetch(database_url, sql), queries))
-    persons = _conform(tables[0], PERSON_SCHEMA)
+    persons = _conform(tables[0], HISTORY_SCHEMA)
     facts = pa.concat_tables([_conform(t, FACT_SCHEMA) for t in tables[1:]])
     return persons, facts
 
 
-def _read_in_child(database_url: str) -> tuple[pa.Table, pa.Table]:
+def _read_in_child(database_url: str, span: Days, *, resolve: bool) -> tuple[pa.Table, pa.Table]:
     # In shared memory where there is one: the files are written once and mapped, not read.
     # (TemporaryDirectory makes a private, randomly named folder there.)
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
     with tempfile.TemporaryDirectory(prefix="socialcard-snapshot-", dir=shm) as folder:
         paths = [str(Path(folder) / "person.arrow"), str(Path(folder) / "fact.arrow")]
+        args = [database_url, span.start.isoformat(), span.end.isoformat()]
         completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
-            [sys.executable, "-m", __name__, database_url, *paths],
+            [sys.executable, "-m", __name__, *args, "as_of" if resolve else "history", *paths],
             capture_output=True,
             text=True,
             check=False,
@@ -145,36 +278,46 @@ def _write_ipc(table: pa.Table, path: str) -> None:
         writer.write_table(table)
 
 
-def family_snapshot(session: Session, family_id: int) -> tuple[pa.Table, pa.Table]:
-    """One family's current members and their live facts as (person, fact) Arrow tables."""
-    person_table, fact_table, _ = family_snapshot_with_languages(session, family_id)
+def family_snapshot(session: Session, family_id: int, period: Span) -> tuple[pa.Table, pa.Table]:
+    """One family's members as of a period and their facts as (person, fact) Arrow tables."""
+    person_table, fact_table, _ = family_snapshot_with_languages(session, family_id, period)
     return person_table, fact_table
 
 
 def family_snapshot_with_languages(
-    session: Session, family_id: int
+    session: Session, family_id: int, period: Span
 ) -> tuple[pa.Table, pa.Table, dict[int, str]]:
     """`family_snapshot` and each member's language, read in the same statements (the online
     eligibility check needs the head's language; one round trip fewer per request)."""
-    persons, facts = repository.snapshot_rows_for_family(session, family_id)
-    width = len(PERSON_SCHEMA.names)
-    person_table = pa.Table.from_pylist(
-        [dict(zip(PERSON_SCHEMA.names, row[:width], strict=True)) for row in persons],
-        schema=PERSON_SCHEMA,
+    persons, facts = repository.snapshot_rows_for_family(
+        session, family_id, start=period.start, end=period.end
     )
-    fact_table = pa.Table.from_pylist(
-        [dict(zip(FACT_SCHEMA.names, row, strict=True)) for row in facts], schema=FACT_SCHEMA
-    )
+    width = len(HISTORY_SCHEMA.names)
+    history = _table([row[:width] for row in persons], HISTORY_SCHEMA)
+    person_table = persons_as_of(history, period)
+    person_table = person_table.filter(pc.equal(person_table.column("family_id"), family_id))
+    members = set(person_table.column("person_id").to_pylist())
+    fact_table = _table([row for row in facts if row[0] in members], FACT_SCHEMA)
     languages = {int(row[0]): str(row[width]) for row in persons}  # type: ignore[call-overload]
     return person_table, fact_table, languages
 
 
-def registry_snapshot_in_session(session: Session) -> tuple[pa.Table, pa.Table]:
-    """The whole registry through the session (sees its transaction; for small stores)."""
+def registry_snapshot_in_session(session: Session, period: Span) -> tuple[pa.Table, pa.Table]:
+    """The whole registry as of a period through the session (sees its transaction; for
+    small stores)."""
+    history = registry_history_in_session(session, period, period)
+    return history.as_of(period)
+
+
+def registry_history_in_session(session: Session, first: Span, last: Span) -> RegistryHistory:
+    """`registry_history` through the session (sees its transaction; for small stores)."""
+    span = Days(first.start, last.end)
     connection = session.connection()
-    persons = connection.exec_driver_sql(repository.SNAPSHOT_PERSON_SQL).all()
-    facts = connection.exec_driver_sql(repository.SNAPSHOT_FACT_SQL).all()
-    return _table(persons, PERSON_SCHEMA), _table(facts, FACT_SCHEMA)
+    persons = connection.exec_driver_sql(repository.snapshot_person_sql(span.start, span.end))
+    facts = connection.exec_driver_sql(repository.snapshot_fact_sql(span.end))
+    return RegistryHistory(
+        _table(persons.all(), HISTORY_SCHEMA), _table(facts.all(), FACT_SCHEMA), span
+    )
 
 
 def _table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
@@ -191,9 +334,13 @@ def _table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
 
 
 def _main(argv: list[str]) -> int:
-    """The child of `_read_in_child`: URL, person file, fact file."""
-    database_url, person_path, fact_path = argv
-    persons, facts = _read_adbc(database_url)
+    """The child of `_read_in_child`: URL, first day, last day, `as_of` (one period's persons)
+    or `history` (every membership of the span), person file, fact file."""
+    database_url, start, end, shape, person_path, fact_path = argv
+    span = Days(date.fromisoformat(start), date.fromisoformat(end))
+    persons, facts = _read_adbc(database_url, span)
+    if shape == "as_of":
+        persons = persons_as_of(persons, span)
     _write_ipc(persons, person_path)
     _write_ipc(facts, fact_path)
     return 0

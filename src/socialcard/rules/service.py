@@ -6,8 +6,9 @@ The interface other domains use (the proactive campaigns call these):
   progress=None) -> RunRead`: evaluate every program of the pack over the whole registry for
   `months` consecutive periods from `period` and store the run, its per-program summary
   (version, parameters, legal basis, counts, cost), per-region counts and every decision with
-  its condition and variable values. Reads the committed registry over ADBC unless `snapshot`
-  (person, fact) Arrow tables are given (`session_snapshot(session)` reads through the session).
+  its condition and variable values, each period as of that period. Reads the committed
+  registry over ADBC unless a `snapshot` is given (`session_snapshot(session, period=...,
+  months=...)` reads through the session; (person, fact) Arrow tables serve every period).
   Writes through the session's connection; the caller commits.
 - `latest_run(session, *, period) -> RunRead | None`: the newest succeeded run of a period.
 - `eligible_decisions(session, *, run_id, program_id, period=None) -> Iterator[StoredDecision]`:
@@ -464,9 +465,54 @@ def create_run(
     return _run_read(run)
 
 
-def session_snapshot(session: Session) -> tuple[pa.Table, pa.Table]:
-    """The whole registry read through the session (sees its transaction; for small stores)."""
-    return registry_snapshot.registry_snapshot_in_session(session)
+# What a run reads: the registry over its periods (each period's families taken from it), or
+# (person, fact) tables given by the caller and used for every period.
+Snapshot = tuple[pa.Table, pa.Table] | registry_snapshot.RegistryHistory
+
+
+def session_snapshot(
+    session: Session, *, period: str, months: int = 1
+) -> registry_snapshot.RegistryHistory:
+    """The whole registry over a run's periods read through the session (sees its
+    transaction; for small stores)."""
+    periods = _periods(parse_period(period), months)
+    return registry_snapshot.registry_history_in_session(session, periods[0], periods[-1])
+
+
+def _read_registry(session: Session, periods: Sequence[Period]) -> Snapshot:
+    """The committed registry as of the run's periods, over ADBC (one period: its tables)."""
+    url = _bind_url(session)
+    if len(periods) == 1:
+        return registry_snapshot.registry_snapshot(url, periods[0])
+    return registry_snapshot.registry_history(url, periods[0], periods[-1])
+
+
+def _as_of(source: Snapshot, when: Period) -> tuple[pa.Table, pa.Table]:
+    if isinstance(source, registry_snapshot.RegistryHistory):
+        return source.as_of(when)
+    return source
+
+
+def _same_families(a: pa.Table, b: pa.Table) -> bool:
+    """Whether two person tables of one history give everyone the same family and role."""
+    return all(a.column(c).equals(b.column(c)) for c in ("person_id", "family_id", "role"))
+
+
+def _heads(engine: Engine, person: pa.Table) -> pa.Table:
+    """Each family's recipient of its family decisions: the head; the deceased stay in their
+    family's record, so after the head's death the surviving spouse, else the first living
+    member (else, as before, the first member)."""
+    engine.con.register("rules_person_snapshot", person)
+    try:
+        return engine.con.sql(
+            "SELECT coalesce(family_id, -person_id) AS fkey,"
+            " coalesce(min(person_id) FILTER (WHERE role = 'head' AND death_on IS NULL),"
+            " min(person_id) FILTER (WHERE role = 'spouse' AND death_on IS NULL),"
+            " min(person_id) FILTER (WHERE death_on IS NULL), min(person_id))"
+            " AS head_person_id FROM rules_person_snapshot GROUP BY 1 ORDER BY 1"
+        ).to_arrow_table()
+    finally:
+        engine.con.unregister("rules_person_snapshot")
 
 
 def _bind_url(session: Session) -> str:
@@ -479,7 +525,7 @@ def execute_run(
     session: Session,
     *,
     run_id: int,
-    snapshot: tuple[pa.Table, pa.Table] | None = None,
+    snapshot: Snapshot | None = None,
     progress: Progress | None = None,
     threads: int | None = None,
     read_before: float = 0.0,
@@ -503,7 +549,7 @@ def _execute(
     session: Session,
     *,
     run_id: int,
-    holder: list[tuple[pa.Table, pa.Table]],
+    holder: list[Snapshot],
     progress: Progress | None,
     threads: int | None,
     read_before: float,
@@ -525,24 +571,22 @@ def _execute(
     t0 = time.perf_counter()
     # Read before this session writes: on SQLite a reader on another connection while this
     # one holds the write lock can fail the commit ("locking protocol").
-    person, fact = (
-        holder.pop() if holder else registry_snapshot.registry_snapshot(_bind_url(session))
-    )
+    source = holder.pop() if holder else _read_registry(session, periods)
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
+        # Each period is decided with its own families (the registry as of the period); the
+        # engine is loaded again only when a period's families differ from the last one's.
+        person, fact = _as_of(source, periods[0])
         engine.load(person, fact, keep_tables=False)
-        engine.con.register("rules_person_snapshot", person)
-        heads = engine.con.sql(
-            "SELECT coalesce(family_id, -person_id) AS fkey,"
-            " coalesce(min(person_id) FILTER (WHERE role = 'head'), min(person_id))"
-            " AS head_person_id FROM rules_person_snapshot GROUP BY 1 ORDER BY 1"
-        ).to_arrow_table()
-        engine.con.unregister("rules_person_snapshot")
+        heads = _heads(engine, person)
         read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
         run.persons = person.num_rows
-        del person, fact
+        # Given tables serve every period: nothing to keep once DuckDB holds its copy.
+        history = source if isinstance(source, registry_snapshot.RegistryHistory) else None
+        loaded = person if history is not None else None  # to compare the next period's with
+        del source, person, fact
         evaluate_s = 0.0
         totals = {"families": 0, "decisions": 0, "eligible": 0}
         summaries: list[Any] = []
@@ -555,6 +599,15 @@ def _execute(
         try:
             for index, when in enumerate(periods):
                 tick("evaluate", index, len(periods))
+                if index > 0 and history is not None:
+                    person, fact = history.as_of(when)
+                    if loaded is None or not _same_families(person, loaded):
+                        t1 = time.perf_counter()
+                        engine.load(person, fact, keep_tables=False)
+                        heads = _heads(engine, person)
+                        read_s += time.perf_counter() - t1
+                    loaded = person
+                    del person, fact
                 stats = _run_period(
                     engine, run.id, when, plans, heads, writer, chunk_families or _CHUNK_FAMILIES
                 )
@@ -605,7 +658,7 @@ def run_rules(
     months: int = 1,
     programs: Sequence[str] | None = None,
     pack_path: str | Path | None = None,
-    snapshot: tuple[pa.Table, pa.Table] | None = None,
+    snapshot: Snapshot | None = None,
     progress: Progress | None = None,
     requested_by: str | None = None,
     threads: int | None = None,
@@ -613,15 +666,18 @@ def run_rules(
 ) -> RunRead:
     """Evaluate the pack over the whole registry for the period(s) and store every decision.
 
-    The registry is read (committed data, over ADBC) before this session writes anything;
-    on SQLite, commit your own writes before calling, or pass `snapshot`. Outcome rows are
-    made and written `chunk_families` families at a time (default `_CHUNK_FAMILIES`).
+    Each period is decided with the registry as of that period (its families, the deceased
+    in their last family, its facts). The registry is read (committed data, over ADBC)
+    before this session writes anything; on SQLite, commit your own writes before calling,
+    or pass `snapshot` (`session_snapshot`; (person, fact) tables are used for every
+    period). Outcome rows are made and written `chunk_families` families at a time (default
+    `_CHUNK_FAMILIES`).
     """
-    _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
+    first, _ = _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
     read_before = 0.0
     if snapshot is None:
         t0 = time.perf_counter()
-        snapshot = registry_snapshot.registry_snapshot(_bind_url(session))
+        snapshot = _read_registry(session, _periods(first, months))
         read_before = time.perf_counter() - t0
     run = create_run(
         session,
@@ -1431,12 +1487,21 @@ def evaluate_family(
     plans = _select_plans(pack.compiled, when.kind, programs)
     _require_in_force(pack.compiled, when, plans)
     typed = parse_overrides(pack.compiled, overrides)
-    person, fact, languages = registry_snapshot.family_snapshot_with_languages(session, family_id)
+    person, fact, languages = registry_snapshot.family_snapshot_with_languages(
+        session, family_id, when
+    )
     if person.num_rows == 0:
-        raise FamilyNotFound(f"no family with id {family_id} (or it has no current members)")
+        raise FamilyNotFound(f"no family with id {family_id} (or it has no members in {when})")
     ids = person.column("person_id").to_pylist()
     roles = person.column("role").to_pylist()
-    head = next((pid for pid, role in zip(ids, roles, strict=True) if role == "head"), ids[0])
+    deaths = person.column("death_on").to_pylist()
+    # The recipient of family decisions, as a run records it (`_heads`): the living head,
+    # else the surviving spouse, else the first living member.
+    living = [(pid, role) for pid, role, d in zip(ids, roles, deaths, strict=True) if d is None]
+    head = next(
+        (pid for want in ("head", "spouse") for pid, role in living if role == want),
+        living[0][0] if living else ids[0],
+    )
     if lang is None:
         lang = languages.get(head) or "kk"
         if lang not in LANGUAGES:
@@ -1518,7 +1583,7 @@ def simulate_registry(
     person, fact = (
         snapshot
         if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session))
+        else registry_snapshot.registry_snapshot(_bind_url(session), when)
     )
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)

@@ -295,11 +295,11 @@ def score_registry(
     progress: Progress | None = None,
 ) -> RunRead:
     """Score the whole registry (committed data, read as an Arrow snapshot) for a period."""
-    checked_period(methodology, period)
+    parsed = checked_period(methodology, period)
     step = progress or (lambda _s, _d, _t: None)
     step("snapshot", 0, 1)
     t0 = time.perf_counter()
-    person, fact = registry_snapshot(database_url)
+    person, fact = registry_snapshot(database_url, parsed)
     timings = {"snapshot": time.perf_counter() - t0}
     step("snapshot", 1, 1)
     return score(
@@ -693,7 +693,8 @@ def _add_values(
     if m is None:
         card.values_note = "the methodology changed since this run: values not recomputed"
         return
-    person, fact = family_snapshot(session, card.family_id)
+    # The family as it was in the run's period, as the run scored it.
+    person, fact = family_snapshot(session, card.family_id, Period.parse(run.period))
     if person.num_rows == 0:
         card.values_note = "the family has no current members in the registry"
         return

@@ -538,6 +538,26 @@ def closed_memberships_of_persons(
     return found
 
 
+def ended_membership_spans(
+    session: Session, person_ids: Sequence[int]
+) -> dict[int, list[tuple[int, date, date]]]:
+    """(family id, from_on, until_on) of the ended memberships of these persons, by person."""
+    found: dict[int, list[tuple[int, date, date]]] = {}
+    for chunk in _chunks(list(dict.fromkeys(person_ids)), _in_chunk(session)):
+        rows = session.execute(
+            select(
+                FamilyMember.person_id,
+                FamilyMember.family_id,
+                FamilyMember.from_on,
+                FamilyMember.until_on,
+            ).where(FamilyMember.person_id.in_(chunk), FamilyMember.until_on.is_not(None))
+        )
+        for pid, fid, from_on, until in rows:
+            if until is not None:
+                found.setdefault(pid, []).append((fid, from_on, until))
+    return found
+
+
 def families_by_refs(session: Session, refs: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(list(dict.fromkeys(refs)), _in_chunk(session)):

@@ -828,8 +828,17 @@ class _MemberPlan:
         refs = [m.family_ref for _, m in rows]
         self.family_ids = repo.families_by_refs(session, refs)
         other_ids = {m.family_id for m in opened.values()} - set(self.family_ids.values())
+        ended = repo.ended_membership_spans(session, person_ids)
+        other_ids |= {fid for spans in ended.values() for fid, _, _ in spans}
+        other_ids -= set(self.family_ids.values())
         self.ref_of = {fid: ref for ref, fid in self.family_ids.items()}
         self.ref_of.update(repo.family_refs_by_ids(session, list(other_ids)))
+        # Each person's ended memberships (family ref, from, until), kept up to date as rows
+        # end or add memberships, so that no row makes two memberships of a person overlap.
+        self.ended: dict[int, list[tuple[str, date, date]]] = {
+            pid: [(self.ref_of[fid], start, end) for fid, start, end in spans]
+            for pid, spans in ended.items()
+        }
         self.current: dict[int, _Membership] = {
             pid: _Membership(self.ref_of[m.family_id], pid, m.role, m.from_on, None, m.member_id)
             for pid, m in opened.items()
@@ -872,6 +881,7 @@ class _MemberPlan:
             )
         if current is not None and current.role == row.role and current.from_on == row.from_on:
             return  # already recorded
+        self._check_overlap(person.id, row.from_on, None)
         self._check_roles(person.id, person.birth_on, row)
         family = self.members.setdefault(row.family_ref, {})
         if row.family_ref not in self.family_ids and row.family_ref not in self.new_families:
@@ -952,6 +962,7 @@ class _MemberPlan:
             family_id is not None and (person_id, family_id, row.until_on) in self.closed
         ) or key in self.closed_here:
             return  # this ended membership is already recorded
+        self._check_overlap(person_id, row.from_on, row.until_on)
         # A membership that ended before it reached us: kept as history, not a new event.
         if row.family_ref not in self.family_ids and row.family_ref not in self.new_families:
             self.new_families[row.family_ref] = row.region_kato
@@ -959,9 +970,33 @@ class _MemberPlan:
             _Membership(row.family_ref, person_id, row.role, row.from_on, row.until_on)
         )
         self.closed_here.add(key)
+        self.ended.setdefault(person_id, []).append((row.family_ref, row.from_on, row.until_on))
+
+    def _check_overlap(self, person_id: int, from_on: date, until_on: date | None) -> None:
+        """A person is a member of one family at a time: a new membership from `from_on`
+        until `until_on` (None: open) must not overlap another of the person's memberships.
+        Two may share their boundary day (one ends the day the next begins: a move, or a new
+        role; the registry's read counts the later one on that day)."""
+        spans: list[tuple[str, date, date | None]] = list(self.ended.get(person_id, []))
+        current = self.current.get(person_id)
+        if current is not None and until_on is not None:
+            # (An open row replaces the current membership or ends it where it begins.)
+            spans.append((current.ref, current.from_on, None))
+        for ref, start, end in spans:
+            if (until_on is None or start < until_on) and (end is None or from_on < end):
+                field = "from_on" if start <= from_on else "until_on"
+                until = "" if end is None else f" until {end.isoformat()}"
+                raise RowError(
+                    field,
+                    f"overlaps the person's membership of family {ref!r} from "
+                    f"{start.isoformat()}{until}; a person belongs to one family at a time",
+                )
 
     def _end(self, membership: _Membership, until_on: date) -> None:
         membership.until_on = until_on
+        self.ended.setdefault(membership.person_id, []).append(
+            (membership.ref, membership.from_on, until_on)
+        )
         if membership.member_id is not None:
             self.closes.append((membership.member_id, until_on))
         self.current.pop(membership.person_id, None)
