@@ -10,7 +10,7 @@ of times per import.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from socialcard.registry.enums import (
@@ -281,6 +281,7 @@ _FACT_SHAPE: dict[str, tuple[bool, bool, frozenset[str] | None]] = {
     FactKind.LOAN: (True, False, None),
     FactKind.BIRTH: (False, False, None),
     FactKind.DEATH: (False, False, None),
+    FactKind.SOCIAL_INSURANCE: (True, False, None),
 }
 
 
@@ -316,9 +317,21 @@ def validate_fact(
     valid_until = parse_date(row, "valid_until", required=False)
     if valid_until is not None and valid_until < valid_from:
         raise RowError("valid_until", "is before valid_from")
+    if kind == FactKind.SOCIAL_INSURANCE:
+        valid_from, valid_until = _contribution_month(valid_from, valid_until)
     return FactRow(
         national_id, kind, detail, qualifier, amount_minor, quantity, valid_from, valid_until
     )
+
+
+def _contribution_month(valid_from: date, valid_until: date | None) -> tuple[date, date]:
+    """A contribution is for one calendar month: from its first to its last day."""
+    if valid_from.day != 1:
+        raise RowError("valid_from", "a contribution month starts on the 1st")
+    last = (valid_from.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    if valid_until is not None and valid_until != last:
+        raise RowError("valid_until", f"a contribution month ends on {last.isoformat()}")
+    return valid_from, last
 
 
 def check_child_younger(

@@ -117,6 +117,8 @@ def _fact_fields(kind: FactKind) -> tuple[FieldSpec, ...]:
         fields.append(_f("qualifier", S, False, "cause: " + ", ".join(sorted(DISABILITY_CAUSES))))
     if kind is FactKind.STUDY:
         fields.append(_f("qualifier", S, False, "mode: full_time or part_time"))
+    if kind is FactKind.SOCIAL_INSURANCE:
+        fields.append(_f("amount_minor", INT, True, "contribution paid for the month, in tiyn"))
     if kind in (FactKind.INCOME, FactKind.LOAN):
         what = "monthly income" if kind is FactKind.INCOME else "outstanding principal"
         fields.append(_f("amount_minor", INT, True, f"{what} in tiyn (integer)"))
@@ -163,6 +165,12 @@ SOURCES: dict[str, SourceSpec] = {
         _fact_source("loans", FactKind.LOAN, "credit_bureau", "outstanding loans"),
         _fact_source("births", FactKind.BIRTH, "civil_registry", "registered births"),
         _fact_source("deaths", FactKind.DEATH, "civil_registry", "registered deaths"),
+        _fact_source(
+            "social_insurance",
+            FactKind.SOCIAL_INSURANCE,
+            "gfss",
+            "social insurance contributions, one row per person and month paid",
+        ),
     )
 }
 

@@ -61,6 +61,21 @@ FACT_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
+# Parent-child links: birth (mother, father), adoption (adoptive_mother, adoptive_father) and
+# guardianship (guardian), with the child's life dates so that a mother's children count
+# wherever they live, and the link's own validity.
+LINK_SCHEMA = pa.schema(
+    [
+        ("child_id", pa.int64()),
+        ("parent_id", pa.int64()),
+        ("relation", pa.string()),
+        ("child_birth_on", pa.date32()),
+        ("child_death_on", pa.date32()),
+        ("valid_from", pa.date32()),
+        ("valid_until", pa.date32()),
+        ("source", pa.string()),
+    ]
+)
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 
