@@ -728,9 +728,9 @@ class Program:
                 continue
             if carer["death_on"] is not None or int(parent) in deaths:
                 continue
-            rank = (CARER_PRIORITY[str(relation)], int(parent))
-            if int(child) not in carers or rank < carers[int(child)][0]:
-                carers[int(child)] = (rank, int(parent))
+            priority = (CARER_PRIORITY[str(relation)], int(parent))
+            if int(child) not in carers or priority < carers[int(child)][0]:
+                carers[int(child)] = (priority, int(parent))
         for row in people:
             row["birth_rank"] = ranks.get(row["person_id"])
             found = carers.get(row["person_id"])
