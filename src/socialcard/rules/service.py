@@ -525,13 +525,17 @@ def _execute(
     t0 = time.perf_counter()
     # Read before this session writes: on SQLite a reader on another connection while this
     # one holds the write lock can fail the commit ("locking protocol").
-    person, fact = (
-        holder.pop() if holder else registry_snapshot.registry_snapshot(_bind_url(session))
-    )
+    if holder:
+        person, fact = holder.pop()
+        link = registry_snapshot.registry_links_in_session(session)
+    else:
+        person, fact = registry_snapshot.registry_snapshot(_bind_url(session))
+        link = registry_snapshot.registry_links(_bind_url(session))
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
-        engine.load(person, fact, keep_tables=False)
+        engine.load(person, fact, link, keep_tables=False)
+        del link
         engine.con.register("rules_person_snapshot", person)
         heads = engine.con.sql(
             "SELECT coalesce(family_id, -person_id) AS fkey,"
@@ -1442,7 +1446,13 @@ def evaluate_family(
         if lang not in LANGUAGES:
             lang = "kk"
     try:
-        household = _evaluator(pack).evaluate(person, fact, when, overrides=typed or None)
+        household = _evaluator(pack).evaluate(
+            person,
+            fact,
+            when,
+            overrides=typed or None,
+            link=registry_snapshot.family_links(session, family_id),
+        )
     except EvaluationError as exc:
         raise RuleEvaluationFailed(str(exc)) from None
     chosen = {plan.program.id for plan in plans}
@@ -1515,15 +1525,16 @@ def simulate_registry(
     plans = _select_plans(pack.compiled, when.kind, None)
     _require_in_force(pack.compiled, when, plans)
     t0 = time.perf_counter()
-    person, fact = (
-        snapshot
-        if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session))
-    )
+    if snapshot is not None:
+        person, fact = snapshot
+        link = registry_snapshot.registry_links_in_session(session)
+    else:
+        person, fact = registry_snapshot.registry_snapshot(_bind_url(session))
+        link = registry_snapshot.registry_links(_bind_url(session))
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)
     try:
-        engine.load(person, fact)
+        engine.load(person, fact, link)
         try:
             result = simulate_loaded(engine, when, typed, sample=sample)
         except EvaluationError as exc:
