@@ -248,6 +248,7 @@ class TestSocialInsurance:
                     "national_id": worker["national_id"],
                     "amount_minor": "1750000",
                     "valid_from": "2026-02-01",
+                    "valid_until": "2026-02-28",
                 },
                 {
                     "national_id": worker["national_id"],
@@ -255,13 +256,20 @@ class TestSocialInsurance:
                     "valid_from": "2026-03-15",
                 },
                 {"national_id": worker["national_id"], "valid_from": "2026-04-01"},
+                {
+                    "national_id": worker["national_id"],
+                    "amount_minor": "1750000",
+                    "valid_from": "2026-05-01",
+                    "valid_until": "2026-05-30",
+                },
             ],
         )
 
-        assert (result.rows_accepted, result.rows_rejected) == (1, 2)
+        assert (result.rows_accepted, result.rows_rejected) == (1, 3)
         assert [(r.row_number, r.field) for r in result.rejected] == [
             (2, "valid_from"),
             (3, "amount_minor"),
+            (4, "valid_until"),
         ]
         fact = session.scalars(select(Fact).where(Fact.kind == "social_insurance")).one()
         assert (fact.detail, fact.source, fact.valid_from, fact.valid_until) == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from socialcard.registry.models import Person, PersonLink
@@ -102,3 +102,45 @@ class TestLineageInTheStore:
                 True,
                 272475_00,
             )
+
+
+class TestGeneratedPopulation:
+    def test_every_lineage_program_has_eligible_persons_in_the_generated_month(
+        self, committed_engine: Engine
+    ):
+        from socialcard.registry.population.loader import generate_population
+
+        generate_population(
+            committed_engine,
+            families=1500,
+            seed=5,
+            region="750000000",
+            as_of=date(2026, 3, 31),
+        )
+        period = PERIOD
+        with Session(committed_engine) as session:
+            run = service.run_rules(session, period=period)
+            session.commit()
+            apart = session.execute(
+                text(
+                    "SELECT count(*) FROM registry_person_link l"
+                    " JOIN registry_family_member c ON c.person_id = l.child_id"
+                    " AND c.until_on IS NULL JOIN registry_family_member p"
+                    " ON p.person_id = l.parent_id AND p.until_on IS NULL"
+                    " WHERE c.family_id <> p.family_id"
+                )
+            ).scalar_one()
+            assert apart > 0  # children living apart from their mother
+            counts = {
+                program: len(
+                    list(service.eligible_decisions(session, run_id=run.id, program_id=program))
+                )
+                for program in (
+                    "kz.job_loss",
+                    "kz.child_care",
+                    "kz.birth_allowance",
+                    "kz.base_pension",
+                )
+            }
+        print(counts)  # noqa: T201
+        assert all(count > 0 for count in counts.values()), counts

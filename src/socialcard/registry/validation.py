@@ -360,20 +360,20 @@ def validate_fact(
     if valid_until is not None and valid_until < valid_from:
         raise RowError("valid_until", "is before valid_from")
     if kind == FactKind.SOCIAL_INSURANCE:
-        valid_from, valid_until = _contribution_month(valid_from, valid_until)
+        valid_from, valid_until = _contribution_months(valid_from, valid_until)
     return FactRow(
         national_id, kind, detail, qualifier, amount_minor, quantity, valid_from, valid_until
     )
 
 
-def _contribution_month(valid_from: date, valid_until: date | None) -> tuple[date, date]:
-    """A contribution is for one calendar month: from its first to its last day."""
+def _contribution_months(valid_from: date, valid_until: date | None) -> tuple[date, date | None]:
+    """Contributions are paid per calendar month: a row covers whole months (from a 1st to a
+    month's last day; open while they are still being paid)."""
     if valid_from.day != 1:
-        raise RowError("valid_from", "a contribution month starts on the 1st")
-    last = (valid_from.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-    if valid_until is not None and valid_until != last:
-        raise RowError("valid_until", f"a contribution month ends on {last.isoformat()}")
-    return valid_from, last
+        raise RowError("valid_from", "contributions cover whole months: start on the 1st")
+    if valid_until is not None and (valid_until + timedelta(days=1)).day != 1:
+        raise RowError("valid_until", "contributions cover whole months: end on a month's last day")
+    return valid_from, valid_until
 
 
 def check_child_younger(
