@@ -14,14 +14,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, func, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from typer.testing import CliRunner
 
 from socialcard.cli.main import app
 from socialcard.core.clock import today, utcnow
 from socialcard.core.metadata import metadata
 from socialcard.registry.identifiers import make_iin, validate_iin
-from socialcard.registry.models import Event, Fact, Family, FamilyMember, Person
+from socialcard.registry.models import Event, Fact, Family, FamilyMember, Person, PersonLink
 from socialcard.registry.population.errors import GenerationError, SeedAlreadyGenerated
 from socialcard.registry.population.generator import Tables, iso_dates, optional_ints
 from socialcard.registry.population.loader import (
@@ -103,7 +103,22 @@ def _store_rows(engine: Engine) -> tuple[list[tuple[Any, ...]], ...]:
                 select(Fact, Person.national_id).join(Person, Person.id == Fact.person_id)
             )
         )
-    return families, persons, facts
+        parent = aliased(Person)
+        child = aliased(Person)
+        links = sorted(
+            (p, c, relation, _iso(since))
+            for p, c, relation, since in session.execute(
+                select(
+                    parent.national_id,
+                    child.national_id,
+                    PersonLink.relation,
+                    PersonLink.valid_from,
+                )
+                .join(parent, parent.id == PersonLink.parent_id)
+                .join(child, child.id == PersonLink.child_id)
+            )
+        )
+    return families, persons, facts, links
 
 
 def _generated_rows(**arguments: Any) -> tuple[list[tuple[Any, ...]], ...]:
@@ -111,6 +126,7 @@ def _generated_rows(**arguments: Any) -> tuple[list[tuple[Any, ...]], ...]:
     families: list[tuple[Any, ...]] = []
     persons: list[tuple[Any, ...]] = []
     facts: list[tuple[Any, ...]] = []
+    links: list[tuple[Any, ...]] = []
     for t in iter_tables(**arguments):
         families.extend(zip(t.family_ref.tolist(), t.family_kato.tolist(), strict=True))
         person_columns = (
@@ -143,7 +159,16 @@ def _generated_rows(**arguments: Any) -> tuple[list[tuple[Any, ...]], ...]:
             t.fact_source,
         )
         facts.extend(zip(*(c.tolist() for c in fact_columns), strict=True))
-    return sorted(families), sorted(persons), sorted(facts)
+        links.extend(
+            zip(
+                t.national_id[t.link_parent].tolist(),
+                t.link_child_nid.tolist(),
+                t.link_relation.tolist(),
+                iso_dates(t.link_from).tolist(),
+                strict=True,
+            )
+        )
+    return sorted(families), sorted(persons), sorted(facts), sorted(links)
 
 
 class TestGeneratePopulation:
@@ -511,5 +536,5 @@ def _indexes(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def _wipe_registry(engine: Engine) -> None:
     with engine.begin() as conn:
-        for model in (Fact, FamilyMember, Person, Family):
+        for model in (PersonLink, Fact, FamilyMember, Person, Family):
             conn.execute(model.__table__.delete())

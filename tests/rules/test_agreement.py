@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from socialcard.rules.engine import CompiledPack, Engine, OnlineEvaluator, Period
 from socialcard.rules.engine.explain import Decision
 from socialcard.rules.engine.loader import FACT_DETAILS
-from socialcard.rules.engine.synthetic import FACT_SCHEMA, PERSON_SCHEMA, generate
+from socialcard.rules.engine.synthetic import FACT_SCHEMA, LINK_SCHEMA, PERSON_SCHEMA, generate
 
 QUALIFIERS = {
     "disability": ["general_illness", "occupational", "from_childhood", "other", None],
@@ -61,7 +61,7 @@ def member(draw: st.DrawFn, start: date, first: bool) -> dict[str, Any]:
 
 
 @st.composite
-def population(draw: st.DrawFn) -> tuple[Period, list[list[dict[str, Any]]]]:
+def population(draw: st.DrawFn) -> tuple[Period, list[list[dict[str, Any]]], list[Any]]:
     period = Period.month(draw(st.integers(2024, 2026)), draw(st.integers(1, 12)))
     families = draw(
         st.lists(
@@ -72,7 +72,44 @@ def population(draw: st.DrawFn) -> tuple[Period, list[list[dict[str, Any]]]]:
             max_size=5,
         )
     )
-    return period, [list(f) for f in families]
+    count = sum(len(f) for f in families)
+    # Parent-child links between any two persons (ids 1..count), within and across families.
+    links = draw(
+        st.lists(
+            st.tuples(
+                st.integers(1, count),
+                st.integers(1, count),
+                st.sampled_from(
+                    ["mother", "father", "adoptive_mother", "adoptive_father", "guardian"]
+                ),
+                st.one_of(st.none(), st.integers(-400, 400)),
+            ),
+            max_size=2 * count,
+        )
+    )
+    return period, [list(f) for f in families], links
+
+
+def link_table(person: pa.Table, links: list[Any], start: date) -> pa.Table:
+    births = dict(zip(person["person_id"].to_pylist(), person["birth_on"].to_pylist(), strict=True))
+    deaths = dict(zip(person["person_id"].to_pylist(), person["death_on"].to_pylist(), strict=True))
+    return pa.Table.from_pylist(
+        [
+            {
+                "child_id": child,
+                "parent_id": parent,
+                "relation": relation,
+                "child_birth_on": births[child],
+                "child_death_on": deaths[child],
+                "valid_from": births[child],
+                "valid_until": None if until is None else start + timedelta(days=until),
+                "source": "zags",
+            }
+            for child, parent, relation, until in links
+            if child != parent
+        ],
+        schema=LINK_SCHEMA,
+    )
 
 
 def tables(families: list[list[dict[str, Any]]], loner: bool) -> tuple[pa.Table, pa.Table]:
@@ -118,13 +155,17 @@ def assert_agree(batch: Decision, online: Decision) -> None:
 
 
 def check_agreement(
-    compiled: CompiledPack, person: pa.Table, fact: pa.Table, period: Period
+    compiled: CompiledPack,
+    person: pa.Table,
+    fact: pa.Table,
+    period: Period,
+    link: pa.Table | None = None,
 ) -> int:
     engine = Engine(compiled, threads=1)
     online = OnlineEvaluator(compiled)
     online_sql = OnlineEvaluator(compiled, backend="duckdb")
     try:
-        engine.load(person, fact)
+        engine.load(person, fact, link)
         result = engine.evaluate(period)
         batch: dict[tuple[str, int], Decision] = {}
         for plan in compiled.programs:
@@ -142,8 +183,8 @@ def check_agreement(
             )
             p = person.filter(pc.fill_null(mask, False))
             f = fact.filter(pc.is_in(fact["person_id"], value_set=p["person_id"]))
-            decisions = online.evaluate(p, f, period).decisions
-            by_sql = online_sql.evaluate(p, f, period).decisions
+            decisions = online.evaluate(p, f, period, link=link).decisions
+            by_sql = online_sql.evaluate(p, f, period, link=link).decisions
             assert len(decisions) == len(by_sql)
             for decision, sql_decision in zip(decisions, by_sql, strict=True):
                 assert_agree(batch[(decision.program.id, decision.entity_id)], decision)
@@ -159,15 +200,15 @@ def check_agreement(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=population(), loner=st.booleans())
 def test_batch_and_online_agree_on_random_households(kz: CompiledPack, data, loner: bool) -> None:  # type: ignore[no-untyped-def]
-    period, families = data
+    period, families, links = data
     person, fact = tables(families, loner)
-    assert check_agreement(kz, person, fact, period) > 0
+    assert check_agreement(kz, person, fact, period, link_table(person, links, period.start)) > 0
 
 
 def test_batch_and_online_agree_on_a_synthetic_registry(kz: CompiledPack) -> None:
     period = Period.parse("2026-03")
     population = generate(40, seed=7, as_of=period.end)
-    assert check_agreement(kz, population.person, population.fact, period) > 100
+    assert check_agreement(kz, population.person, population.fact, period, population.link) > 100
 
 
 def test_the_russian_pack_agrees_too(ru: CompiledPack) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from socialcard.rules.engine import CompiledPack, Engine, Period
 from socialcard.rules.engine import vectorized as vz
 from socialcard.rules.engine.synthetic import generate
-from tests.rules.test_agreement import population, tables
+from tests.rules.test_agreement import link_table, population, tables
 from tests.rules.test_interpret import EXPRESSIONS, RANDOM_SQL, _same
 
 SCHEMA = pa.schema(
@@ -179,7 +179,12 @@ class TestRowsNotTaken:
 
 
 def run_both(
-    compiled: CompiledPack, person: pa.Table, fact: pa.Table, period: Period, **kwargs: Any
+    compiled: CompiledPack,
+    person: pa.Table,
+    fact: pa.Table,
+    period: Period,
+    link: pa.Table | None = None,
+    **kwargs: Any,
 ) -> tuple[dict[str, pa.Table], dict[str, pa.Table], str]:
     """The stage tables by numpy and by DuckDB, sorted by key; and the numpy run's path."""
     out: list[dict[str, pa.Table]] = []
@@ -187,7 +192,7 @@ def run_both(
     for vectorize in (True, False):
         engine = Engine(compiled, threads=1, vectorize=vectorize)
         try:
-            engine.load(person, fact)
+            engine.load(person, fact, link)
             result = engine.evaluate(period, **kwargs)
             if vectorize:
                 path = result.path
@@ -218,9 +223,10 @@ class TestStages:
     def test_numpy_and_duckdb_give_the_same_tables(  # type: ignore[no-untyped-def]
         self, kz: CompiledPack, data, loner: bool
     ) -> None:
-        period, families = data
+        period, families, links = data
         person, fact = tables(families, loner)
-        mine, duck, path = run_both(kz, person, fact, period)
+        link = link_table(person, links, period.start)
+        mine, duck, path = run_both(kz, person, fact, period, link)
         assert path == "numpy"
         assert_tables_equal(mine, duck)
 
@@ -233,7 +239,7 @@ class TestStages:
         compiled: CompiledPack = request.getfixturevalue(pack)
         period = Period.parse(month)
         registry = generate(400, seed=11, as_of=period.end)
-        mine, duck, path = run_both(compiled, registry.person, registry.fact, period)
+        mine, duck, path = run_both(compiled, registry.person, registry.fact, period, registry.link)
         assert path == "numpy"
         assert_tables_equal(mine, duck)
 

@@ -166,15 +166,20 @@ def _json_default(value: Any) -> Any:
 
 
 def batch_candidates(
-    snapshot: tuple[pa.Table, pa.Table], *, program_id: str, period: str
+    snapshot: tuple[pa.Table, pa.Table],
+    *,
+    program_id: str,
+    period: str,
+    link: pa.Table | None = None,
 ) -> Iterator[Candidate]:
-    """Every eligible decision of a program for a month over a registry snapshot."""
+    """Every eligible decision of a program for a month over a registry snapshot (and its
+    parent-child links, `registry_snapshot.registry_links`)."""
     check_program(program_id)
     bound = parse_period(period)
     persons, facts = snapshot
     engine = Engine(compiled_pack())
     try:
-        engine.load(persons, facts)
+        engine.load(persons, facts, link)
         result = engine.evaluate(bound)
         rows = result.to_arrow(program_id)
         recipients = _recipients(persons, bound)
@@ -270,7 +275,9 @@ def engine_family_candidates(
     out = FamilyResult()
     if persons.num_rows == 0:
         return out
-    household = _evaluator().evaluate(persons, facts, bound)
+    household = _evaluator().evaluate(
+        persons, facts, bound, link=registry_snapshot.family_links(session, family_id)
+    )
     recipients = _recipients(persons, bound).to_pylist()
     by_person = {r["person_id"]: r["recipient_id"] for r in recipients}
     family_recipient = next((r["family_recipient_id"] for r in recipients), None)

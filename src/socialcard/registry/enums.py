@@ -37,6 +37,7 @@ class FactKind(StrEnum):
     LOAN = "loan"
     BIRTH = "birth"
     DEATH = "death"
+    SOCIAL_INSURANCE = "social_insurance"
 
 
 # Allowed `detail` per kind, and the meaning of `qualifier`, `amount_minor` and `quantity`.
@@ -59,10 +60,23 @@ FACT_DETAILS: dict[FactKind, frozenset[str]] = {
     FactKind.LOAN: frozenset({"consumer", "mortgage"}),
     FactKind.BIRTH: frozenset({"registered"}),
     FactKind.DEATH: frozenset({"registered"}),
+    # one row per month a contribution was paid to the social insurance fund (ГФСС):
+    # valid_from..valid_until = that month, amount_minor = the contribution in tiyn
+    FactKind.SOCIAL_INSURANCE: frozenset({"contribution"}),
 }
 
 DISABILITY_CAUSES = frozenset({"general_illness", "occupational", "from_childhood", "other"})
 STUDY_MODES = frozenset({"full_time", "part_time"})
+
+
+class LinkRelation(StrEnum):
+    """How a person is linked to a child: by birth, adoption or guardianship."""
+
+    MOTHER = "mother"
+    FATHER = "father"
+    ADOPTIVE_MOTHER = "adoptive_mother"
+    ADOPTIVE_FATHER = "adoptive_father"
+    GUARDIAN = "guardian"
 
 
 class EventKind(StrEnum):

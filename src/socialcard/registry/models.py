@@ -120,6 +120,39 @@ class Fact(Base):
     )
 
 
+class PersonLink(Base):
+    """A parent-child link from one agency: birth (mother, father), adoption (adoptive_mother,
+    adoptive_father) or guardianship (guardian), valid from a date until a date. Rows are never
+    deleted: a correction from the same agency marks the older row superseded."""
+
+    __tablename__ = "registry_person_link"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("registry_person.id"), index=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("registry_person.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(20))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(40))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("registry_batch.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The natural key of a live link: the same child, parent and relation from one agency.
+        Index(
+            "uq_registry_person_link_live_key",
+            "child_id",
+            "parent_id",
+            "relation",
+            "source",
+            unique=True,
+            sqlite_where=text("superseded_at IS NULL"),
+            postgresql_where=text("superseded_at IS NULL"),
+        ),
+    )
+
+
 class Batch(Base):
     """One file or API batch from a source; its key makes a resend a no-op."""
 

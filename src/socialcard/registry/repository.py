@@ -8,10 +8,18 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Date, Row, Select, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from socialcard.core.clock import utcnow
-from socialcard.registry.models import Event, EventCursor, Fact, Family, FamilyMember, Person
+from socialcard.registry.models import (
+    Event,
+    EventCursor,
+    Fact,
+    Family,
+    FamilyMember,
+    Person,
+    PersonLink,
+)
 
 _ID_CHUNK = 900  # below SQLite's default limit of bound parameters per statement
 
@@ -311,6 +319,60 @@ def snapshot_rows_for_family(
         )
     ).all()
     return [tuple(r) for r in persons], [tuple(r) for r in facts]
+
+
+# Parent-child links with the child's life dates (the rules engine's `link` input).
+SNAPSHOT_LINK_SQL = """
+SELECT l.child_id AS child_id, l.parent_id AS parent_id, l.relation AS relation,
+       c.birth_on AS child_birth_on, c.death_on AS child_death_on,
+       l.valid_from AS valid_from, l.valid_until AS valid_until, l.source AS source
+FROM registry_person_link l
+JOIN registry_person c ON c.id = l.child_id
+WHERE l.superseded_at IS NULL
+"""
+
+
+def snapshot_links_for_persons(
+    session: Session, person_ids: Sequence[int]
+) -> list[tuple[object, ...]]:
+    """The live links of persons as child or parent, and every link of their parents (so a
+    mother's children count wherever they live), as SNAPSHOT_LINK_SQL's rows."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return []
+    parents: set[int] = set(ids)
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        parents.update(
+            int(p)
+            for p in session.scalars(
+                select(PersonLink.parent_id).where(
+                    PersonLink.child_id.in_(chunk), PersonLink.superseded_at.is_(None)
+                )
+            )
+        )
+    rows: dict[tuple[object, ...], None] = {}
+    child = aliased(Person)
+    columns = (
+        PersonLink.child_id,
+        PersonLink.parent_id,
+        PersonLink.relation,
+        child.birth_on,
+        child.death_on,
+        PersonLink.valid_from,
+        PersonLink.valid_until,
+        PersonLink.source,
+    )
+    for column, wanted in ((PersonLink.child_id, ids), (PersonLink.parent_id, sorted(parents))):
+        for start in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[start : start + _ID_CHUNK]
+            for row in session.execute(
+                select(*columns)
+                .join(child, child.id == PersonLink.child_id)
+                .where(column.in_(chunk), PersonLink.superseded_at.is_(None))
+            ):
+                rows[tuple(row)] = None
+    return list(rows)
 
 
 # --- Reads for other domains (through registry/service.py) -----------------------------------

@@ -36,6 +36,7 @@ from socialcard.rules.engine import synthetic as engine_input
 # The rules engine owns its input contract; the registry produces exactly that shape.
 PERSON_SCHEMA = engine_input.PERSON_SCHEMA
 FACT_SCHEMA = engine_input.FACT_SCHEMA
+LINK_SCHEMA = engine_input.LINK_SCHEMA
 # The persons of a span: the contract's columns for each membership overlapping it (a person
 # without one: once, with nulls), and the membership's id, start and end (null: open).
 HISTORY_SCHEMA = pa.schema(
@@ -333,9 +334,51 @@ def _table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(records, schema=schema)
 
 
+# --- parent-child links (the engine's `link` input) ------------------------------------------
+
+
+def registry_links(database_url: str) -> pa.Table:
+    """Every live parent-child link with the child's life dates, read over ADBC (committed
+    data); on SQLite in a child process, as `registry_snapshot`."""
+    if make_url(database_url).get_backend_name() != "sqlite":
+        return _conform(_fetch(database_url, repository.SNAPSHOT_LINK_SQL), LINK_SCHEMA)
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="socialcard-links-", dir=shm) as folder:
+        path = str(Path(folder) / "link.arrow")
+        completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
+            [sys.executable, "-m", __name__, "--links", database_url, path],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"reading the links failed: {completed.stderr.strip()[-2000:]}")
+        return _read_ipc(path)
+
+
+def registry_links_in_session(session: Session) -> pa.Table:
+    """Every live parent-child link through the session (sees its transaction)."""
+    rows = session.connection().exec_driver_sql(repository.SNAPSHOT_LINK_SQL).all()
+    return _table(rows, LINK_SCHEMA)
+
+
+def family_links(session: Session, family_id: int) -> pa.Table:
+    """The links one family's evaluation needs: its current members' as child or parent, and
+    every link of their parents (a mother's children wherever they live)."""
+    members = repository.member_ids_of(session, [family_id]).get(family_id, [])
+    return _table(repository.snapshot_links_for_persons(session, members), LINK_SCHEMA)
+
+
 def _main(argv: list[str]) -> int:
-    """The child of `_read_in_child`: URL, first day, last day, `as_of` (one period's persons)
-    or `history` (every membership of the span), person file, fact file."""
+    """The child of `_read_in_child` (URL, first day, last day, `as_of` for one period's persons
+    or `history` for every membership of the span, person file, fact file) or of
+    `registry_links` (`--links`, URL, link file)."""
+    if argv[0] == "--links":
+        _, database_url, link_path = argv
+        _write_ipc(
+            _conform(_fetch(database_url, repository.SNAPSHOT_LINK_SQL), LINK_SCHEMA), link_path
+        )
+        return 0
     database_url, start, end, shape, person_path, fact_path = argv
     span = Days(date.fromisoformat(start), date.fromisoformat(end))
     persons, facts = _read_adbc(database_url, span)

@@ -10,7 +10,7 @@ of times per import.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from socialcard.registry.enums import (
@@ -19,6 +19,7 @@ from socialcard.registry.enums import (
     STUDY_MODES,
     FactKind,
     Language,
+    LinkRelation,
     MemberRole,
 )
 from socialcard.registry.identifiers import IdentifierError, scheme_for
@@ -190,6 +191,47 @@ def validate_national_id(row: Mapping[str, Any], country: str = "KZ") -> str:
         raise RowError("national_id", str(exc)) from None
 
 
+def validate_other_national_id(
+    row: Mapping[str, Any], field: str, *, required: bool, country: str = "KZ"
+) -> str | None:
+    """Another person's national identifier in the row (a parent's), checked the same way."""
+    value = _text(row, field, required=required, max_len=20)
+    if value is None:
+        return None
+    try:
+        return scheme_for(country).validate(value).value
+    except IdentifierError as exc:
+        raise RowError(field, str(exc)) from None
+
+
+class LinkRow(NamedTuple):
+    national_id: str  # the child
+    parent_national_id: str
+    relation: str
+    valid_from: date
+    valid_until: date | None
+
+
+def validate_link(row: Mapping[str, Any], *, today: date, country: str = "KZ") -> LinkRow:
+    """A parent-child link: the child, the parent, the relation and its dates."""
+    national_id = validate_national_id(row, country)
+    parent = validate_other_national_id(row, "parent_national_id", required=True, country=country)
+    assert parent is not None  # noqa: S101 - required
+    if parent == national_id:
+        raise RowError("parent_national_id", "a person cannot be their own parent")
+    relation = _required_text(row, "relation", max_len=20)
+    allowed = {r.value for r in LinkRelation}
+    if relation not in allowed:
+        raise RowError("relation", f"must be one of {', '.join(sorted(allowed))}, got {relation!r}")
+    valid_from = _required_date(row, "valid_from")
+    if valid_from > today:
+        raise RowError("valid_from", f"is in the future ({valid_from.isoformat()})")
+    valid_until = parse_date(row, "valid_until", required=False)
+    if valid_until is not None and valid_until < valid_from:
+        raise RowError("valid_until", "is before valid_from")
+    return LinkRow(national_id, parent, relation, valid_from, valid_until)
+
+
 def validate_region(row: Mapping[str, Any], field: str = "region_kato") -> str:
     value = _required_text(row, field, max_len=9)
     if not is_known_kato(value):
@@ -281,6 +323,7 @@ _FACT_SHAPE: dict[str, tuple[bool, bool, frozenset[str] | None]] = {
     FactKind.LOAN: (True, False, None),
     FactKind.BIRTH: (False, False, None),
     FactKind.DEATH: (False, False, None),
+    FactKind.SOCIAL_INSURANCE: (True, False, None),
 }
 
 
@@ -316,9 +359,21 @@ def validate_fact(
     valid_until = parse_date(row, "valid_until", required=False)
     if valid_until is not None and valid_until < valid_from:
         raise RowError("valid_until", "is before valid_from")
+    if kind == FactKind.SOCIAL_INSURANCE:
+        valid_from, valid_until = _contribution_months(valid_from, valid_until)
     return FactRow(
         national_id, kind, detail, qualifier, amount_minor, quantity, valid_from, valid_until
     )
+
+
+def _contribution_months(valid_from: date, valid_until: date | None) -> tuple[date, date | None]:
+    """Contributions are paid per calendar month: a row covers whole months (from a 1st to a
+    month's last day; open while they are still being paid)."""
+    if valid_from.day != 1:
+        raise RowError("valid_from", "contributions cover whole months: start on the 1st")
+    if valid_until is not None and (valid_until + timedelta(days=1)).day != 1:
+        raise RowError("valid_until", "contributions cover whole months: end on a month's last day")
+    return valid_from, valid_until
 
 
 def check_child_younger(

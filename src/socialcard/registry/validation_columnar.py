@@ -561,6 +561,7 @@ _SHAPE: dict[str, tuple[bool, bool, frozenset[str]]] = {
     "loan": (True, False, frozenset()),
     "birth": (False, False, frozenset()),
     "death": (False, False, frozenset()),
+    "social_insurance": (True, False, frozenset()),
 }
 assert set(_SHAPE) == {k.value for k in FactKind}  # noqa: S101 - a new kind needs a shape
 

@@ -571,14 +571,19 @@ def _execute(
     t0 = time.perf_counter()
     # Read before this session writes: on SQLite a reader on another connection while this
     # one holds the write lock can fail the commit ("locking protocol").
-    source = holder.pop() if holder else _read_registry(session, periods)
+    if holder:
+        source = holder.pop()
+        link = registry_snapshot.registry_links_in_session(session)
+    else:
+        source = _read_registry(session, periods)
+        link = registry_snapshot.registry_links(_bind_url(session))
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
         # Each period is decided with its own families (the registry as of the period); the
         # engine is loaded again only when a period's families differ from the last one's.
         person, fact = _as_of(source, periods[0])
-        engine.load(person, fact, keep_tables=False)
+        engine.load(person, fact, link, keep_tables=False)
         heads = _heads(engine, person)
         read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
@@ -603,7 +608,7 @@ def _execute(
                     person, fact = history.as_of(when)
                     if loaded is None or not _same_families(person, loaded):
                         t1 = time.perf_counter()
-                        engine.load(person, fact, keep_tables=False)
+                        engine.load(person, fact, link, keep_tables=False)
                         heads = _heads(engine, person)
                         read_s += time.perf_counter() - t1
                     loaded = person
@@ -1507,7 +1512,13 @@ def evaluate_family(
         if lang not in LANGUAGES:
             lang = "kk"
     try:
-        household = _evaluator(pack).evaluate(person, fact, when, overrides=typed or None)
+        household = _evaluator(pack).evaluate(
+            person,
+            fact,
+            when,
+            overrides=typed or None,
+            link=registry_snapshot.family_links(session, family_id),
+        )
     except EvaluationError as exc:
         raise RuleEvaluationFailed(str(exc)) from None
     chosen = {plan.program.id for plan in plans}
@@ -1580,15 +1591,16 @@ def simulate_registry(
     plans = _select_plans(pack.compiled, when.kind, None)
     _require_in_force(pack.compiled, when, plans)
     t0 = time.perf_counter()
-    person, fact = (
-        snapshot
-        if snapshot is not None
-        else registry_snapshot.registry_snapshot(_bind_url(session), when)
-    )
+    if snapshot is not None:
+        person, fact = snapshot
+        link = registry_snapshot.registry_links_in_session(session)
+    else:
+        person, fact = registry_snapshot.registry_snapshot(_bind_url(session), when)
+        link = registry_snapshot.registry_links(_bind_url(session))
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)
     try:
-        engine.load(person, fact)
+        engine.load(person, fact, link)
         try:
             result = simulate_loaded(engine, when, typed, sample=sample)
         except EvaluationError as exc:

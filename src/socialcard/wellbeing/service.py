@@ -371,7 +371,8 @@ def compare_registry(
     """Compare two methodologies (ids, in force in the period, or files) over the registry."""
     a = load(baseline, period=period)
     b = load(reform, period=period)
-    person, fact = registry_snapshot(database_url)
+    # The registry as of the period: its families, not today's.
+    person, fact = registry_snapshot(database_url, checked_period(a, period))
     return compare(baseline=a, reform=b, period=period, person=person, fact=fact)
 
 

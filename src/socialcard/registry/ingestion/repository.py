@@ -28,6 +28,7 @@ from socialcard.registry.models import (
     Family,
     FamilyMember,
     Person,
+    PersonLink,
     QuarantinedRow,
 )
 from socialcard.registry.validation import FactRow, PersonRow
@@ -644,3 +645,66 @@ def change_member_roles(session: Session, changes: Sequence[tuple[int, str, date
             ),
             [{"id": member_id, "role": role, "from_on": on} for member_id, role, on in changes],
         )
+
+
+# --- parent-child links ----------------------------------------------------------------------
+
+
+class NewLink(NamedTuple):
+    child_id: int
+    parent_id: int
+    relation: str
+    valid_from: date
+    valid_until: date | None
+
+
+def children_of(session: Session, parent_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Live links parent -> children for the given parents (one level)."""
+    found: dict[int, set[int]] = {}
+    ids = list(set(parent_ids))
+    for part in _chunks(ids, _in_chunk(session)):
+        for parent, child in session.execute(
+            select(PersonLink.parent_id, PersonLink.child_id).where(
+                PersonLink.parent_id.in_(part), PersonLink.superseded_at.is_(None)
+            )
+        ):
+            found.setdefault(int(parent), set()).add(int(child))
+    return found
+
+
+def load_links(
+    session: Session, links: Sequence[NewLink], *, source: str, batch_id: int, now: datetime
+) -> int:
+    """Write links; a live link with the same key (child, parent, relation, agency) and other
+    dates is superseded, one with the same dates is left as it is. Returns rows written."""
+    written = 0
+    for link in links:
+        live = session.execute(
+            select(PersonLink).where(
+                PersonLink.child_id == link.child_id,
+                PersonLink.parent_id == link.parent_id,
+                PersonLink.relation == link.relation,
+                PersonLink.source == source,
+                PersonLink.superseded_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        if live is not None:
+            if live.valid_from == link.valid_from and live.valid_until == link.valid_until:
+                continue
+            live.superseded_at = now
+            session.flush()
+        session.add(
+            PersonLink(
+                child_id=link.child_id,
+                parent_id=link.parent_id,
+                relation=link.relation,
+                valid_from=link.valid_from,
+                valid_until=link.valid_until,
+                source=source,
+                batch_id=batch_id,
+                recorded_at=now,
+            )
+        )
+        written += 1
+    session.flush()
+    return written

@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -77,6 +77,7 @@ from socialcard.registry.ingestion.sources import (
 from socialcard.registry.models import Batch
 from socialcard.registry.validation import (
     FactRow,
+    LinkRow,
     MemberRow,
     RowError,
     check_child_younger,
@@ -93,6 +94,12 @@ MAX_REJECTED_IN_RESULT = 10_000
 UNKNOWN_PERSON = (
     "unknown person: no person with this national_id; load it with the persons source first"
 )
+
+UNKNOWN_PARENT = (
+    "unknown person: no person with this national identifier; register the parent with the"
+    " persons source first"
+)
+PARENT_CYCLE = "the link makes a cycle: the child is already an ancestor of this parent"
 
 Checkpoint = Callable[[], None]
 Progress = Callable[[int, int, int], None]  # (position, total, rows done)
@@ -635,6 +642,8 @@ class _Loader:
             self._persons(persons)
         elif self.spec.kind is SourceKind.FACT:
             self._facts(chunk.valid, rejects, events, now)
+        elif self.spec.kind is SourceKind.LINK:
+            self._links(chunk.valid, rejects, now)
         else:
             self._members(chunk.valid, rejects, events, now)
         registry_events.record_events(self.session, events)
@@ -688,10 +697,16 @@ class _Loader:
         events: list[NewEvent],
         now: datetime,
     ) -> None:
-        persons = repo.persons_by_national_ids(self.session, (row[0] for _, row in valid))
+        births = self.spec.fact_kind is FactKind.BIRTH
+        wanted = [row[0] for _, row in valid]
+        if births:  # the parents named by each birth
+            wanted += [r for _, row in valid for r in row[8:10] if r is not None]
+        persons = repo.persons_by_national_ids(self.session, wanted)
         latest: dict[tuple[int, str, date], tuple[int, int, FactRow]] = {}
+        parents: dict[int, list[repo.NewLink]] = {}
+        lineage = _Lineage(self.session)
         for number, row in valid:
-            fact = FactRow(*row)
+            fact = FactRow(*row[:8])
             person = persons.get(fact.national_id)
             if person is None:
                 rejects.append(
@@ -713,6 +728,12 @@ class _Loader:
                     )
                 )
                 continue
+            if births:
+                try:
+                    parents[number] = lineage.birth_links(persons, person, fact, row[8], row[9])
+                except RowError as exc:
+                    rejects.append(make_reject(number, exc.field, exc.reason, _row_dict(fact)))
+                    continue
             # The same key twice in a chunk: the later row wins, like a correction would.
             latest[(person.id, fact.detail, fact.valid_from)] = (number, person.id, fact)
         rows = sorted(latest.values(), key=lambda item: item[0])
@@ -726,6 +747,15 @@ class _Loader:
             batch_id=self.batch.id,
             now=now,
         )
+        if births:
+            kept = {number for number, _, _ in rows}
+            repo.load_links(
+                self.session,
+                [link for number in sorted(parents) if number in kept for link in parents[number]],
+                source=self.batch.agency,
+                batch_id=self.batch.id,
+                now=now,
+            )
         if kind is FactKind.DEATH:
             self._deaths(written, events, now)
             return
@@ -771,6 +801,44 @@ class _Loader:
                 )
         repo.close_memberships(self.session, closes)
 
+    # parent-child links ----------------------------------------------------------------------
+
+    def _links(
+        self, valid: list[tuple[int, tuple[Any, ...]]], rejects: list[Reject], now: datetime
+    ) -> None:
+        rows = [(number, LinkRow(*row)) for number, row in valid]
+        persons = repo.persons_by_national_ids(
+            self.session, [n for _, r in rows for n in (r.national_id, r.parent_national_id)]
+        )
+        lineage = _Lineage(self.session)
+        links: list[repo.NewLink] = []
+        for number, row in rows:
+            try:
+                child = persons.get(row.national_id)
+                if child is None:
+                    raise RowError("national_id", UNKNOWN_PERSON)
+                parent = persons.get(row.parent_national_id)
+                if parent is None:
+                    raise RowError("parent_national_id", UNKNOWN_PARENT)
+                if row.valid_from < child.birth_on:
+                    raise RowError(
+                        "valid_from",
+                        f"is before the child's birth date ({child.birth_on.isoformat()})",
+                    )
+                if row.relation in ("mother", "father") and parent.birth_on >= child.birth_on:
+                    raise RowError("parent_national_id", "the parent is not older than the child")
+                link = repo.NewLink(
+                    child.id, parent.id, row.relation, row.valid_from, row.valid_until
+                )
+                lineage.add(link, "parent_national_id")
+            except RowError as exc:
+                rejects.append(make_reject(number, exc.field, exc.reason, _row_dict(row)))
+                continue
+            links.append(link)
+        repo.load_links(
+            self.session, links, source=self.batch.agency, batch_id=self.batch.id, now=now
+        )
+
     # family members --------------------------------------------------------------------------
 
     def _members(
@@ -788,6 +856,61 @@ class _Loader:
             except RowError as exc:
                 rejects.append(make_reject(number, exc.field, exc.reason, _row_dict(member)))
         plan.write(events, self._payload, now)
+
+
+class _Lineage:
+    """Parent-child links of a chunk checked against the registry and the rows before them:
+    no person may become their own ancestor."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pending: dict[int, set[int]] = {}  # parent -> children, accepted in this chunk
+
+    def _descendants(self, person_id: int) -> set[int]:
+        seen: set[int] = set()
+        frontier = {person_id}
+        while frontier:
+            stored = repo.children_of(self.session, frontier)
+            step: set[int] = set()
+            for parent in frontier:
+                step |= stored.get(parent, set()) | self.pending.get(parent, set())
+            frontier = step - seen
+            seen |= frontier
+        return seen
+
+    def add(self, link: repo.NewLink, column: str) -> None:
+        """Accept a link (RowError naming `column` if it makes a cycle)."""
+        if link.parent_id == link.child_id or link.parent_id in self._descendants(link.child_id):
+            raise RowError(column, PARENT_CYCLE)
+        self.pending.setdefault(link.parent_id, set()).add(link.child_id)
+
+    def birth_links(
+        self,
+        persons: Mapping[str, repo.PersonRef],
+        child: repo.PersonRef,
+        fact: FactRow,
+        mother_id: str | None,
+        father_id: str | None,
+    ) -> list[repo.NewLink]:
+        """The mother's (required, known) and the father's (if given) links of a birth."""
+        links: list[repo.NewLink] = []
+        for column, national_id, relation in (
+            ("mother_national_id", mother_id, "mother"),
+            ("father_national_id", father_id, "father"),
+        ):
+            if national_id is None:
+                if relation == "mother":
+                    raise RowError(column, "is required: a birth registers its mother")
+                continue
+            parent = persons.get(national_id)
+            if parent is None:
+                raise RowError(column, UNKNOWN_PARENT)
+            if parent.birth_on >= child.birth_on:
+                raise RowError(column, "the parent is not older than the child")
+            links.append(repo.NewLink(child.id, parent.id, relation, child.birth_on, None))
+        for link in links:
+            self.add(link, f"{link.relation}_national_id")
+        return links
 
 
 @dataclass

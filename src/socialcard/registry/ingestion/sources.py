@@ -36,6 +36,7 @@ class SourceKind(StrEnum):
     PERSON = "person"
     MEMBER = "member"
     FACT = "fact"
+    LINK = "link"
 
 
 class FieldType(StrEnum):
@@ -117,6 +118,8 @@ def _fact_fields(kind: FactKind) -> tuple[FieldSpec, ...]:
         fields.append(_f("qualifier", S, False, "cause: " + ", ".join(sorted(DISABILITY_CAUSES))))
     if kind is FactKind.STUDY:
         fields.append(_f("qualifier", S, False, "mode: full_time or part_time"))
+    if kind is FactKind.SOCIAL_INSURANCE:
+        fields.append(_f("amount_minor", INT, True, "contribution paid for the month, in tiyn"))
     if kind in (FactKind.INCOME, FactKind.LOAN):
         what = "monthly income" if kind is FactKind.INCOME else "outstanding principal"
         fields.append(_f("amount_minor", INT, True, f"{what} in tiyn (integer)"))
@@ -133,7 +136,28 @@ def _fact_fields(kind: FactKind) -> tuple[FieldSpec, ...]:
 
 
 def _fact_source(name: str, kind: FactKind, agency: str, description: str) -> SourceSpec:
-    return SourceSpec(name, SourceKind.FACT, agency, description, _fact_fields(kind), kind)
+    fields = _fact_fields(kind)
+    if kind is FactKind.BIRTH:
+        # A birth registers the child's mother and father (they must be known persons).
+        fields += (
+            _f("mother_national_id", S, True, "the mother's national identifier (ИИН)"),
+            _f("father_national_id", S, False, "the father's national identifier, if registered"),
+        )
+    return SourceSpec(name, SourceKind.FACT, agency, description, fields, kind)
+
+
+LINK_FIELDS = (
+    _f("national_id", S, True, "the child's national identifier (ИИН)"),
+    _f("parent_national_id", S, True, "the parent's or guardian's national identifier"),
+    _f(
+        "relation",
+        S,
+        True,
+        "mother, father, adoptive_mother, adoptive_father or guardian",
+    ),
+    _f("valid_from", D, True, "date the link holds from (birth, adoption, appointment)"),
+    _f("valid_until", D, False, "date it ended (adoption annulled, guardianship ended)"),
+)
 
 
 SOURCES: dict[str, SourceSpec] = {
@@ -161,8 +185,23 @@ SOURCES: dict[str, SourceSpec] = {
         _fact_source("pensions", FactKind.PENSION, "enpf", "retirement pensions"),
         _fact_source("property", FactKind.PROPERTY, "property_registry", "real estate, vehicles"),
         _fact_source("loans", FactKind.LOAN, "credit_bureau", "outstanding loans"),
-        _fact_source("births", FactKind.BIRTH, "civil_registry", "registered births"),
+        _fact_source(
+            "births", FactKind.BIRTH, "civil_registry", "registered births with the parents"
+        ),
+        SourceSpec(
+            "parent_links",
+            SourceKind.LINK,
+            "civil_registry",
+            "parent-child links: births, adoptions and guardianships",
+            LINK_FIELDS,
+        ),
         _fact_source("deaths", FactKind.DEATH, "civil_registry", "registered deaths"),
+        _fact_source(
+            "social_insurance",
+            FactKind.SOCIAL_INSURANCE,
+            "gfss",
+            "social insurance contributions, one row per person and month paid",
+        ),
     )
 }
 
@@ -284,8 +323,22 @@ def validate_row(
         return validation.validate_person(row, today=today, country=country)
     if spec.kind is SourceKind.MEMBER:
         return validation.validate_member(row, today=today, country=country)
+    if spec.kind is SourceKind.LINK:
+        return validation.validate_link(row, today=today, country=country)
     assert spec.fact_kind is not None  # noqa: S101 - every fact source declares its kind
-    return validation.validate_fact(row, kind=spec.fact_kind.value, today=today, country=country)
+    fact = validation.validate_fact(row, kind=spec.fact_kind.value, today=today, country=country)
+    if spec.fact_kind is FactKind.BIRTH:
+        mother = validation.validate_other_national_id(
+            row, "mother_national_id", required=True, country=country
+        )
+        father = validation.validate_other_national_id(
+            row, "father_national_id", required=False, country=country
+        )
+        for field_name, parent in (("mother_national_id", mother), ("father_national_id", father)):
+            if parent == fact.national_id:
+                raise RowError(field_name, "a person cannot be their own parent")
+        return (*fact, mother, father)
+    return fact
 
 
 def _is_blank(row: Mapping[str, Any]) -> bool:

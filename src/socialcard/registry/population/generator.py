@@ -18,7 +18,13 @@ The model, in short (rounded, plausible figures, not statistics to quote):
   disability or a baby at home;
 - disability in about 4 % (more with age), school from 6/7 to 17, college and university to 24,
   mothers' awards, registered unemployment (3 % of working age), property, loans, births in the
-  last year and deaths in the last two years (the membership closed on the day of death).
+  last year and deaths in the last two years (the membership closed on the day of death);
+- parent-child links: each child to its mother and father at home, the head to the head's
+  parents at home, a young single adult to a mother in a later family of the block (children
+  living apart from their mother), a minor relative to the head as guardian;
+- social insurance contributions (ГФСС) for most, not all, wage earners (informal work has
+  none), for mothers at home with a baby who worked before the birth, and for the registered
+  unemployed up to the job they lost; some of them lost the job in the reference month.
 """
 
 from __future__ import annotations
@@ -146,6 +152,14 @@ class Tables:
     fact_valid_from: I64
     fact_valid_until: I64
     fact_source: O
+    # registry_person_link (in order of the parent's local index; the child is a local index,
+    # or -1 when it is in an earlier chunk: then its national id finds it)
+    link_parent: I64
+    link_child: I64
+    link_child_nid: O
+    link_relation: O
+    link_from: I64
+    link_until: I64
 
     @property
     def families(self) -> int:
@@ -159,6 +173,10 @@ class Tables:
     def facts(self) -> int:
         return len(self.fact_person)
 
+    @property
+    def links(self) -> int:
+        return len(self.link_parent)
+
     @staticmethod
     def concat(parts: list[Tables]) -> Tables:
         """One Tables from consecutive parts, re-basing the local indexes."""
@@ -171,8 +189,12 @@ class Tables:
             arrays = [getattr(p, field.name) for p in parts]
             if field.name == "member_family":
                 arrays = [a + o for a, o in zip(arrays, family_offsets, strict=True)]
-            elif field.name == "fact_person":
+            elif field.name in ("fact_person", "link_parent"):
                 arrays = [a + o for a, o in zip(arrays, person_offsets, strict=True)]
+            elif field.name == "link_child":
+                arrays = [
+                    np.where(a >= 0, a + o, -1) for a, o in zip(arrays, person_offsets, strict=True)
+                ]
             columns[field.name] = np.concatenate(arrays)
         return Tables(**columns)
 
@@ -180,6 +202,7 @@ class Tables:
         """Families [first, stop) with their persons and facts (both are in family order)."""
         p0, p1 = np.searchsorted(self.member_family, [first, stop])
         f0, f1 = np.searchsorted(self.fact_person, [p0, p1])
+        l0, l1 = np.searchsorted(self.link_parent, [p0, p1])
         columns: dict[str, np.ndarray] = {}
         for field in fields(Tables):
             value = getattr(self, field.name)
@@ -187,10 +210,15 @@ class Tables:
                 columns[field.name] = value[first:stop]
             elif field.name.startswith("fact_"):
                 columns[field.name] = value[f0:f1]
+            elif field.name.startswith("link_"):
+                columns[field.name] = value[l0:l1]
             else:
                 columns[field.name] = value[p0:p1]
         columns["member_family"] = columns["member_family"] - first
         columns["fact_person"] = columns["fact_person"] - p0
+        columns["link_parent"] = columns["link_parent"] - p0
+        child = columns["link_child"]
+        columns["link_child"] = np.where((child >= p0) & (child < p1), child - p0, -1)
         return Tables(**columns)
 
 
@@ -342,6 +370,9 @@ def generate_block(
 ) -> Tables:
     """Families [block * BLOCK_FAMILIES, + families) of a seed's population."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, block]))
+    # Links, contributions and job losses draw from a stream of their own, so the rest of the
+    # population is what it was before they were modelled.
+    lrng = np.random.default_rng(np.random.SeedSequence([seed, block, 1]))
     today = _days(as_of)
     n_fam = families
     first_number = block * BLOCK_FAMILIES + 1
@@ -699,8 +730,44 @@ def generate_block(
     wage_from = np.maximum(
         month_start(np.full(n, as_of.year), as_of.month - rng.integers(0, 36, n)), eighteen
     )
+    # Some lost their job at the end of last month and registered as unemployed this month
+    # (the job loss payment's newcomers of the reference month).
+    this_month = month_start(np.full(n, as_of.year), np.full(n, as_of.month))
+    lost_job = (
+        employed & ~pensioner & (wage_from <= add_months(this_month, -6)) & (lrng.random(n) < 0.012)
+    )
+    wage_until = np.where(lost_job, this_month - 1, NONE_DAY)
     idx = persons[employed]
-    facts.add(idx, "income", "wages", "sgd", wage_from[idx], amount=_tenge_to_tiyn(wage[idx]))
+    facts.add(
+        idx,
+        "income",
+        "wages",
+        "sgd",
+        wage_from[idx],
+        amount=_tenge_to_tiyn(wage[idx]),
+        valid_until=wage_until[idx],
+    )
+    # Social insurance (ГФСС): employers pay contributions (5 % of wages, U) for most wage
+    # earners, monthly from the first month of the job; informal work pays none.
+    contribution = _tenge_to_tiyn(wage * 0.05)
+    # Contributions cover whole months: from the first full month of the job.
+    wage_y, wage_m, wage_d = ymd(wage_from)
+    contrib_from = np.where(wage_d == 1, wage_from, month_start(wage_y, wage_m + 1))
+    insured = employed & (lrng.random(n) < 0.88)
+    insured &= (wage_until == NONE_DAY) | (contrib_from < wage_until)
+    idx = persons[insured]
+    facts.add(
+        idx,
+        "social_insurance",
+        "contribution",
+        "gfss",
+        contrib_from[idx],
+        amount=contribution[idx],
+        valid_until=wage_until[idx],
+    )
+    job_loss_day = this_month + (lrng.random(n) * as_of.day).astype(np.int64)
+    idx = persons[lost_job]
+    facts.add(idx, "unemployment", "registered", "enbek", job_loss_day[idx])
 
     other_income = alive & (years >= 25) & ~no_income_family[fam] & (rng.random(n) < 0.04)
     other_amount = np.clip(_lognormal(rng, 120_000.0, 0.8, n), 10_000, 5_000_000)
@@ -720,6 +787,26 @@ def generate_block(
     idx = persons[unemployed]
     unemp_from = np.maximum(today - rng.integers(0, 240, n), eighteen)
     facts.add(idx, "unemployment", "registered", "enbek", unemp_from[idx])
+    # Most of them worked (with wages and contributions) until the month before registering.
+    reg_month = month_start(ymd(unemp_from)[0], ymd(unemp_from)[1])
+    adult_y, adult_m, _ = ymd(eighteen)
+    first_full = month_start(adult_y, adult_m + 1)  # the first whole month as an adult
+    job_start = np.maximum(add_months(reg_month, -lrng.integers(4, 48, n)), first_full)
+    worked = unemployed & (lrng.random(n) < 0.7) & (job_start < reg_month)
+    idx = persons[worked]
+    for kind, detail, amount in (
+        ("income", "wages", _tenge_to_tiyn(wage)),
+        ("social_insurance", "contribution", contribution),
+    ):
+        facts.add(
+            idx,
+            kind,
+            detail,
+            "sgd" if kind == "income" else "gfss",
+            job_start[idx],
+            amount=amount[idx],
+            valid_until=reg_month[idx] - 1,
+        )
 
     # Pensions: years of participation, and the monthly pension as income.
     pm, min_share, max_share = _BASE_PENSION[min(max(as_of.year, 2024), 2026)]
@@ -748,8 +835,30 @@ def generate_block(
     order = np.clip(kids[fam] - 1 - child_no, 0, 3)
     youngest_order = np.zeros(n_fam, dtype=np.int64)
     youngest_order[fam[is_child & (child_no == 0)]] = order[is_child & (child_no == 0)]
+    # Mothers at home with a baby who worked, insured, until the month of the birth: the fund
+    # pays them (the insured payment), not the budget allowance.
+    birth_month = month_start(*ymd(youngest_birth[fam])[:2])
+    worked_start = np.maximum(add_months(birth_month, -lrng.integers(8, 60, n)), first_full)
+    leave = (is_mother & alive & ~employed & baby_family[fam] & (lrng.random(n) < 0.35)) & (
+        worked_start < birth_month
+    )
+    idx = persons[leave]
+    for kind, detail, amount in (
+        ("income", "wages", _tenge_to_tiyn(wage)),
+        ("social_insurance", "contribution", contribution),
+    ):
+        facts.add(
+            idx,
+            kind,
+            detail,
+            "sgd" if kind == "income" else "gfss",
+            worked_start[idx],
+            amount=amount[idx],
+            valid_until=birth_month[idx] - 1,
+        )
     carer = is_mother & alive & ~employed & ~gets_allowance & baby_family[fam]
     carer &= rng.random(n) < 0.75
+    carer &= ~leave
     idx = persons[carer]
     care_amount = _CHILD_CARE_MRP[youngest_order[fam]] * _MRP[year_key]
     care_from = np.maximum(youngest_birth[fam], from_on)
@@ -868,12 +977,28 @@ def generate_block(
     idx = persons[dead]
     facts.add(idx, "death", "registered", "civil_registry", death[idx])
 
+    national_id = np.array(allocator.assign(birth, female), dtype=object)
+    links = _links(
+        lrng,
+        fam=fam,
+        start=start,
+        htype=htype,
+        role=role,
+        female=female,
+        alive=alive,
+        years=years,
+        birth=birth,
+        from_on=from_on,
+        is_mother=is_mother,
+        is_father=is_father,
+        national_id=national_id,
+    )
     numbers = np.arange(first_number, first_number + n_fam, dtype=np.int64)
     return Tables(
         family_number=numbers,
         family_ref=np.array([family_ref(seed, x) for x in numbers.tolist()], dtype=object),
         family_kato=kato,
-        national_id=np.array(allocator.assign(birth, female), dtype=object),
+        national_id=national_id,
         last_name=last_name.astype(object),
         first_name=first_name.astype(object),
         patronymic=patronymic.astype(object),
@@ -889,7 +1014,86 @@ def generate_block(
         from_on=from_on.astype(np.int64),
         until_on=until_on.astype(np.int64),
         **facts.columns(),
+        **links,
     )
+
+
+def _links(
+    rng: np.random.Generator,
+    *,
+    fam: I64,
+    start: I64,
+    htype: I64,
+    role: I64,
+    female: B,
+    alive: B,
+    years: I64,
+    birth: I64,
+    from_on: I64,
+    is_mother: B,
+    is_father: B,
+    national_id: O,
+) -> dict[str, np.ndarray]:
+    """Parent-child links of a block (see the module's docstring), by the parent's index."""
+    n_fam = len(start)
+    n = len(fam)
+    assert len(role) == n  # noqa: S101 - one role per person
+    mother_of = np.full(n_fam, -1, dtype=np.int64)
+    mother_of[fam[is_mother]] = np.flatnonzero(is_mother)
+    father_of = np.full(n_fam, -1, dtype=np.int64)
+    father_of[fam[is_father]] = np.flatnonzero(is_father)
+    children = np.flatnonzero(role == CHILD)
+    parents_at_home = np.flatnonzero(role == PARENT)
+    heads = start[fam[parents_at_home]]
+    minors = np.flatnonzero((role == OTHER) & (years < 18) & (rng.random(n) < 0.5))
+    parts: list[tuple[I64, I64, str, I64, I64]] = []
+    for holder, relation in ((mother_of, "mother"), (father_of, "father")):
+        parent = holder[fam[children]]
+        kids = children[parent >= 0]
+        parts.append((parent[parent >= 0], kids, relation, birth[kids], np.full(len(kids), -1)))
+    for want_female, relation in ((True, "mother"), (False, "father")):
+        sel = female[parents_at_home] == want_female
+        # The head's parent must be older than the head (always so when generated).
+        parts.append(
+            (
+                parents_at_home[sel],
+                heads[sel],
+                relation,
+                birth[heads[sel]],
+                np.full(int(sel.sum()), -1),
+            )
+        )
+    guardian = start[fam[minors]]
+    parts.append((guardian, minors, "guardian", from_on[minors], np.full(len(minors), -1)))
+    # Young single adults living on their own are older children of a mother in a later
+    # family of the block (18 to 42 years older than them, alive).
+    singles = np.flatnonzero(
+        (role == HEAD) & (htype[fam] == SINGLE) & alive & (years >= 18) & (years <= 30)
+    )
+    mothers = np.flatnonzero(is_mother & alive)
+    if len(singles) and len(mothers):
+        after = np.searchsorted(fam[mothers], fam[singles], side="right")
+        room = len(mothers) - after
+        pick = after + (rng.random(len(singles)) * np.maximum(room, 1)).astype(np.int64)
+        pick = np.minimum(pick, len(mothers) - 1)
+        mother = mothers[pick]
+        gap = (birth[singles] - birth[mother]) / YEAR
+        ok = (room > 0) & (gap >= 18) & (gap <= 42) & (rng.random(len(singles)) < 0.6)
+        kids = singles[ok]
+        parts.append((mother[ok], kids, "mother", birth[kids], np.full(len(kids), -1)))
+    parent = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    child = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    relations = np.concatenate([np.full(len(p[0]), p[2], dtype=object) for p in parts])
+    since = np.concatenate([p[3] for p in parts]).astype(np.int64)
+    order = np.argsort(parent, kind="stable")
+    return {
+        "link_parent": parent[order],
+        "link_child": child[order],
+        "link_child_nid": national_id[child[order]],
+        "link_relation": relations[order],
+        "link_from": np.maximum(since[order], birth[child[order]]),
+        "link_until": np.full(len(order), NONE_DAY, dtype=np.int64),
+    }
 
 
 def generate(
@@ -969,15 +1173,15 @@ class Digest:
     """A SHA-256 over generated rows in load order, keyed by natural keys (family ref, ИИН)
     instead of database ids, which depend on what the store already holds.
 
-    Families, persons (with their membership) and facts are hashed as three streams, so the
-    digest does not depend on how the rows were cut into chunks.
+    Families, persons (with their membership), facts and parent-child links are hashed as four
+    streams, so the digest does not depend on how the rows were cut into chunks.
     """
 
     def __init__(self) -> None:
-        self._streams = [hashlib.sha256() for _ in range(3)]
+        self._streams = [hashlib.sha256() for _ in range(4)]
 
     def add_rows(self, stream: int, rows: Iterable[tuple[object, ...]]) -> None:
-        """Rows of one stream: 0 families, 1 persons, 2 facts (see `update` for the columns)."""
+        """Rows of one stream: 0 families, 1 persons, 2 facts, 3 links (see `update`)."""
         self._streams[stream].update("".join(repr(row) + "\n" for row in rows).encode())
 
     def update(self, tables: Tables) -> None:
@@ -1012,6 +1216,14 @@ class Digest:
             tables.fact_source,
         )
         self.add_rows(2, zip(*(c.tolist() for c in fact_columns), strict=True))
+        link_columns = (
+            tables.national_id[tables.link_parent],
+            tables.link_child_nid,
+            tables.link_relation,
+            iso_dates(tables.link_from),
+            iso_dates(tables.link_until),
+        )
+        self.add_rows(3, zip(*(c.tolist() for c in link_columns), strict=True))
 
     def hexdigest(self) -> str:
         combined = hashlib.sha256()

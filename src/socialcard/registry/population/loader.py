@@ -366,6 +366,35 @@ class _Writer:
             },
             then_by=fact_person_id,
         )
+        self._links(conn, t, person_id)
+
+    def _links(self, conn: Connection, t: Tables, person_id: NDArray[np.int64]) -> None:
+        """Parent-child links: the parent is in this chunk; a child in an earlier one (already
+        written) is found by its national id."""
+        if not t.links:
+            return
+        child_id = np.where(t.link_child >= 0, person_id[np.maximum(t.link_child, 0)], -1)
+        outside = np.flatnonzero(t.link_child < 0)
+        if len(outside):
+            known = repository.person_ids_by_national_id(
+                conn, sorted(set(t.link_child_nid[outside].tolist()))
+            )
+            child_id[outside] = [known.get(str(v), -1) for v in t.link_child_nid[outside]]
+        keep = child_id >= 0
+        copy_rows(
+            conn,
+            "registry_person_link",
+            ("child_id", "parent_id", "relation", "valid_from", "source", "recorded_at"),
+            zip(
+                child_id[keep].tolist(),
+                person_id[t.link_parent[keep]].tolist(),
+                t.link_relation[keep].tolist(),
+                iso_dates(t.link_from[keep]).tolist(),
+                repeat("civil_registry"),
+                repeat(self.stamp),
+                strict=False,
+            ),
+        )
 
 
 def resolve_as_of(as_of: date | None) -> date:
@@ -482,6 +511,7 @@ _PACKED = (
     "fact_detail",
     "fact_qualifier",
     "fact_source",
+    "link_relation",
 )
 
 

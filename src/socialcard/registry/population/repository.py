@@ -163,3 +163,15 @@ def count_facts_outside(conn: Connection, ids: tuple[int, int], persons: tuple[i
         )
     )
     return int(conn.scalar(query) or 0)
+
+
+def person_ids_by_national_id(conn: Connection, national_ids: list[str]) -> dict[str, int]:
+    """Ids of persons already stored, by national id (chunked under the parameter limit)."""
+    found: dict[str, int] = {}
+    for first in range(0, len(national_ids), 5000):
+        part = national_ids[first : first + 5000]
+        for person_id, national_id in conn.execute(
+            select(Person.id, Person.national_id).where(Person.national_id.in_(part))
+        ):
+            found[str(national_id)] = int(person_id)
+    return found

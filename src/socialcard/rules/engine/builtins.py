@@ -73,7 +73,38 @@ FACT_CODES: dict[tuple[str, str], int] = {
     ("loan", "mortgage"): 22,
     ("birth", "registered"): 23,
     ("death", "registered"): 24,
+    ("social_insurance", "contribution"): 26,
 }
+# Codes of facts the engine derives from parent-child links when it prepares its input (they
+# are not in the registry's vocabulary): a child of a woman who reached 8 alive (on the mother,
+# from the 8th birthday, `quantity` its ordinal), and the caring parent's social-insurance
+# contributions copied onto the child (see `prepare_link_sql`).
+RAISED8_CODE = 25
+CONTRIBUTION_CODE = 26
+CARER_CONTRIBUTION_CODE = 27
+# Facts that count back before the period (income and contribution windows), not only when live.
+LOOKBACK_CODES_SQL = "(f.code <= 4 OR f.code BETWEEN 26 AND 27)"
+
+
+def looks_back(code: int) -> bool:
+    """Whether a fact of this code is read over windows before the period (`LOOKBACK_CODES_SQL`)."""
+    return code <= 4 or CONTRIBUTION_CODE <= code <= CARER_CONTRIBUTION_CODE
+
+
+# Parent-child links (the `link` input). The legal mother of a child is its adoptive mother
+# where there is one, else its birth mother: birth order and "raised to age 8" count her
+# children. The caring parent is the child's mother living in the child's family, else its
+# father there, else a guardian there (adoptive parents as parents), living and with an open link.
+MOTHER_RELATIONS = ("mother", "adoptive_mother")
+LINK_RELATIONS = ("mother", "father", "adoptive_mother", "adoptive_father", "guardian")
+CARER_PRIORITY = {
+    "mother": 0,
+    "adoptive_mother": 0,
+    "father": 1,
+    "adoptive_father": 1,
+    "guardian": 2,
+}
+RAISED_AGE = 8
 QUALIFIER_CODES = {
     "general_illness": 1,
     "occupational": 2,
@@ -106,10 +137,53 @@ def _qual_sql() -> str:
     return f"CAST(CASE qualifier {whens} END AS TINYINT)"
 
 
-def prepare_person_sql(person: str, fact: str, retirement: tuple[str, str] | None) -> str:
+def _legal_mother_sql(link: str) -> str:
+    """Each child's legal mother (adoptive before birth mother, then the latest link)."""
+    return (
+        "SELECT child_id, parent_id, child_birth_on AS b, child_death_on AS d FROM (SELECT"
+        " l.*, row_number() OVER (PARTITION BY l.child_id ORDER BY CASE l.relation WHEN"
+        " 'adoptive_mother' THEN 0 ELSE 1 END, l.valid_from DESC NULLS LAST, l.parent_id) AS rn"
+        f" FROM {link} AS l WHERE l.relation IN ('mother', 'adoptive_mother')"
+        " AND l.parent_id IS NOT NULL AND l.child_id IS NOT NULL) WHERE rn = 1"
+    )
+
+
+def _carer_sql(person: str, fact: str, link: str) -> str:
+    """Each person's caring parent in their own family (`CARER_PRIORITY`, then the lower id)."""
+    priority = " ".join(f"WHEN '{r}' THEN {n}" for r, n in CARER_PRIORITY.items())
+    return (
+        "SELECT child_id, parent_id AS carer_id FROM (SELECT l.child_id, l.parent_id,"
+        f" row_number() OVER (PARTITION BY l.child_id ORDER BY CASE l.relation {priority} END,"
+        f" l.parent_id) AS rn FROM {link} AS l JOIN {person} AS c ON c.person_id = l.child_id"
+        f" JOIN {person} AS q ON q.person_id = l.parent_id WHERE c.family_id IS NOT NULL"
+        " AND q.family_id = c.family_id AND q.death_on IS NULL AND l.valid_until IS NULL"
+        f" AND l.relation IN ({', '.join(repr(r) for r in CARER_PRIORITY)}) AND q.person_id"
+        f" NOT IN (SELECT person_id FROM {fact} WHERE kind = 'death' AND person_id IS NOT NULL))"
+        " WHERE rn = 1"
+    )
+
+
+def prepare_person_sql(
+    person: str, fact: str, retirement: tuple[str, str] | None, link: str | None = None
+) -> str:
     """The prepared person table: keys, birth as integers, deaths merged, birth rank, and the
-    retirement age of the pack's schedule (it depends on sex and birth date only)."""
+    retirement age of the pack's schedule (it depends on sex and birth date only).
+
+    With parent-child links: `birth_rank` (the order of birth among the legal mother's
+    children, wherever they live) and `carer_id` (the caring parent in the person's family).
+    """
     years, months = retirement or ("NULL", "NULL")
+    if link is None:
+        lineage_cols = "CAST(NULL AS INTEGER) AS birth_rank, CAST(NULL AS BIGINT) AS carer_id"
+        lineage_join = ""
+    else:
+        lineage_cols = "CAST(lr.birth_rank AS INTEGER) AS birth_rank, lc.carer_id"
+        lineage_join = (
+            " LEFT JOIN (SELECT child_id, row_number() OVER (PARTITION BY parent_id ORDER BY b"
+            f" NULLS LAST, child_id) AS birth_rank FROM ({_legal_mother_sql(link)})) AS lr"
+            " ON lr.child_id = p.person_id"
+            f" LEFT JOIN ({_carer_sql(person, fact, link)}) AS lc ON lc.child_id = p.person_id"
+        )
     return (
         f"SELECT p.person_id, p.family_id, coalesce(p.family_id, -p.person_id) AS fkey, p.role,"
         f" {years} AS retire_age, CAST({months} AS INTEGER) AS retire_months,"
@@ -121,18 +195,23 @@ def prepare_person_sql(person: str, fact: str, retirement: tuple[str, str] | Non
         f" CAST(least(p.death_on, d.death_fact) - {_EPOCH} AS INTEGER) AS d_d,"
         " CASE WHEN p.role = 'child' THEN CAST(row_number() OVER (PARTITION BY"
         " coalesce(p.family_id, -p.person_id), p.role = 'child' ORDER BY p.birth_on, p.person_id)"
-        f" AS INTEGER) END AS child_rank FROM {person} AS p LEFT JOIN (SELECT person_id,"
-        f" min(valid_from) AS death_fact FROM {fact} WHERE kind = 'death' GROUP BY person_id) AS d"
-        " ON d.person_id = p.person_id"
+        f" AS INTEGER) END AS child_rank, {lineage_cols} FROM {person} AS p LEFT JOIN (SELECT"
+        f" person_id, min(valid_from) AS death_fact FROM {fact} WHERE kind = 'death' GROUP BY"
+        f" person_id) AS d ON d.person_id = p.person_id{lineage_join}"
     )
 
 
-def prepare_fact_sql(fact: str) -> tuple[str, str]:
+def prepare_fact_sql(
+    fact: str, *, link: str | None = None, carers: str | None = None
+) -> tuple[str, str]:
     """The prepared fact table: codes, day numbers, flag bits; duplicate incomes merged.
 
     Two agencies reporting the same income (person, detail, start date) count once, with the
-    larger amount and the later end. Deaths are merged into the person table. Returns the
-    statement, which reads a relation named `coded`, and the SQL of `coded` itself.
+    larger amount and the later end. Deaths are merged into the person table. With `link`,
+    each legal mother gets a derived fact per child that reached age 8 alive (from that
+    birthday, `quantity` its ordinal); with `carers` (person_id, carer_id), each person gets a
+    copy of their caring parent's contributions. Returns the statement, which reads a
+    relation named `coded`, and the SQL of `coded` itself.
     """
     vf = f"CAST(valid_from - {_EPOCH} AS INTEGER)"
     vt = f"CAST(least(coalesce(valid_until, {OPEN_END}), {OPEN_END}) - {_EPOCH} AS INTEGER)"
@@ -147,13 +226,31 @@ def prepare_fact_sql(fact: str) -> tuple[str, str]:
         f"SELECT person_id, kind, {_code_sql()} AS code, {_qual_sql()} AS qual, amount_minor,"
         f" quantity, {vf} AS vf, {vt} AS vt FROM {fact} WHERE kind <> 'death'"
     )
+    derived = ""
+    if link is not None:
+        eighth = f"(b + INTERVAL {RAISED_AGE} YEAR)"
+        derived += (
+            f" UNION ALL SELECT parent_id, CAST({RAISED8_CODE} AS TINYINT), CAST(NULL AS TINYINT),"
+            " CAST(NULL AS BIGINT), CAST(row_number() OVER (PARTITION BY parent_id ORDER BY e8,"
+            " child_id) AS INTEGER), e8, CAST(DATE '2200-01-01' - DATE '1970-01-01' AS INTEGER)"
+            f" FROM (SELECT parent_id, child_id, CAST(CAST({eighth} AS DATE) - {_EPOCH} AS"
+            f" INTEGER) AS e8 FROM ({_legal_mother_sql(link)}) WHERE b IS NOT NULL AND (d IS NULL"
+            f" OR d >= CAST({eighth} AS DATE)))"
+        )
+    if carers is not None:
+        derived += (
+            f" UNION ALL SELECT c.person_id, CAST({CARER_CONTRIBUTION_CODE} AS TINYINT),"
+            " CAST(NULL AS TINYINT), o.amount_minor, o.quantity, o.vf, o.vt FROM"
+            f" {carers} AS c JOIN coded AS o ON o.person_id = c.carer_id"
+            f" AND o.code = {CONTRIBUTION_CODE}"
+        )
     return (
         f"SELECT person_id, code, qual, amt, qty, vf, vt, {bit} AS bit FROM ("
         "SELECT person_id, code, CAST(NULL AS TINYINT) AS qual, max(amount_minor) AS amt,"
         " CAST(NULL AS INTEGER) AS qty, vf, max(vt) AS vt FROM coded WHERE kind = 'income'"
         " AND code IS NOT NULL GROUP BY person_id, code, vf UNION ALL SELECT person_id, code,"
         " qual, amount_minor, quantity, vf, vt FROM coded WHERE kind <> 'income' AND code IS NOT"
-        f" NULL) ORDER BY person_id"
+        f" NULL{derived}) ORDER BY person_id"
     ), coded
 
 
@@ -173,6 +270,7 @@ def _sum_amount(start: str, end: str, which: str) -> str:
 
 
 _WINDOWS = (3, 6, 12, 24, 60)
+_INSURANCE_WINDOWS = (12, 24, 60)
 
 FACT_AGGS: dict[str, str] = {
     "flags": f"bit_or(f.bit) FILTER (WHERE {_LIVE})",
@@ -181,6 +279,7 @@ FACT_AGGS: dict[str, str] = {
     "re_cnt": f"max(f.qty) FILTER (WHERE f.code = 19 AND {_LIVE})",
     "veh_cnt": f"max(f.qty) FILTER (WHERE f.code = 20 AND {_LIVE})",
     "cons_amt": f"max(f.amt) FILTER (WHERE f.code = 21 AND {_LIVE})",
+    "r8_cnt": f"max(f.qty) FILTER (WHERE f.code = {RAISED8_CODE} AND {_LIVE})",
     "inc_m": _sum_amount("zzper_ps_d", "zzper_pe_d", "f.code <= 4"),
     "wag_m": _sum_amount("zzper_ps_d", "zzper_pe_d", "f.code = 1"),
     "inc_q": _sum_amount("zzper_qs_d", "zzper_qe_d", "f.code <= 4"),
@@ -191,6 +290,12 @@ FACT_AGGS: dict[str, str] = {
         " FILTER (WHERE f.code = 1)"
         for n in _WINDOWS
     },
+    **{
+        f"{prefix}_{n}m": f"sum(CAST({_ov(f'zzper_w{n}s_d', 'zzper_we_d')} AS DOUBLE))"
+        f" FILTER (WHERE f.code = {code})"
+        for prefix, code in (("idays", CONTRIBUTION_CODE), ("cdays", CARER_CONTRIBUTION_CODE))
+        for n in _INSURANCE_WINDOWS
+    },
 }
 
 # How far back each income aggregate reads (months before the period start).
@@ -199,8 +304,12 @@ AGG_LOOKBACK: dict[str, int] = {
     **{f"inc_{n}m": n for n in _WINDOWS},
     **{f"wag_{n}m": n for n in _WINDOWS},
     **{f"wdays_{n}m": n for n in _WINDOWS},
+    **{f"{p}_{n}m": n for p in ("idays", "cdays") for n in _INSURANCE_WINDOWS},
 }
-INCOME_AGGS = frozenset(k for k in FACT_AGGS if k.startswith(("inc_", "wag_", "wdays_")))
+# Aggregates over windows before the period (their facts are read back to the lookback).
+INCOME_AGGS = frozenset(
+    k for k in FACT_AGGS if k.startswith(("inc_", "wag_", "wdays_", "idays_", "cdays_"))
+)
 
 
 def _flag(bit: int) -> str:
@@ -330,6 +439,44 @@ def _income_builtins() -> list[PersonBuiltin]:
     return out
 
 
+def _insurance_builtins() -> list[PersonBuiltin]:
+    """Months with social-insurance contributions (ГФСС) in windows before the period: the
+    person's own, and the caring parent's (`has_carer`) for a child."""
+    out: list[PersonBuiltin] = []
+    for n in _INSURANCE_WINDOWS:
+        out.append(
+            PersonBuiltin(
+                f"insured_months_{n}m",
+                T.INT,
+                "months",
+                _t(
+                    f"соңғы {n} айда әлеуметтік аударымдар төленген айлар",
+                    f"месяцев с социальными отчислениями за последние {n} мес.",
+                    f"months with social insurance contributions in the last {n} months",
+                ),
+                f"CAST(least({n}, round(coalesce(fa.idays_{n}m, 0) / 30.4375)) AS INTEGER)",
+                (f"idays_{n}m",),
+            )
+        )
+        out.append(
+            PersonBuiltin(
+                f"carer_insured_months_{n}m",
+                T.INT,
+                "months",
+                _t(
+                    f"күтуші ата-ананың соңғы {n} айдағы әлеуметтік аударымдары (ай)",
+                    f"месяцев с социальными отчислениями родителя, осуществляющего уход,"
+                    f" за последние {n} мес.",
+                    f"months with social insurance contributions of the caring parent in the"
+                    f" last {n} months",
+                ),
+                f"CAST(least({n}, round(coalesce(fa.cdays_{n}m, 0) / 30.4375)) AS INTEGER)",
+                (f"cdays_{n}m",),
+            )
+        )
+    return out
+
+
 _AWARDS = {
     "altyn_alka": (13, _t("«Алтын алқа» алқасы", "подвеска «Алтын алқа»", "Altyn Alka pendant")),
     "kumis_alka": (14, _t("«Күміс алқа» алқасы", "подвеска «Күміс алқа»", "Kumis Alka pendant")),
@@ -432,6 +579,45 @@ PERSON_BUILTINS: dict[str, PersonBuiltin] = {
             _t("баланың туу реті", "очерёдность рождения ребёнка", "birth order of the child"),
             "p.child_rank",
         ),
+        PersonBuiltin(
+            "birth_order",
+            T.INT,
+            "count",
+            _t(
+                "ананың балаларының арасындағы туу реті",
+                "очерёдность рождения среди детей матери",
+                "birth order among the mother's children",
+            ),
+            # Among the legal mother's children wherever they live; a child without a known
+            # mother: among the children of its family (`child_order`).
+            "coalesce(p.birth_rank, p.child_rank)",
+        ),
+        PersonBuiltin(
+            "children_raised_to_8",
+            T.INT,
+            "count",
+            _t(
+                "8 жасқа дейін тәрбиелеген балалары",
+                "детей, воспитанных до 8 лет",
+                "children raised to age 8",
+            ),
+            # Her (birth or adoptive) children who reached age 8 alive by the period's end,
+            # wherever they live now (REFERENCE.md §2: retirement at 53 for five or more).
+            "coalesce(fa.r8_cnt, 0)",
+            ("r8_cnt",),
+        ),
+        PersonBuiltin(
+            "has_carer",
+            T.BOOL,
+            "bool",
+            _t(
+                "отбасында ата-анасы немесе қорғаншысы бар",
+                "в семье есть родитель или опекун",
+                "a parent or guardian lives in the family",
+            ),
+            "(p.carer_id IS NOT NULL)",
+        ),
+        *_insurance_builtins(),
         PersonBuiltin(
             "retirement_age",
             T.NUM,

@@ -12,9 +12,31 @@ from socialcard.rules.engine.explain import Decision, format_value
 from socialcard.rules.engine.model import Case, MemberSpec
 from socialcard.rules.engine.problems import EvaluationError
 from socialcard.rules.engine.runtime import OnlineEvaluator
-from socialcard.rules.engine.synthetic import FACT_SCHEMA, PERSON_SCHEMA
+from socialcard.rules.engine.synthetic import FACT_SCHEMA, LINK_SCHEMA, PERSON_SCHEMA
 
 FAMILY_ID = 1
+
+
+def household_links(members: list[MemberSpec]) -> pa.Table:
+    """The parent-child links the members name (`mother: <name>`, ...), valid from birth."""
+    ids = {m.name: i + 1 for i, m in enumerate(members)}
+    return pa.Table.from_pylist(
+        [
+            {
+                "child_id": i + 1,
+                "parent_id": ids[parent],
+                "relation": relation,
+                "child_birth_on": m.birth_on,
+                "child_death_on": m.death_on,
+                "valid_from": m.birth_on,
+                "valid_until": None,
+                "source": "case",
+            }
+            for i, m in enumerate(members)
+            for relation, parent in m.parents
+        ],
+        schema=LINK_SCHEMA,
+    )
 
 
 def household_tables(members: list[MemberSpec]) -> tuple[pa.Table, pa.Table]:
@@ -83,7 +105,7 @@ def run_case(evaluator: OnlineEvaluator, case: Case) -> CaseResult:
     if plan.program.period != case.period.kind:
         return CaseResult(case, False, [f"{case.program} is evaluated per {plan.program.period}"])
     person, fact = household_tables(case.members)
-    household = evaluator.evaluate(person, fact, case.period)
+    household = evaluator.evaluate(person, fact, case.period, link=household_links(case.members))
     entity = case.subject + 1 if plan.program.entity == "person" else FAMILY_ID
     if plan.program.entity == "family" and not case.members[0].in_family:
         entity = -1

@@ -19,7 +19,13 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from socialcard.rules.engine.builtins import FACT_AGGS, INCOME_AGGS
+from socialcard.rules.engine.builtins import (
+    CARER_CONTRIBUTION_CODE,
+    CONTRIBUTION_CODE,
+    FACT_AGGS,
+    INCOME_AGGS,
+    RAISED8_CODE,
+)
 
 _I64_MIN = np.iinfo(np.int64).min
 
@@ -40,6 +46,7 @@ _FIXED = {
     "re_cnt": _Spec("max", "qty", 19, 19, None),
     "veh_cnt": _Spec("max", "qty", 20, 20, None),
     "cons_amt": _Spec("max", "amt", 21, 21, None),
+    "r8_cnt": _Spec("max", "qty", RAISED8_CODE, RAISED8_CODE, None),
     "inc_m": _Spec("sum", "amt", 1, 4, _PERIOD),
     "wag_m": _Spec("sum", "amt", 1, 1, _PERIOD),
     "inc_q": _Spec("sum", "amt", 1, 4, ("zzper_qs_d", "zzper_qe_d")),
@@ -50,11 +57,15 @@ def fact_spec(name: str) -> _Spec:
     """What a `FACT_AGGS` aggregate computes (the windowed ones follow their name)."""
     if name in _FIXED:
         return _FIXED[name]
-    kind, _, window = name.partition("_")
-    months = window.removesuffix("m")
+    kind, _, span = name.partition("_")
+    months = span.removesuffix("m")
+    window = (f"zzper_w{months}s_d", "zzper_we_d")
+    if kind in ("idays", "cdays"):
+        code = CONTRIBUTION_CODE if kind == "idays" else CARER_CONTRIBUTION_CODE
+        return _Spec("sum", "one", code, code, window)
     high = 4 if kind == "inc" else 1
     value = "one" if kind == "wdays" else "amt"
-    return _Spec("sum", value, 1, high, (f"zzper_w{months}s_d", "zzper_we_d"))
+    return _Spec("sum", value, 1, high, window)
 
 
 @dataclass
@@ -193,7 +204,10 @@ class FactArrays:
             if window is None or not incomes:
                 mask = (vf <= pe) & (vt >= ps)
             else:
-                mask = (vf <= pe) & ((vt >= ps) | ((facts.code <= 4) & (vt >= lookback)))
+                back = (facts.code <= 4) | (
+                    (facts.code >= CONTRIBUTION_CODE) & (facts.code <= CARER_CONTRIBUTION_CODE)
+                )
+                mask = (vf <= pe) & ((vt >= ps) | (back & (vt >= lookback)))
             if value == "amt":
                 mask &= facts.amt_ok
             elif value == "qty":

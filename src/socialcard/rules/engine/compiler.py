@@ -35,6 +35,7 @@ from socialcard.rules.engine.builtins import (
     FAMILY_BUILTINS,
     HELPERS,
     INCOME_AGGS,
+    LOOKBACK_CODES_SQL,
     PERSON_BUILTINS,
     income_lookback_start,
     period_constants,
@@ -950,7 +951,7 @@ class CompiledPack:
         the aggregates read was measured: the IN test costs more than the rows it skips.)"""
         live = "f.vt >= zzper_ps_d"
         if any(a in INCOME_AGGS for a in aggs):
-            live = "(f.vt >= zzper_ps_d OR (f.code <= 4 AND f.vt >= zzper_lookback))"
+            live = f"(f.vt >= zzper_ps_d OR ({LOOKBACK_CODES_SQL} AND f.vt >= zzper_lookback))"
         cols = ", ".join(f"{FACT_AGGS[a]} AS {a}" for a in aggs)
         return (
             f"SELECT f.person_id, {cols} FROM zztable_fact AS f"

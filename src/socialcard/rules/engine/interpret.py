@@ -30,15 +30,23 @@ import sqlglot
 from sqlglot import exp
 
 from socialcard.rules.engine.builtins import (
+    CARER_CONTRIBUTION_CODE,
+    CARER_PRIORITY,
+    CONTRIBUTION_CODE,
     DISABILITY_BIT,
     FACT_CODES,
     INCOME_AGGS,
+    MOTHER_RELATIONS,
     QUALIFIER_CODES,
+    RAISED8_CODE,
+    RAISED_AGE,
     STUDY_FT_BIT,
+    looks_back,
 )
 from socialcard.rules.engine.columnar import fact_spec
 from socialcard.rules.engine.compiler import Bound, Layer
 from socialcard.rules.engine.loader import ROLES
+from socialcard.rules.engine.periods import add_years
 from socialcard.rules.engine.problems import EvaluationError
 
 Row = dict[str, Any]
@@ -549,6 +557,8 @@ class Program:
                 "b_d": _days(birth),
                 "d_d": _days(death),
                 "child_rank": None,
+                "birth_rank": None,
+                "carer_id": None,
             }
             if self.retirement is not None:
                 retire = {"birth_on": birth, "sex": sex}
@@ -633,7 +643,7 @@ class Program:
             for code, amount, quantity, vf, vt, bit in facts:
                 if vf is None or vf > pe:
                     continue
-                if not (vt >= ps or (self.incomes and code <= 4 and vt >= lookback)):
+                if not (vt >= ps or (self.incomes and looks_back(code) and vt >= lookback)):
                     continue
                 if spec.op == "or":
                     if vt >= ps:
@@ -658,11 +668,92 @@ class Program:
                 result = term if result is None else result + term
             row[name] = result
 
+    @staticmethod
+    def _lineage(
+        people: list[Row],
+        links: list[Row],
+        deaths: Mapping[int, date],
+        by_person: dict[int, list[tuple[Any, ...]]],
+    ) -> None:
+        """Birth ranks, caring parents and the facts derived from parent-child links, as
+        `builtins.prepare_person_sql` / `prepare_fact_sql` compute them."""
+        # The legal mother: an adoptive mother first, then the latest link, then the lower id.
+        chosen: dict[int, tuple[tuple[Any, ...], Row]] = {}
+        for link in links:
+            child, parent = link.get("child_id"), link.get("parent_id")
+            if child is None or parent is None or link.get("relation") not in MOTHER_RELATIONS:
+                continue
+            since = _as_date(link.get("valid_from"))
+            key = (
+                0 if link.get("relation") == "adoptive_mother" else 1,
+                since is None,
+                -(since - _EPOCH).days if since is not None else 0,
+                int(parent),
+            )
+            if int(child) not in chosen or key < chosen[int(child)][0]:
+                chosen[int(child)] = (key, link)
+        children: dict[int, list[tuple[int, date | None, date | None]]] = {}
+        for child, (_, link) in chosen.items():
+            children.setdefault(int(link["parent_id"]), []).append(
+                (child, _as_date(link.get("child_birth_on")), _as_date(link.get("child_death_on")))
+            )
+        ranks: dict[int, int] = {}
+        for mother, kids in children.items():
+            kids.sort(key=lambda k: (k[1] is None, k[1] or _EPOCH, k[0]))
+            for rank, (child, _, _) in enumerate(kids, start=1):
+                ranks[child] = rank
+            raised = []
+            for child, born, died in kids:
+                if born is None:
+                    continue
+                eighth = add_years(born, RAISED_AGE)
+                if died is None or died >= eighth:
+                    raised.append(((eighth - _EPOCH).days, child))
+            raised.sort()
+            for ordinal, (day, _) in enumerate(raised, start=1):
+                by_person.setdefault(mother, []).append(
+                    (RAISED8_CODE, None, ordinal, day, _OPEN_END, 1 << RAISED8_CODE)
+                )
+        rows = {row["person_id"]: row for row in people}
+        carers: dict[int, tuple[tuple[int, int], int]] = {}
+        for link in links:
+            child, parent = link.get("child_id"), link.get("parent_id")
+            relation = link.get("relation")
+            if child is None or parent is None or relation not in CARER_PRIORITY:
+                continue
+            kid, carer = rows.get(int(child)), rows.get(int(parent))
+            if kid is None or carer is None or link.get("valid_until") is not None:
+                continue
+            if kid["family_id"] is None or carer["family_id"] != kid["family_id"]:
+                continue
+            if carer["death_on"] is not None or int(parent) in deaths:
+                continue
+            priority = (CARER_PRIORITY[str(relation)], int(parent))
+            if int(child) not in carers or priority < carers[int(child)][0]:
+                carers[int(child)] = (priority, int(parent))
+        for row in people:
+            row["birth_rank"] = ranks.get(row["person_id"])
+            found = carers.get(row["person_id"])
+            if found is None:
+                continue
+            row["carer_id"] = found[1]
+            copies = [
+                (CARER_CONTRIBUTION_CODE, amount, quantity, vf, vt, 1 << CARER_CONTRIBUTION_CODE)
+                for code, amount, quantity, vf, vt, _ in by_person.get(found[1], [])
+                if code == CONTRIBUTION_CODE
+            ]
+            if copies:
+                by_person.setdefault(row["person_id"], []).extend(copies)
+
     # --- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, persons: list[Row], facts: list[Row]) -> tuple[list[Row], list[Row]]:
+    def evaluate(
+        self, persons: list[Row], facts: list[Row], links: list[Row] | None = None
+    ) -> tuple[list[Row], list[Row]]:
         """Family rows and person rows (with the family values person rules read)."""
         by_person, deaths = self._facts(facts)
         people = self._persons(persons, deaths)
+        if links:
+            self._lineage(people, links, deaths, by_person)
         for row in people:
             self._aggregates(by_person.get(row["person_id"], []), row)
             _run(self.person_steps, row)

@@ -77,7 +77,10 @@ FACT_DETAILS: dict[str, frozenset[str]] = {
     "loan": frozenset({"consumer", "mortgage"}),
     "birth": frozenset({"registered"}),
     "death": frozenset({"registered"}),
+    "social_insurance": frozenset({"contribution"}),
 }
+# Parent-child links a test member may name (`mother: <member name>`, ...).
+LINK_RELATIONS = ("mother", "father", "adoptive_mother", "adoptive_father", "guardian")
 ROLES = ("child", "head", "other", "parent", "spouse")  # sorted: the ENUM order
 PACK_FILE = "pack.yaml"
 
@@ -432,6 +435,7 @@ def _member(ctx: _Ctx, node: Any, line: int, index: int, period: Period) -> Memb
             "region",
             "facts",
             "no_family",
+            *LINK_RELATIONS,
         ),
         "member",
     )
@@ -477,6 +481,14 @@ def _member(ctx: _Ctx, node: Any, line: int, index: int, period: Period) -> Memb
                 spec = _fact(ctx, fact, facts_node.line_of(i), ps, birth, death)
                 if spec is not None:
                     facts.append(spec)
+    parents: list[tuple[str, str]] = []
+    for relation in LINK_RELATIONS:
+        if relation in node:
+            parent = node[relation]
+            if not isinstance(parent, str):
+                ctx.err(node.line_of(relation), f"{relation} must name another member")
+            else:
+                parents.append((relation, parent))
     if birth is None:
         return None
     return MemberSpec(
@@ -488,6 +500,7 @@ def _member(ctx: _Ctx, node: Any, line: int, index: int, period: Period) -> Memb
         region_kato=region,
         facts=facts,
         in_family=node.get("no_family") is not True,
+        parents=parents,
     )
 
 
@@ -605,6 +618,15 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
         ok_members = [m for m in members if m is not None]
         subject = spec.get("subject", 0)
         names = [m.name for m in ok_members]
+        unknown = [
+            f"{relation} {parent!r}"
+            for m in ok_members
+            for relation, parent in m.parents
+            if parent not in names or parent == m.name
+        ]
+        if unknown:
+            ctx.err(members_node.line, f"links name no other member: {', '.join(unknown)}")
+            continue
         if isinstance(subject, str) and subject in names:
             subject = names.index(subject)
         if not isinstance(subject, int) or not 0 <= subject < len(ok_members):

@@ -234,6 +234,7 @@ class MemberSpec:
     region_kato: str = "750000000"
     facts: list[FactSpec] = field(default_factory=list)
     in_family: bool = True
+    parents: list[tuple[str, str]] = field(default_factory=list)  # (relation, member name)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from socialcard.rules.engine.loader import ROLES
 from socialcard.rules.engine.model import Scalar
 from socialcard.rules.engine.periods import Period
 from socialcard.rules.engine.problems import EvaluationError
+from socialcard.rules.engine.synthetic import LINK_SCHEMA
 
 # The input contract: names and types the adapter hands over (extra columns are ignored).
 PERSON_SELECT = (
@@ -42,6 +43,12 @@ FACT_SELECT = (
     " CAST(amount_minor AS BIGINT) AS amount_minor, CAST(quantity AS INTEGER) AS quantity,"
     " CAST(valid_from AS DATE) AS valid_from, CAST(valid_until AS DATE) AS valid_until,"
     " CAST(source AS VARCHAR) AS source FROM {source}"
+)
+LINK_SELECT = (
+    "SELECT CAST(child_id AS BIGINT) AS child_id, CAST(parent_id AS BIGINT) AS parent_id,"
+    " CAST(relation AS VARCHAR) AS relation, CAST(child_birth_on AS DATE) AS child_birth_on,"
+    " CAST(child_death_on AS DATE) AS child_death_on, CAST(valid_from AS DATE) AS valid_from,"
+    " CAST(valid_until AS DATE) AS valid_until FROM {source}"
 )
 
 
@@ -272,11 +279,12 @@ class Engine:
         self._schemas: dict[str, pa.Schema] = {}  # stage SQL (names generic) -> its types
         self._tables = False  # person_input and fact_input kept in DuckDB
 
-    def load(self, person: Any, fact: Any, *, keep_tables: bool = True) -> float:
+    def load(self, person: Any, fact: Any, link: Any = None, *, keep_tables: bool = True) -> float:
         """Copy `person` and `fact` (Arrow tables or anything DuckDB scans) in, prepared once.
 
         Preparing is period-independent (codes, day numbers, merged duplicates and deaths,
-        birth ranks), so every later evaluation, what-if or period reuses it. Without
+        birth ranks, parent-child links), so every later evaluation, what-if or period reuses
+        it. `link`: the parent-child links (`synthetic.LINK_SCHEMA`), if any. Without
         `keep_tables` only the arrays of the whole-registry first stage stay (about 1 GB less
         at 1 M families); `evaluate(family_ids=...)` then needs a new load.
         """
@@ -284,10 +292,14 @@ class Engine:
         con = self.con
         con.register("load_person", person)
         con.register("load_fact", fact)
+        link_src: str | None = None
+        if link is not None:
+            con.register("load_link", link)
+            link_src = "(" + LINK_SELECT.format(source="load_link") + ")"
         try:
             person_src = "(" + PERSON_SELECT.format(source="load_person") + ")"
             fact_src = "(" + FACT_SELECT.format(source="load_fact") + ")"
-            for table in ("person_input", "fact_input"):
+            for table in ("person_input", "fact_input", "carer_input"):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
             # Role, sex and region as ENUMs: the many comparisons and the family-region
             # aggregates become integer work (measured ~15 % of a batch). Unknown literals
@@ -310,10 +322,17 @@ class Engine:
                 f"CAST(CASE WHEN role IN ({roles}) THEN role ELSE 'other' END AS sc_role) AS role,"
                 " CAST(CASE WHEN sex IN ('F', 'M') THEN sex END AS sc_sex) AS sex,"
                 " CAST(region_kato AS sc_region) AS region_kato) FROM ("
-                + prepare_person_sql(person_src, fact_src, self.compiled.retirement)
+                + prepare_person_sql(person_src, fact_src, self.compiled.retirement, link_src)
                 + ")"
             )
-            body, coded = prepare_fact_sql(fact_src)
+            carers = None
+            if link_src is not None:
+                con.execute(
+                    "CREATE TABLE carer_input AS SELECT person_id, carer_id FROM person_input"
+                    " WHERE carer_id IS NOT NULL"
+                )
+                carers = "carer_input"
+            body, coded = prepare_fact_sql(fact_src, link=link_src, carers=carers)
             con.execute(f"CREATE {kind} fact_input AS WITH coded AS ({coded}) {body}")
             # The same prepared tables as arrays, for a whole-registry run; persons by family,
             # so that each family's members are one run of rows (`vectorized.Segments`).
@@ -335,11 +354,14 @@ class Engine:
             self._schemas = {}
             self._tables = keep_tables
             if not keep_tables:
-                con.execute("DROP VIEW person_input")
                 con.execute("DROP VIEW fact_input")
+                con.execute("DROP VIEW person_input")
+                con.execute("DROP TABLE IF EXISTS carer_input")
         finally:
             con.unregister("load_person")
             con.unregister("load_fact")
+            if link is not None:
+                con.unregister("load_link")
         self.con.register("load_person", self._persons)
         try:
             bits = _perfect_hash_bits(self.con, "load_person")
@@ -636,11 +658,19 @@ class OnlineEvaluator:
         bound = self.compiled.bind(period, overrides)
         person_src = "(" + PERSON_SELECT.format(source="online_person") + ")"
         fact_src = "(" + FACT_SELECT.format(source="online_fact") + ")"
+        link_src = "(" + LINK_SELECT.format(source="online_link") + ")"
         raw = bound.person_raw.replace("zztable_person", "person").replace("zztable_fact", "fact")
         view = bound.person_base.replace("zzstage_pbraw", "pb_raw")
-        fact_body, coded = prepare_fact_sql(fact_src)
+        fact_body, coded = prepare_fact_sql(
+            fact_src,
+            link=link_src,
+            carers="(SELECT person_id, carer_id FROM person WHERE carer_id IS NOT NULL)",
+        )
         ctes = [
-            ("person", prepare_person_sql(person_src, fact_src, self.compiled.retirement)),
+            (
+                "person",
+                prepare_person_sql(person_src, fact_src, self.compiled.retirement, link_src),
+            ),
             ("coded", coded),
             ("fact", fact_body),
             ("pb_raw", raw),
@@ -677,17 +707,24 @@ class OnlineEvaluator:
             self.con.unregister("online_input")
 
     def _run_sql(
-        self, person: Any, fact: Any, period: Period, overrides: Mapping[str, Scalar] | None
+        self,
+        person: Any,
+        fact: Any,
+        link: Any,
+        period: Period,
+        overrides: Mapping[str, Scalar] | None,
     ) -> tuple[Bound, list[dict[str, Any]], list[dict[str, Any]]]:
         bound, sql = self._statement(period, overrides)
         con = self.con
         con.register("online_person", person)
         con.register("online_fact", fact)
+        con.register("online_link", LINK_SCHEMA.empty_table() if link is None else link)
         try:
             rows = con.execute(sql).fetchall()
         finally:
             con.unregister("online_person")
             con.unregister("online_fact")
+            con.unregister("online_link")
         row = rows[0]
         families: list[dict[str, Any]] = row[0] or []
         persons: list[dict[str, Any]] = (row[1] if len(row) > 1 else None) or []
@@ -700,16 +737,22 @@ class OnlineEvaluator:
         period: Period | str,
         *,
         overrides: Mapping[str, Scalar] | None = None,
+        link: Any = None,
     ) -> Household:
-        """Decisions of every program of the period's kind for the household in `person`."""
+        """Decisions of every program of the period's kind for the household in `person`.
+
+        `link`: the parent-child links of its members (and of their mothers' other children,
+        for birth order), as `synthetic.LINK_SCHEMA`.
+        """
         if isinstance(period, str):
             period = Period.parse(period)
         if self.backend == "python":
             program = self._program(period, overrides)
             bound = program.bound
-            families, persons = program.evaluate(self._rows(person), self._rows(fact))
+            links = None if link is None else self._rows(link)
+            families, persons = program.evaluate(self._rows(person), self._rows(fact), links)
         else:
-            bound, families, persons = self._run_sql(person, fact, period, overrides)
+            bound, families, persons = self._run_sql(person, fact, link, period, overrides)
         decisions: list[Decision] = []
         for plan in self.compiled.programs:
             if plan.program.period != period.kind:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar
 
@@ -61,16 +61,32 @@ FACT_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
+# Parent-child links: birth (mother, father), adoption (adoptive_mother, adoptive_father) and
+# guardianship (guardian), with the child's life dates so that a mother's children count
+# wherever they live, and the link's own validity.
+LINK_SCHEMA = pa.schema(
+    [
+        ("child_id", pa.int64()),
+        ("parent_id", pa.int64()),
+        ("relation", pa.string()),
+        ("child_birth_on", pa.date32()),
+        ("child_death_on", pa.date32()),
+        ("valid_from", pa.date32()),
+        ("valid_until", pa.date32()),
+        ("source", pa.string()),
+    ]
+)
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 
 @dataclass(frozen=True)
 class Population:
-    """The two input tables of the rules engine."""
+    """The input tables of the rules engine: persons, facts and parent-child links."""
 
     person: pa.Table
     fact: pa.Table
+    link: pa.Table = field(default_factory=LINK_SCHEMA.empty_table)
 
 
 def _codes(values: list[str], index: np.ndarray[Any, Any]) -> pa.Array:
@@ -97,6 +113,7 @@ class _Facts:
         "loan",
         "birth",
         "death",
+        "social_insurance",
     ]
     DETAILS: ClassVar[list[str]] = [
         "wages",
@@ -121,6 +138,7 @@ class _Facts:
         "vehicle",
         "consumer",
         "mortgage",
+        "contribution",
     ]
     QUALIFIERS: ClassVar[list[str]] = [
         "",
@@ -414,8 +432,66 @@ def generate(families: int, *, seed: int = 0, as_of: date = date(2026, 1, 1)) ->
         amount=(rng.uniform(5e6, 4e7, int(mortgage.sum())) * 100),
     )
 
+    # Social insurance: employers pay contributions for 85 % of the employed (one fact over
+    # the employment here; the registry's file has a row per month), and had paid them for
+    # most of the jobless before they lost the job.
+    insured = employed & (rng.random(n) < 0.85)
+    facts.add(
+        person_id[insured],
+        "social_insurance",
+        "contribution",
+        "gfss",
+        since[insured],
+        amount=wage[insured] // 20,
+    )
+    was_insured = jobless & (rng.random(n) < 0.8)
+    facts.add(
+        person_id[was_insured],
+        "social_insurance",
+        "contribution",
+        "gfss",
+        registered[was_insured] - 900,
+        valid_until=registered[was_insured] - 1,
+        amount=wage[was_insured] // 20,
+    )
+
     # Births of the last two years and deaths are registered facts too.
     baby = is_child & (age < 2)
     facts.add(person_id[baby], "birth", "registered", "zags", birth[baby])
     facts.add(person_id[dead], "death", "registered", "zags", death[dead])
-    return Population(person=person, fact=facts.table())
+    return Population(person=person, fact=facts.table(), link=_links(person, is_child, male))
+
+
+def _links(
+    person: pa.Table, is_child: np.ndarray[Any, Any], male: np.ndarray[Any, Any]
+) -> pa.Table:
+    """Birth links of each child to the head and spouse of its family (by sex)."""
+    family = person["family_id"].to_numpy()
+    role = person["role"].to_numpy(zero_copy_only=False)
+    ids = person["person_id"].to_numpy()
+    parents = (role == "head") | (role == "spouse")
+    children = np.flatnonzero(is_child)
+    parts: list[pa.Table] = []
+    for is_male, relation in ((False, "mother"), (True, "father")):
+        who = np.flatnonzero(parents & (male == is_male))
+        by_family = np.zeros(int(family.max(initial=0)) + 1, np.int64)
+        by_family[family[who]] = ids[who]
+        parent = by_family[family[children]]
+        kids = children[parent > 0]
+        taken = pa.array(kids)
+        parts.append(
+            pa.Table.from_arrays(
+                [
+                    pa.array(ids[kids]),
+                    pa.array(parent[parent > 0]),
+                    pa.array(np.full(len(kids), relation)),
+                    person["birth_on"].take(taken),
+                    person["death_on"].take(taken),
+                    person["birth_on"].take(taken),
+                    pa.nulls(len(kids), pa.date32()),
+                    pa.array(np.full(len(kids), "zags")),
+                ],
+                schema=LINK_SCHEMA,
+            )
+        )
+    return pa.concat_tables(parts).combine_chunks()
