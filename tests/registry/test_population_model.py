@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 import numpy as np
 import pytest
 
+from socialcard.core.clock import travel_to
 from socialcard.registry.identifiers import iin_check_digit, make_iin, validate_iin
 from socialcard.registry.population.errors import GenerationError
 from socialcard.registry.population.generator import (
@@ -204,6 +205,18 @@ class TestRowChecks:
         tables = _tables(300, seed=3)
         assert check_vectorised(tables, today=TODAY) == []
         assert check_scalar(tables, today=TODAY) == []
+
+    @pytest.mark.parametrize(
+        "as_of", [date(2026, 12, 1), date(2026, 12, 7), date(2027, 2, 28), date(2028, 2, 29)]
+    )
+    def test_rows_of_any_day_of_a_month_pass(self, as_of: date) -> None:
+        # Monthly facts (contributions from a job's first whole month, job losses this month)
+        # must never begin after the reference day, whichever day of the month it is.
+        with travel_to(datetime.combine(as_of, time(12), tzinfo=UTC), frozen=True):
+            tables = Tables.concat(
+                list(iter_tables(families=2_000, seed=1, region="750000000", as_of=as_of))
+            )
+        assert check_vectorised(tables, today=as_of) == []
 
     @pytest.mark.parametrize(
         "mutate",

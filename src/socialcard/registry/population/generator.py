@@ -755,6 +755,8 @@ def generate_block(
     contrib_from = np.where(wage_d == 1, wage_from, month_start(wage_y, wage_m + 1))
     insured = employed & (lrng.random(n) < 0.88)
     insured &= (wage_until == NONE_DAY) | (contrib_from < wage_until)
+    # A job begun this month is insured from next month: no contribution recorded yet.
+    insured &= contrib_from <= today
     idx = persons[insured]
     facts.add(
         idx,
@@ -842,6 +844,8 @@ def generate_block(
     leave = (is_mother & alive & ~employed & baby_family[fam] & (lrng.random(n) < 0.35)) & (
         worked_start < birth_month
     )
+    # One past job each: the registered unemployed above already have theirs.
+    leave &= ~worked
     idx = persons[leave]
     for kind, detail, amount in (
         ("income", "wages", _tenge_to_tiyn(wage)),
