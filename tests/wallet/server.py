@@ -37,7 +37,8 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
+    # Generous: on a loaded 2-core machine importing the app alone has taken a minute.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("the server exited while starting")
@@ -47,7 +48,7 @@ def start_server(
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("the server did not start within 60 s")
+    raise RuntimeError("the server did not start within 180 s")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
