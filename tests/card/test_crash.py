@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from socialcard.card import service
@@ -50,6 +51,7 @@ def _tries(card_id: int) -> int | None:
         return service.pin_tries_left(session, card_id=card_id)
 
 
+@pytest.mark.slow
 class TestKillDashNine:
     def test_a_crash_after_the_decrement_still_counts_the_try(
         self, committed_engine: Engine

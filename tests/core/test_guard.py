@@ -339,6 +339,7 @@ def served(committed_engine: Engine, database_url: str) -> Iterator[str]:
         stop_server(process)
 
 
+@pytest.mark.slow
 class TestRealServer:
     def test_a_hundred_requests_with_random_keys_do_not_take_the_api_down(
         self, served: str

@@ -11,6 +11,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from socialcard.core.db import session_scope
@@ -48,6 +49,7 @@ def _keys(model: type, column: str) -> list[object]:
         return list(session.scalars(select(getattr(model, column))))
 
 
+@pytest.mark.slow
 class TestKillDashNine:
     def test_campaign_run_killed_between_chunks(self, proactive_env: Path) -> None:
         for _ in range(5):

@@ -271,6 +271,7 @@ def person_rows(draw: st.DrawFn) -> dict[str, Any]:
     return row
 
 
+@pytest.mark.slow
 class TestAgreesWithTheScalarValidator:
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(person_rows(), min_size=1, max_size=20))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -197,6 +198,7 @@ def check_agreement(
         online_sql.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=population(), loner=st.booleans())
 def test_batch_and_online_agree_on_random_households(kz: CompiledPack, data, loner: bool) -> None:  # type: ignore[no-untyped-def]

@@ -217,6 +217,7 @@ def assert_tables_equal(numpy_tables: dict[str, pa.Table], duck: dict[str, pa.Ta
             assert mine[name].to_pylist() == table[name].to_pylist(), (stage, name)
 
 
+@pytest.mark.slow
 class TestStages:
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=population(), loner=st.booleans())

@@ -90,6 +90,7 @@ class TestFirstStart:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@pytest.mark.slow
 class TestProduction:
     def test_refuses_without_explicit_secrets(self, tmp_path: Path) -> None:
         with pytest.raises(SecretsError, match="production needs explicit secrets"):

@@ -194,6 +194,7 @@ class TestKeysOverTheApi:
         assert client.post("/api/v1/api-keys/1/revoke", headers=operator_headers).status_code == 403
 
 
+@pytest.mark.slow
 class TestRevocationAcrossProcesses:
     """A key revoked from the command line (another process) is refused by a running server
     within the cache time: the server is real, the CLI is the installed command."""

@@ -8,6 +8,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -217,6 +218,7 @@ def make_machine(session: Session) -> type[RuleBasedStateMachine]:
     return WalletMachine
 
 
+@pytest.mark.slow
 class TestWalletStateMachine:
     def test_ledger_agrees_with_the_model(self, session: Session) -> None:
         machine = make_machine(session)
