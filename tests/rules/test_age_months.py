@@ -12,31 +12,43 @@ from hypothesis import strategies as st
 
 from socialcard.rules.engine import CompiledPack, Engine, OnlineEvaluator, Period
 from socialcard.rules.engine.explain import Decision
-from socialcard.rules.engine.synthetic import FACT_SCHEMA, PERSON_SCHEMA
+from socialcard.rules.engine.synthetic import FACT_SCHEMA, LINK_SCHEMA, PERSON_SCHEMA
 
 PERIOD = Period.parse("2026-03")
 
 
-def household(birth: date) -> tuple[pa.Table, pa.Table]:
+def household(birth: date) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """An uninsured mother at home with her child (the child's own parent: its carer)."""
     persons = [
         {"person_id": 1, "family_id": 1, "role": "head", "sex": "F", "birth_on": date(1994, 5, 2)},
         {"person_id": 2, "family_id": 1, "role": "child", "sex": "M", "birth_on": birth},
     ]
     for p in persons:
         p.update(death_on=None, region_kato="751110000")
+    mother = {
+        "child_id": 2,
+        "parent_id": 1,
+        "relation": "mother",
+        "child_birth_on": birth,
+        "child_death_on": None,
+        "valid_from": birth,
+        "valid_until": None,
+        "source": "zags",
+    }
     return (
         pa.Table.from_pylist(persons, schema=PERSON_SCHEMA),
         pa.Table.from_pylist([], schema=FACT_SCHEMA),
+        pa.Table.from_pylist([mother], schema=LINK_SCHEMA),
     )
 
 
 def child_care(kz: CompiledPack, birth: date) -> list[Decision]:
     """The child-care decision on the child from the batch and both online evaluators."""
-    person, fact = household(birth)
+    person, fact, link = household(birth)
     out: list[Decision] = []
     engine = Engine(kz, threads=1)
     try:
-        engine.load(person, fact)
+        engine.load(person, fact, link)
         result = engine.evaluate(PERIOD)
         out += [
             d for d in result.decisions("kz.child_care", eligible_only=False) if d.entity_id == 2
@@ -48,7 +60,8 @@ def child_care(kz: CompiledPack, birth: date) -> list[Decision]:
             OnlineEvaluator(kz) if backend == "python" else OnlineEvaluator(kz, backend="duckdb")
         )
         try:
-            out.append(online.evaluate(person, fact, PERIOD).get("kz.child_care", 2))
+            decisions = online.evaluate(person, fact, PERIOD, link=link)
+            out.append(decisions.get("kz.child_care", 2))
         finally:
             online.close()
     assert len(out) == 3
@@ -105,7 +118,7 @@ def test_age_in_months_is_full_months_and_never_negative(
     start = period.start
     full = (start.year * 12 + start.month) - (birth.year * 12 + birth.month)
     expected = max(0, full - (birth.day > start.day))
-    person, fact = household(birth)
+    person, fact, _ = household(birth)
     for online in evaluators:
         decision = online.evaluate(person, fact, period).get("kz.child_care", 2)
         assert decision.variables["age_months"] == expected

@@ -70,7 +70,9 @@ def _decision(run_id: int, session: Session, program: str, entity: int) -> tuple
 class TestLineageInTheStore:
     def test_a_batch_run_counts_the_mothers_children_elsewhere(self, session: Session):
         newborn, _, _, baby = _lineage(session)
-        run = service.run_rules(session, period=PERIOD, snapshot=service.session_snapshot(session))
+        run = service.run_rules(
+            session, period=PERIOD, snapshot=service.session_snapshot(session, period=PERIOD)
+        )
         assert _decision(run.id, session, "kz.birth_allowance", newborn) == (True, 272475_00)
         # The single father caring for his baby is insured: no budget allowance.
         assert _decision(run.id, session, "kz.child_care", baby) == (False, 0)

@@ -35,6 +35,7 @@ SIGN_IN = "sign-in page"
 STAFF_PAGE = "staff session"
 CITIZEN_PAGE = "citizen session"
 MERCHANT_PAGE = "merchant staff session"
+KIOSK_PAGE = "kiosk device key (cookie), then card + PIN"
 
 MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/docs"): PUBLIC,
@@ -194,6 +195,14 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/citizen/wallet"): CITIZEN_PAGE,
     ("POST", "/citizen/vouchers/{voucher_id}/activate"): CITIZEN_PAGE,
     ("GET", "/citizen/access"): CITIZEN_PAGE,
+    ("GET", "/citizen/card"): CITIZEN_PAGE,
+    ("POST", "/citizen/card/qr"): CITIZEN_PAGE,
+    ("GET", "/kiosk"): KIOSK_PAGE,
+    ("POST", "/kiosk/setup"): KIOSK_PAGE,
+    ("POST", "/kiosk/start"): KIOSK_PAGE,
+    ("GET", "/kiosk/view"): KIOSK_PAGE,
+    ("POST", "/kiosk/touch"): KIOSK_PAGE,
+    ("POST", "/kiosk/end"): KIOSK_PAGE,
     ("GET", "/merchant"): MERCHANT_PAGE,
     ("POST", "/merchant/redeem"): MERCHANT_PAGE,
     ("GET", "/merchant/statement"): MERCHANT_PAGE,
