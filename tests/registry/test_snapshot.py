@@ -16,6 +16,7 @@ from socialcard.registry.snapshot import (
     HISTORY_SCHEMA,
     PERSON_SCHEMA,
     family_snapshot,
+    latest_memberships,
     persons_as_of,
     registry_history,
     registry_snapshot,
@@ -185,3 +186,13 @@ def test_each_person_once_in_the_family_of_their_latest_membership_in_the_period
             continue
         latest = max(holding, key=lambda r: (r["from_on"], r["member_id"]))
         assert chosen == (latest["family_id"], latest["role"])
+    # The one-family path's choice in plain Python gives the same answers.
+    holding_rows = [
+        [r[name] for name in HISTORY_SCHEMA.names]
+        for r in sorted(rows, key=lambda r: r["person_id"])  # type: ignore[arg-type, return-value]
+        if r["member_id"] is not None
+        and r["from_on"] <= period.end  # type: ignore[operator]
+        and (r["until_on"] is None or r["until_on"] >= period.start)  # type: ignore[operator]
+    ]
+    plain = {row[0]: (row[1], row[2]) for row in latest_memberships(holding_rows, period)}
+    assert plain == {pid: fam for pid, fam in got.items() if fam != (None, None)}

@@ -269,7 +269,20 @@ def snapshot_rows_for_family(
     every person with such a membership of this family, then the person's language; the caller
     keeps the persons whose family in the period is this one. Facts as `snapshot_fact_sql`.
     """
-    member, person = FamilyMember.__table__.c, Person.__table__.c
+    persons_query, facts_query = _family_snapshot_queries()
+    connection = session.connection()
+    # Core execution of statements built once: this read runs on every online evaluation.
+    params = {"family_id": family_id, "start": start, "end": end}
+    persons = connection.execute(persons_query, params).all()
+    person_ids = sorted({int(row[0]) for row in persons})
+    facts = connection.execute(facts_query, {"person_ids": person_ids, "end": end}).all()
+    return [tuple(r) for r in persons], [tuple(r) for r in facts]
+
+
+@lru_cache(maxsize=1)
+def _family_snapshot_queries() -> tuple[Select[Any], Select[Any]]:
+    member, person, fact = FamilyMember.__table__.c, Person.__table__.c, Fact.__table__.c
+    start, end = bindparam("start", type_=Date()), bindparam("end", type_=Date())
 
     def overlapping(m: Any, p: Any) -> tuple[Any, Any]:
         stays = and_(p.death_on.is_not(None), m.until_on >= p.death_on)
@@ -281,9 +294,9 @@ def snapshot_rows_for_family(
     candidates = (
         select(m2.c.person_id)
         .select_from(m2.join(p2, p2.c.id == m2.c.person_id))
-        .where(m2.c.family_id == family_id, overlapping(m2.c, p2.c)[1])
+        .where(m2.c.family_id == bindparam("family_id"), overlapping(m2.c, p2.c)[1])
     )
-    persons = session.execute(
+    persons = (
         select(
             person.id,
             member.family_id,
@@ -301,24 +314,23 @@ def snapshot_rows_for_family(
         .join(FamilyMember.__table__, member.person_id == person.id)
         .where(person.id.in_(candidates), overlaps)
         .order_by(person.id, member.id)
-    ).all()
-    person_ids = sorted({int(row[0]) for row in persons})
-    facts = session.execute(
-        select(
-            Fact.person_id,
-            Fact.kind,
-            Fact.detail,
-            Fact.qualifier,
-            Fact.amount_minor,
-            Fact.quantity,
-            Fact.valid_from,
-            Fact.valid_until,
-            Fact.source,
-        ).where(
-            Fact.person_id.in_(person_ids), Fact.superseded_at.is_(None), Fact.valid_from <= end
-        )
-    ).all()
-    return [tuple(r) for r in persons], [tuple(r) for r in facts]
+    )
+    facts = select(
+        fact.person_id,
+        fact.kind,
+        fact.detail,
+        fact.qualifier,
+        fact.amount_minor,
+        fact.quantity,
+        fact.valid_from,
+        fact.valid_until,
+        fact.source,
+    ).where(
+        fact.person_id.in_(bindparam("person_ids", expanding=True)),
+        fact.superseded_at.is_(None),
+        fact.valid_from <= end,
+    )
+    return persons, facts
 
 
 # Parent-child links with the child's life dates (the rules engine's `link` input).

@@ -293,14 +293,42 @@ def family_snapshot_with_languages(
     persons, facts = repository.snapshot_rows_for_family(
         session, family_id, start=period.start, end=period.end
     )
-    width = len(HISTORY_SCHEMA.names)
-    history = _table([row[:width] for row in persons], HISTORY_SCHEMA)
-    person_table = persons_as_of(history, period)
-    person_table = person_table.filter(pc.equal(person_table.column("family_id"), family_id))
-    members = set(person_table.column("person_id").to_pylist())
-    fact_table = _table([row for row in facts if row[0] in members], FACT_SCHEMA)
-    languages = {int(row[0]): str(row[width]) for row in persons}  # type: ignore[call-overload]
+    # The rows are the overlapping memberships of a few persons: `persons_as_of`'s choice in
+    # plain Python (the latest membership; the unborn left out), at a fraction of its cost
+    # for a handful of rows. A property test holds the two to the same answers.
+    chosen = latest_memberships(persons, period)
+    width = len(PERSON_SCHEMA.names)
+    members = [row for row in chosen if row[1] == family_id]
+    person_table = pa.Table.from_pylist(
+        [dict(zip(PERSON_SCHEMA.names, row[:width], strict=True)) for row in members],
+        schema=PERSON_SCHEMA,
+    )
+    ids = {row[0] for row in members}
+    fact_table = pa.Table.from_pylist(
+        [dict(zip(FACT_SCHEMA.names, row, strict=True)) for row in facts if row[0] in ids],
+        schema=FACT_SCHEMA,
+    )
+    language = len(HISTORY_SCHEMA.names)
+    languages = {int(row[0]): str(row[language]) for row in members}
     return person_table, fact_table, languages
+
+
+def latest_memberships(rows: Sequence[Sequence[Any]], period: Span) -> list[Sequence[Any]]:
+    """Rows shaped as HISTORY_SCHEMA (more columns may follow), all memberships overlapping
+    the period, in person order: each person born by the period's end once, with their latest
+    membership (`persons_as_of` for a handful of rows)."""
+    member_at = HISTORY_SCHEMA.names.index("member_id")
+    chosen: dict[int, Sequence[Any]] = {}
+    for row in rows:
+        if row[4] > period.end:  # birth_on
+            continue
+        best = chosen.get(row[0])
+        if best is None or (row[member_at + 1], row[member_at]) > (
+            best[member_at + 1],
+            best[member_at],
+        ):
+            chosen[row[0]] = row
+    return [chosen[pid] for pid in sorted(chosen)]
 
 
 def registry_snapshot_in_session(session: Session, period: Span) -> tuple[pa.Table, pa.Table]:
