@@ -431,6 +431,21 @@ def test_merchant_redeems_a_voucher_and_sees_it_on_the_statement(
     visit.close()
 
 
+def _assert_translated(visit: Visit, path: str) -> None:
+    """The page in kk and en: no key left untranslated, no English word on the Kazakh page."""
+    texts: dict[str, list[str]] = {}
+    for lang in ("kk", "en"):
+        visit.go(f"{path}?lang={lang}")
+        texts[lang] = _visible_texts(visit.page)
+        untranslated = [t for t in texts[lang] if KEY_LIKE.match(t)]
+        assert not untranslated, f"{path} {lang}: untranslated keys {untranslated}"
+    words = re.compile(r"[^\W\d_]{4,}")
+    english = {w for t in texts["en"] for w in words.findall(t)}
+    kazakh = {w for t in texts["kk"] for w in words.findall(t)}
+    same = {w for w in english & kazakh if w.isascii() and w.islower()}
+    assert not same, f"{path}: English words left on the Kazakh page: {sorted(same)[:20]}"
+
+
 def _card_holder(engine: Engine) -> tuple[int, int]:
     """(card id, person id) of an active card that has a tariff, from the demo's cards."""
     from socialcard.card.models import Card
@@ -467,6 +482,7 @@ def test_a_kiosk_session_shows_the_citizens_view_then_ends_and_leaves_nothing(
     visit.page.fill("#kiosk_key", kiosk_key)
     visit.submit("main form[action='/kiosk/setup'] button")
     visit.shot("ready")
+    _assert_translated(visit, "/kiosk")
     # A wrong PIN first: the page says how many tries are left.
     visit.page.fill("#chip_id", chip.chip_id)
     visit.page.fill("#chip_key", chip.chip_key)
@@ -513,6 +529,8 @@ def test_a_citizen_sees_their_card_and_its_qr(site: dict[str, Any], browser: Any
     _citizen_sign_in(visit, site["outbox"], _national_id(engine, person_id))
     visit.go("/citizen/card?lang=en")
     assert "Pensioner" in visit.page.locator("main").inner_text()
+    _assert_translated(visit, "/citizen/card")
+    visit.go("/citizen/card?lang=en")
     visit.shot("card")
     visit.page.select_option("#tariff", index=0)
     visit.submit("main form[action='/citizen/card/qr'] button")

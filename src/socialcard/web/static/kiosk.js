@@ -18,6 +18,8 @@
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("a[href]") : null;
     if (!link || link.origin !== window.location.origin || event.defaultPrevented) { return; }
+    var here = window.location;
+    if (link.hash && link.pathname === here.pathname && link.search === here.search) { return; }
     event.preventDefault();
     window.location.replace(link.href);
   });
