@@ -211,6 +211,13 @@ class TestCatalogues:
         keys = {lang: set(catalogue(lang)) for lang in LANGUAGES}
         assert keys["kk"] == keys["ru"] == keys["en"]
 
+    def test_no_key_is_written_twice(self) -> None:
+        # A catalogue reader keeps the last of two entries silently: one would be dead text.
+        for lang in LANGUAGES:
+            path = TEMPLATES.parent / "locale" / lang / "LC_MESSAGES" / "messages.po"
+            ids = re.findall(r'^msgid "(.+)"$', path.read_text(), re.MULTILINE)
+            assert sorted({k for k in ids if ids.count(k) > 1}) == [], lang
+
     def test_every_key_named_in_a_template_is_translated(self) -> None:
         named = set()
         for path in TEMPLATES.rglob("*.html"):
