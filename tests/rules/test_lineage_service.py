@@ -106,6 +106,30 @@ class TestLineageInTheStore:
             )
 
 
+class TestAdoptedAway:
+    def test_a_child_adopted_by_another_mother_is_not_counted_online_or_in_batch(
+        self, session: Session
+    ):
+        mother = make_person(session, sex="F", birth_on=date(1985, 2, 2))
+        newborn = make_person(session, sex="M", birth_on=date(2026, 3, 5))
+        home = make_family(session, [(mother, "head"), (newborn, "child")])
+        adopter = make_person(session, sex="F", birth_on=date(1975, 1, 1))
+        older = [make_person(session, sex="F", birth_on=date(2008 + i, 6, 1)) for i in range(3)]
+        make_family(session, [(adopter, "head"), *((c, "child") for c in older)])
+        for child in [*older, newborn]:
+            _link(session, child, mother, "mother")
+        _link(session, older[0], adopter, "adoptive_mother")
+        run = service.run_rules(session, period=PERIOD, snapshot=service.session_snapshot(session))
+        assert _decision(run.id, session, "kz.birth_allowance", newborn.id) == (True, 164350_00)
+        online = service.evaluate_family(session, family_id=home.id, period=PERIOD)
+        birth = next(
+            d
+            for d in online.decisions
+            if d.program_id == "kz.birth_allowance" and d.person_id == newborn.id
+        )
+        assert birth.amount_minor == 164350_00
+
+
 class TestGeneratedPopulation:
     def test_every_lineage_program_has_eligible_persons_in_the_generated_month(
         self, committed_engine: Engine

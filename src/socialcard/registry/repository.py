@@ -375,7 +375,9 @@ def snapshot_links_for_persons(
         PersonLink.valid_until,
         PersonLink.source,
     )
-    for column, wanted in ((PersonLink.child_id, ids), (PersonLink.parent_id, sorted(parents))):
+
+    def fetch(column: Any, wanted: Sequence[int]) -> set[int]:
+        children: set[int] = set()
         for start in range(0, len(wanted), _ID_CHUNK):
             chunk = wanted[start : start + _ID_CHUNK]
             for row in session.execute(
@@ -384,6 +386,13 @@ def snapshot_links_for_persons(
                 .where(column.in_(chunk), PersonLink.superseded_at.is_(None))
             ):
                 rows[tuple(row)] = None
+                children.add(int(row[0]))
+        return children
+
+    fetch(PersonLink.child_id, ids)
+    siblings = fetch(PersonLink.parent_id, sorted(parents))
+    # The siblings' own links too: one adopted by another mother is not this mother's child.
+    fetch(PersonLink.child_id, sorted(siblings - set(ids)))
     return list(rows)
 
 

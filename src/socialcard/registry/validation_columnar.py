@@ -820,6 +820,23 @@ def check_vectorised(tables: Tables, *, today: date) -> list[Problem]:
     out.flag("fact", start < _EARLIEST, "valid_from", "is before 1900-01-01")
     until = tables.fact_valid_until
     out.flag("fact", (until != NONE_DAY) & (until < start), "valid_until", "is before valid_from")
+    # Contributions cover whole months (validation._contribution_months).
+    is_contribution = np.array([k == "social_insurance" for k in kinds], dtype=bool)[kind_code]
+    first_day = start.astype("datetime64[D]").astype("datetime64[M]").astype("datetime64[D]")
+    out.flag(
+        "fact",
+        is_contribution & (first_day.astype(np.int64) != start),
+        "valid_from",
+        "contributions cover whole months: start on the 1st",
+    )
+    next_day = (until + 1).astype("datetime64[D]")
+    month_end = next_day.astype("datetime64[M]").astype("datetime64[D]") == next_day
+    out.flag(
+        "fact",
+        is_contribution & (until != NONE_DAY) & ~month_end,
+        "valid_until",
+        "contributions cover whole months: end on a month's last day",
+    )
     source_ok = np.array([_clean_text(v, required=True, max_len=40) for v in sources], dtype=bool)[
         source_code
     ]

@@ -135,11 +135,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"--period: {exc}", err=True)
             raise typer.Exit(2) from exc
         snapshot = None
+        link = None
         if person is not None and fact is not None:
             snapshot = (pq.read_table(person), pq.read_table(fact))
         elif synthetic > 0:
             population = generate(synthetic, seed=1, as_of=when.end)
             snapshot = (population.person, population.fact)
+            link = population.link
         elif person is not None or fact is not None:
             typer.echo("give both --person and --fact parquet files", err=True)
             raise typer.Exit(2)
@@ -155,6 +157,7 @@ def register(app: typer.Typer) -> None:
                     sample=sample,
                     pack_path=pack,
                     snapshot=snapshot,
+                    link=link,
                 )
         except AppError as exc:
             typer.echo(exc.message, err=True)

@@ -1578,9 +1578,12 @@ def simulate_registry(
     sample: int = 5,
     pack_path: str | Path | None = None,
     snapshot: tuple[pa.Table, pa.Table] | None = None,
+    link: pa.Table | None = None,
 ) -> SimulationRead:
     """Baseline against reform over the registry: eligible counts and monthly cost by
-    program and region, with a sample of gainers and losers and the conditions that flipped."""
+    program and region, with a sample of gainers and losers and the conditions that flipped.
+    A given `snapshot` (persons and facts from elsewhere) comes with its own parent-child
+    `link` table, if any; without a snapshot the registry's links are read with it."""
     when = parse_period(period)
     pack = loaded_pack(pack_path)
     if not overrides:
@@ -1593,7 +1596,6 @@ def simulate_registry(
     t0 = time.perf_counter()
     if snapshot is not None:
         person, fact = snapshot
-        link = registry_snapshot.registry_links_in_session(session)
     else:
         person, fact = registry_snapshot.registry_snapshot(_bind_url(session), when)
         link = registry_snapshot.registry_links(_bind_url(session))

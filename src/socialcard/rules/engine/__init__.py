@@ -1,10 +1,11 @@
 """The pure rules engine: YAML packs compiled to SQL and evaluated in DuckDB.
 
 Use `load_pack(path)` to read and check a pack (every problem reported at once as a
-PackError), then `Engine(compiled).load(person, fact)` and `.evaluate(period)` for a batch,
-`OnlineEvaluator(compiled).evaluate(person, fact, period)` for one household, `run_cases` for
-the pack's rule tests and `simulate` for what-if. This package imports no other socialcard
-domain: only DuckDB, sqlglot, PyYAML, PyArrow, numpy and the standard library.
+PackError), then `Engine(compiled).load(person, fact, link)` and `.evaluate(period)` for a
+batch, `OnlineEvaluator(compiled).evaluate(person, fact, period, link=...)` for one household
+(`link`: parent-child links, `synthetic.LINK_SCHEMA`), `run_cases` for the pack's rule tests
+and `simulate` for what-if. This package imports no other socialcard domain: only DuckDB,
+sqlglot, PyYAML, PyArrow, numpy and the standard library.
 """
 
 from socialcard.rules.engine.cases import CaseResult, household_tables, run_cases
