@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from socialcard.cli.main import app
+from socialcard.rules import service as rules_service
+from socialcard.rules.cli import why_none
 from socialcard.rules.models import RulesOutcome, RulesRun
+from socialcard.rules.service import ConditionCounts
 from socialcard.security.models import AuditEvent
 from tests.rules.conftest import KZ
 from tests.rules.service_data import Families, build_families
@@ -29,6 +32,25 @@ def _families(engine: Engine) -> Families:
     return families
 
 
+class TestWhyNone:
+    @pytest.mark.parametrize(
+        ("counts", "says"),
+        [
+            (ConditionCounts("p", 0, {}, 0), "no one of the program's kind in the registry"),
+            (ConditionCounts("p", 10, {"a": 4, "b": 0}, 0), "no one met 'b' (0 of 10)"),
+            (
+                ConditionCounts("p", 10, {"a": 4, "b": 6}, 0),
+                "no one met every condition at once; fewest met 'a': 4 of 10",
+            ),
+            (ConditionCounts("p", 10, {"a": 4}, 4), "4 met every condition but have no amount"),
+        ],
+    )
+    def test_the_reason_names_the_condition_fewest_met(
+        self, counts: ConditionCounts, says: str
+    ) -> None:
+        assert why_none(counts) == says
+
+
 class TestRunCommand:
     def test_stores_a_run_and_prints_counts_and_cost_by_program(self, committed_engine: Engine):
         _families(committed_engine)
@@ -41,6 +63,17 @@ class TestRunCommand:
             assert run.status == "succeeded"
             outcomes = session.scalar(select(func.count()).select_from(RulesOutcome))
             assert outcomes == 3
+            nobody = {
+                p.program_id
+                for p in rules_service.get_run(session, run_id=run.id).by_program
+                if p.eligible == 0
+            }
+        # Three families leave some programs with no one: each says why, beside its count.
+        assert nobody
+        for program_id in nobody:
+            line = next(x for x in result.output.splitlines() if x.startswith(program_id + " "))
+            assert "none eligible: " in line
+            assert "met" in line or "no one of the program's kind" in line
 
     def test_twelve_months_in_one_run(self, committed_engine: Engine):
         _families(committed_engine)

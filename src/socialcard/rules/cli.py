@@ -4,7 +4,7 @@ run, explain one family, simulate a reform."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,9 @@ from socialcard.rules.engine.loader import load_cases
 from socialcard.rules.engine.model import Case, Scalar
 from socialcard.rules.engine.periods import Period
 from socialcard.rules.engine.problems import PackError
+
+if TYPE_CHECKING:
+    from socialcard.rules.service import ConditionCounts
 
 PackArg = Annotated[Path, typer.Argument(help="The rule pack directory, e.g. packs/kz.")]
 
@@ -294,6 +297,23 @@ def _console() -> Any:
     return Console(stderr=True)
 
 
+def why_none(counts: ConditionCounts) -> str:
+    """Why a program has no eligible entity in a stored run, from its conditions' counts."""
+    if counts.evaluated == 0:
+        return "no one of the program's kind in the registry"
+    if not counts.met:
+        return f"none of {counts.evaluated:,} evaluated has an amount"
+    fewest = min(counts.met, key=lambda name: counts.met[name])
+    if counts.met[fewest] == 0:
+        return f"no one met '{fewest}' (0 of {counts.evaluated:,})"
+    if counts.all_met:
+        return f"{counts.all_met:,} met every condition but have no amount"
+    return (
+        f"no one met every condition at once; fewest met '{fewest}':"
+        f" {counts.met[fewest]:,} of {counts.evaluated:,}"
+    )
+
+
 def print_run(run_id: int) -> None:
     """Print a stored run: eligible counts and monthly cost by program, and the time split."""
     from rich.console import Console
@@ -320,8 +340,24 @@ def print_run(run_id: int) -> None:
             f"{p.evaluated:,}",
             format_value(p.amount_minor, "money", "en", pack),
         )
+    with session_scope() as session:
+        reasons = [
+            (
+                p.period,
+                p.program_id,
+                why_none(
+                    service.condition_counts(
+                        session, run_id=run_id, program_id=p.program_id, period=p.period
+                    )
+                ),
+            )
+            for p in run.by_program
+            if p.eligible == 0
+        ]
     console = Console()
     console.print(table)
+    for period, program_id, reason in reasons:
+        console.print(f"{program_id} {period}: none eligible: {reason}", highlight=False)
     s = run.seconds
     console.print(
         f"{run.families:,} families, {run.persons:,} persons, {run.decisions:,} decisions"

@@ -1212,6 +1212,42 @@ def _decode(
     return out
 
 
+@dataclass(frozen=True)
+class ConditionCounts:
+    """How many of a program's evaluated entities met each of its conditions in a stored run
+    (why no one may be eligible: the condition fewest met, and whether anyone met all)."""
+
+    program_id: str
+    evaluated: int
+    met: dict[str, int]
+    all_met: int
+
+
+def condition_counts(
+    session: Session, *, run_id: int, program_id: str, period: str | None = None
+) -> ConditionCounts:
+    """Count, over the run's stored decisions of a program, who met each named condition."""
+    run, when = _stored_run(session, run_id, period)
+    layout = _layout(session, run.id, when)
+    meta = layout.metas.get(program_id)
+    if meta is None:
+        raise RunNotFound(f"run {run_id} has no program {program_id!r} in {when}")
+    met = dict.fromkeys(meta.conditions, 0)
+    evaluated = all_met = 0
+    for key, family_id, head, region, payload in repository.iter_outcomes(
+        session, run_id=run.id, period=when, bit=None
+    ):
+        for _, segment in _decode(
+            run.id, when, layout, key, family_id, head, region, payload, program_id=program_id
+        ):
+            evaluated += 1
+            held = [name for name, value in segment.conditions.items() if value]
+            for name in held:
+                met[name] += 1
+            all_met += len(held) == len(meta.conditions)
+    return ConditionCounts(program_id, evaluated, met, all_met)
+
+
 def eligible_decisions(
     session: Session, *, run_id: int, program_id: str, period: str | None = None
 ) -> Iterator[StoredDecision]:
