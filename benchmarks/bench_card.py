@@ -2,7 +2,7 @@
 issuance, online verification over HTTP against a bare endpoint of the same server, and
 revocation latency from a life event to "invalid" at the online verifier.
 
-    flock /work/bench.lock .venv/bin/python benchmarks/bench_card.py all
+    .venv/bin/python benchmarks/bench_card.py all
     ... bench_card.py statuslist | offline | issue --cards 20000 | online --seconds 15 | revocation
 """
 

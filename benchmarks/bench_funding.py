@@ -13,8 +13,8 @@ Then, timed apart: the same orders again (every one a replay: nothing is funded 
 `wallet check`. Printed: vouchers/s, wall, this process's CPU (the PostgreSQL server's is not
 in it), peak RSS, and the check's verdict.
 
-    flock /work/bench.lock python benchmarks/bench_funding.py --store sqlite
-    flock /work/bench.lock python benchmarks/bench_funding.py --store postgres
+    python benchmarks/bench_funding.py --store sqlite
+    python benchmarks/bench_funding.py --store postgres
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ population and checks that they agree, so the times are for the same work:
 
     python3 -m venv var/openfisca-venv
     var/openfisca-venv/bin/pip install openfisca-core==46.0.1   # never into the project venv
-    flock /work/bench.lock python benchmarks/bench_openfisca_compare.py --families 1000000
+    python benchmarks/bench_openfisca_compare.py --families 1000000
 
 Steps (each engine in its own process, pinned with `taskset`):
 

@@ -2,7 +2,7 @@
 
 Target (issue 14): every page under 300 ms on the 1,000,000-family region.
 
-    flock /work/bench.lock python benchmarks/bench_pages.py --families 1000000 --requests 30
+    python benchmarks/bench_pages.py --families 1000000 --requests 30
 
 The store is the demo's chain played on the region once (generate, rules run, well-being,
 campaigns with simulated answers, payments, vouchers, redemptions; `socialcard demo --no-serve

@@ -4,8 +4,8 @@ Targets (issue 3): read the registry from the store, evaluate every program of p
 write every decision with its condition values in at most 30 s on SQLite and on PostgreSQL,
 peak memory at most 4 GB; twelve months in one run in at most 3 minutes.
 
-    flock /work/bench.lock python benchmarks/bench_rules_e2e.py --store sqlite
-    flock /work/bench.lock python benchmarks/bench_rules_e2e.py --store postgres --months 12
+    python benchmarks/bench_rules_e2e.py --store sqlite
+    python benchmarks/bench_rules_e2e.py --store postgres --months 12
 
 The registry is generated once (benchmarks' own store: var/bench/sc_rules_service_<N>.db or
 the PostgreSQL database sc_rules_service_bench_<N>) and reused; each repeat deletes the

@@ -3,7 +3,7 @@
 Target (issue 3): p50 <= 10 ms, p99 <= 50 ms for one family with its explanation, on SQLite
 and PostgreSQL with a 1M-family registry.
 
-    flock /work/bench.lock python benchmarks/bench_rules_online.py --store postgres --calls 2000
+    python benchmarks/bench_rules_online.py --store postgres --calls 2000
 
 Two measurements over the same random family ids:
 

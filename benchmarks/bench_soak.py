@@ -12,7 +12,7 @@ Pass: no 5xx; the server's memory flat (the last minute's RSS within 10 % of the
 minute's); `wallet check` clean at the end, and `audit verify` where the store has an audit
 hash chain (`socialcard audit verify`).
 
-    flock /work/bench.lock python benchmarks/bench_soak.py --seconds 600
+    python benchmarks/bench_soak.py --seconds 600
 """
 
 from __future__ import annotations

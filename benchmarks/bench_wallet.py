@@ -11,8 +11,8 @@ Idempotency-Key. `--flow two-step` authorizes then captures (two calls per redem
 Each run prints the rate, p50/p99, and the server's and the client's CPU per redemption; on
 PostgreSQL the last line is the best run's ratio to pgbench.
 
-    flock /work/bench.lock python benchmarks/bench_wallet.py --store postgres --seconds 15
-    flock /work/bench.lock python benchmarks/bench_wallet.py --store sqlite --workers 1
+    python benchmarks/bench_wallet.py --store postgres --seconds 15
+    python benchmarks/bench_wallet.py --store sqlite --workers 1
 
 Server: uvicorn with `--workers` (default 2; use 1 for SQLite, a single writer), `--loop`
 (uvloop), `--http` (httptools), `--backlog`, access log off.
