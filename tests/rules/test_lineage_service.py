@@ -119,7 +119,9 @@ class TestAdoptedAway:
         for child in [*older, newborn]:
             _link(session, child, mother, "mother")
         _link(session, older[0], adopter, "adoptive_mother")
-        run = service.run_rules(session, period=PERIOD, snapshot=service.session_snapshot(session))
+        run = service.run_rules(
+            session, period=PERIOD, snapshot=service.session_snapshot(session, period=PERIOD)
+        )
         assert _decision(run.id, session, "kz.birth_allowance", newborn.id) == (True, 164350_00)
         online = service.evaluate_family(session, family_id=home.id, period=PERIOD)
         birth = next(
