@@ -37,7 +37,8 @@ from socialcard.wallet.vouchers.models import Voucher
 REPO = Path(__file__).resolve().parents[2]
 EARMARKED = ("food", "gas", "school_meal", "transit")
 # МРП by year (REFERENCE.md §1), written out here so the test does not read the pack it checks.
-MRP_MINOR = {"2024": 3692_00, "2025": 3932_00, "2026": 4325_00, "2027": 4325_00}
+# The МРП by the year it took effect (the pack's dated parameter: the last value stays in force).
+MRP_MINOR = {"2024": 3692_00, "2025": 3932_00, "2026": 4325_00}
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_the_demo_funds_wallets_only_from_decisions(chain_env: Engine) -> None:
             )
         }
         issued: dict[tuple[str, str, int], int] = {}
-        mrp = MRP_MINOR[period[:4]]
+        mrp = MRP_MINOR[max(year for year in MRP_MINOR if year <= period[:4])]
         first = date(int(period[:4]), int(period[5:7]), 1)
         for voucher in (v for v in vouchers if v.type in EARMARKED):
             source = sources[voucher.type]

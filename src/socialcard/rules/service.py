@@ -487,6 +487,17 @@ def _read_registry(session: Session, periods: Sequence[Period]) -> Snapshot:
     return registry_snapshot.registry_history(url, periods[0], periods[-1])
 
 
+def _read_registry_and_links(
+    session: Session, periods: Sequence[Period]
+) -> tuple[Snapshot, pa.Table]:
+    """The registry of the periods and its parent-child links, the links read by their own
+    reader process meanwhile (over ADBC both: the session's rows would cost seconds)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        links = pool.submit(registry_snapshot.registry_links, _bind_url(session))
+        source = _read_registry(session, periods)
+        return source, links.result()
+
+
 def _as_of(source: Snapshot, when: Period) -> tuple[pa.Table, pa.Table]:
     if isinstance(source, registry_snapshot.RegistryHistory):
         return source.as_of(when)
@@ -554,6 +565,7 @@ def _execute(
     threads: int | None,
     read_before: float,
     chunk_families: int | None = None,
+    links: pa.Table | None = None,
 ) -> RunRead:
     # The snapshot comes in a holder so that it is freed once DuckDB holds its own copy.
     run = repository.run_by_id(session, run_id)
@@ -573,10 +585,9 @@ def _execute(
     # one holds the write lock can fail the commit ("locking protocol").
     if holder:
         source = holder.pop()
-        link = registry_snapshot.registry_links_in_session(session)
+        link = links if links is not None else registry_snapshot.registry_links_in_session(session)
     else:
-        source = _read_registry(session, periods)
-        link = registry_snapshot.registry_links(_bind_url(session))
+        source, link = _read_registry_and_links(session, periods)
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
@@ -680,9 +691,10 @@ def run_rules(
     """
     first, _ = _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
     read_before = 0.0
+    links: pa.Table | None = None
     if snapshot is None:
         t0 = time.perf_counter()
-        snapshot = _read_registry(session, _periods(first, months))
+        snapshot, links = _read_registry_and_links(session, _periods(first, months))
         read_before = time.perf_counter() - t0
     run = create_run(
         session,
@@ -702,6 +714,7 @@ def run_rules(
         threads=threads,
         read_before=read_before,
         chunk_families=chunk_families,
+        links=links,
     )
 
 
@@ -1633,8 +1646,8 @@ def simulate_registry(
     if snapshot is not None:
         person, fact = snapshot
     else:
-        person, fact = registry_snapshot.registry_snapshot(_bind_url(session), when)
-        link = registry_snapshot.registry_links(_bind_url(session))
+        source, link = _read_registry_and_links(session, [when])
+        person, fact = _as_of(source, when)
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)
     try:
