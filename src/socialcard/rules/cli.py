@@ -340,20 +340,17 @@ def print_run(run_id: int) -> None:
             f"{p.evaluated:,}",
             format_value(p.amount_minor, "money", "en", pack),
         )
+    nobody: dict[str, list[str]] = {}
+    for p in run.by_program:
+        if p.eligible == 0:
+            nobody.setdefault(p.period, []).append(p.program_id)
+    reasons: list[tuple[str, str, str]] = []
     with session_scope() as session:
-        reasons = [
-            (
-                p.period,
-                p.program_id,
-                why_none(
-                    service.condition_counts(
-                        session, run_id=run_id, program_id=p.program_id, period=p.period
-                    )
-                ),
+        for period, program_ids in nobody.items():
+            counts = service.condition_counts(
+                session, run_id=run_id, program_ids=program_ids, period=period
             )
-            for p in run.by_program
-            if p.eligible == 0
-        ]
+            reasons += [(period, p, why_none(counts[p])) for p in program_ids]
     console = Console()
     console.print(table)
     for period, program_id, reason in reasons:

@@ -1237,28 +1237,33 @@ class ConditionCounts:
 
 
 def condition_counts(
-    session: Session, *, run_id: int, program_id: str, period: str | None = None
-) -> ConditionCounts:
-    """Count, over the run's stored decisions of a program, who met each named condition."""
+    session: Session, *, run_id: int, program_ids: Sequence[str], period: str | None = None
+) -> dict[str, ConditionCounts]:
+    """Count, over the run's stored decisions of some programs in one period, who met each
+    named condition (one pass over the period's outcomes for all of them)."""
     run, when = _stored_run(session, run_id, period)
     layout = _layout(session, run.id, when)
-    meta = layout.metas.get(program_id)
-    if meta is None:
-        raise RunNotFound(f"run {run_id} has no program {program_id!r} in {when}")
-    met = dict.fromkeys(meta.conditions, 0)
-    evaluated = all_met = 0
+    unknown = [p for p in program_ids if p not in layout.metas]
+    if unknown:
+        raise RunNotFound(f"run {run_id} has no program {unknown[0]!r} in {when}")
+    met = {p: dict.fromkeys(layout.metas[p].conditions, 0) for p in program_ids}
+    evaluated = dict.fromkeys(program_ids, 0)
+    all_met = dict.fromkeys(program_ids, 0)
     for key, family_id, head, region, payload in repository.iter_outcomes(
         session, run_id=run.id, period=when, bit=None
     ):
-        for _, segment in _decode(
-            run.id, when, layout, key, family_id, head, region, payload, program_id=program_id
+        for decision, segment in _decode(
+            run.id, when, layout, key, family_id, head, region, payload
         ):
-            evaluated += 1
+            counts = met.get(decision.program_id)
+            if counts is None:
+                continue
+            evaluated[decision.program_id] += 1
             held = [name for name, value in segment.conditions.items() if value]
             for name in held:
-                met[name] += 1
-            all_met += len(held) == len(meta.conditions)
-    return ConditionCounts(program_id, evaluated, met, all_met)
+                counts[name] += 1
+            all_met[decision.program_id] += len(held) == len(counts)
+    return {p: ConditionCounts(p, evaluated[p], met[p], all_met[p]) for p in program_ids}
 
 
 def eligible_decisions(
