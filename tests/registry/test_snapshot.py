@@ -10,15 +10,17 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from socialcard.registry.models import FamilyMember
+from socialcard.registry.models import FamilyMember, PersonLink
 from socialcard.registry.snapshot import (
     FACT_SCHEMA,
     HISTORY_SCHEMA,
+    LINK_SCHEMA,
     PERSON_SCHEMA,
     family_snapshot,
     latest_memberships,
     persons_as_of,
     registry_history,
+    registry_links_in_session,
     registry_snapshot,
 )
 from socialcard.rules.engine.periods import Period
@@ -196,3 +198,52 @@ def test_each_person_once_in_the_family_of_their_latest_membership_in_the_period
     ]
     plain = {row[0]: (row[1], row[2]) for row in latest_memberships(holding_rows, period)}
     assert plain == {pid: fam for pid, fam in got.items() if fam != (None, None)}
+
+
+def test_the_whole_registry_read_gives_the_links_with_each_childs_life(
+    committed_engine: Engine, database_url: str
+) -> None:
+    """The links read beside the registry (their child's dates from the persons read) are the
+    session's links, less those of a child not yet born by the span's end."""
+    with Session(committed_engine) as session:
+        mother = make_person(session, birth_on=date(1980, 1, 1), sex="F")
+        father = make_person(session, birth_on=date(1978, 5, 5), sex="M")
+        older = make_person(session, birth_on=date(2010, 2, 2), sex="F", death_on=date(2026, 2, 1))
+        child = make_person(session, birth_on=date(2026, 3, 31), sex="M")
+        unborn = make_person(session, birth_on=date(2026, 4, 1), sex="M")
+        make_family(session, [(mother, "head"), (child, "child")])
+        today = date(2026, 1, 1)
+        for kid, parent, relation, superseded in (
+            (older, mother, "mother", False),
+            (child, mother, "mother", False),
+            (child, father, "father", False),
+            (child, father, "guardian", True),
+            (unborn, mother, "mother", False),
+        ):
+            link = PersonLink(
+                child_id=kid.id,
+                parent_id=parent.id,
+                relation=relation,
+                valid_from=kid.birth_on if kid.birth_on <= today else today,
+                source="rag",
+            )
+            session.add(link)
+            session.flush()
+            if superseded:
+                from socialcard.core.clock import utcnow
+
+                link.superseded_at = utcnow()
+        session.commit()
+        expected = registry_links_in_session(session)
+        unborn_id = unborn.id
+
+    history = registry_history(database_url, MARCH, MARCH, links=True)
+    assert history.links is not None
+    assert history.links.schema == LINK_SCHEMA
+
+    def key(row: dict[str, object]) -> tuple[object, ...]:
+        return tuple(row[name] for name in LINK_SCHEMA.names)
+
+    wanted = sorted((key(r) for r in expected.to_pylist() if r["child_id"] != unborn_id), key=str)
+    assert len(wanted) == 3
+    assert sorted((key(r) for r in history.links.to_pylist()), key=str) == wanted

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from socialcard.rules.engine import CompiledPack, Engine, EvaluationError, Period, simulate
 from socialcard.rules.engine.builtins import (
@@ -12,7 +14,7 @@ from socialcard.rules.engine.builtins import (
     income_lookback_start,
     period_constants,
 )
-from socialcard.rules.engine.columnar import FactArrays
+from socialcard.rules.engine.columnar import FactArrays, person_rows
 from socialcard.rules.engine.synthetic import generate
 
 
@@ -187,3 +189,25 @@ class TestColumnarFactAggregates:
         mixed = FactArrays(person_ids, shuffled).aggregate(names, literals)
         for name in names:
             assert ordered[name].equals(mixed[name]), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    person_ids=st.lists(st.integers(0, 60), max_size=25),
+    wanted=st.lists(st.integers(-3, 70), max_size=25),
+    sparse=st.booleans(),
+)
+def test_a_facts_person_row_is_found_by_table_and_by_search_alike(
+    person_ids: list[int], wanted: list[int], sparse: bool
+) -> None:
+    """Dense ids go through a direct table, sparse ones through a sorted search: the same rows
+    (a repeated id: its first row; an unknown one: not found)."""
+    scale = 10**9 if sparse else 1
+    ids = np.array([i * scale for i in person_ids], dtype=np.int64)
+    pid = np.array([w * scale for w in wanted], dtype=np.int64)
+    pos, known = person_rows(ids, pid)
+    for k, value in enumerate(pid.tolist()):
+        rows = [r for r, i in enumerate(ids.tolist()) if i == value]
+        assert bool(known[k]) == bool(rows)
+        if rows:
+            assert int(pos[k]) == rows[0]

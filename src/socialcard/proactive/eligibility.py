@@ -173,7 +173,7 @@ def batch_candidates(
     link: pa.Table | None = None,
 ) -> Iterator[Candidate]:
     """Every eligible decision of a program for a month over a registry snapshot (and its
-    parent-child links, `registry_snapshot.registry_links`)."""
+    parent-child links, `registry_history(..., links=True).links`)."""
     check_program(program_id)
     bound = parse_period(period)
     persons, facts = snapshot

@@ -12,25 +12,17 @@ period's persons from it (`RegistryHistory.as_of`).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from socialcard.registry import repository
+from socialcard.registry import arrow_reader, repository
 from socialcard.rules.engine import synthetic as engine_input
 
 # The rules engine owns its input contract; the registry produces exactly that shape.
@@ -124,6 +116,7 @@ class RegistryHistory:
     persons: pa.Table  # HISTORY_SCHEMA
     facts: pa.Table  # FACT_SCHEMA, the facts that began by the span's end
     span: Days
+    links: pa.Table | None = None  # LINK_SCHEMA, when read with the registry
 
     def as_of(self, period: Span) -> tuple[pa.Table, pa.Table]:
         """The (person, fact) tables as of a period within the span."""
@@ -135,148 +128,62 @@ class RegistryHistory:
         return persons_as_of(self.persons, period), self.facts
 
 
-def _conform(table: Any, schema: pa.Schema) -> pa.Table:
-    """Cast to the contract's schema (SQLite hands dates back as text)."""
-    columns = []
-    for field in schema:
-        column = table.column(field.name)
-        if column.type != field.type:
-            if column.null_count == len(column):
-                # SQLite types an all-NULL column as int64 (e.g. nobody has died yet).
-                column = pa.chunked_array([pa.nulls(len(column), field.type)])
-            elif pa.types.is_date32(field.type) and pa.types.is_string(column.type):
-                column = column.cast(pa.timestamp("s")).cast(pa.date32())
-            else:
-                column = column.cast(field.type)
-        columns.append(column)
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-# As long as the application's own connections wait for a lock (core/db.py).
-_SQLITE_BUSY_MS = 30_000
-
-
-def _adbc_connect(database_url: str) -> Any:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi
-
-        if not url.database or url.database == ":memory:":
-            return adbc_driver_sqlite.dbapi.connect(":memory:")
-        # Read-only: the driver links its own SQLite, and a read-write connection that closes
-        # last (in its library's view) checkpoints and deletes the WAL under the app's own
-        # connections, which then write to an unlinked file and corrupt the database.
-        path = quote(str(Path(url.database).resolve()))
-        connection = adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro")
-        # Wait for locks as the application's connections do (core/db.py). The first
-        # connection to open a WAL database that nobody has open rebuilds its index from the
-        # WAL (a writer that exits without closing its connections leaves one, megabytes
-        # after a rules run); the reads run on several connections at once, and without a
-        # busy handler the others failed at once with "database is locked" instead of
-        # waiting for that recovery, so a second `rules run` in a row failed.
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-            cursor.fetchall()
-        return connection
-    import adbc_driver_postgresql.dbapi
-
-    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return adbc_driver_postgresql.dbapi.connect(uri)
-
-
 def registry_snapshot(database_url: str, period: Span) -> tuple[pa.Table, pa.Table]:
     """The whole registry as of a period as (person, fact) Arrow tables, read over ADBC
-    (committed data).
-
-    On SQLite the read runs in a child process: the ADBC driver links its own copy of SQLite,
-    and two copies in one process break SQLite's POSIX locks (closing the driver's file drops
-    the application's locks and can delete the WAL under its connections: "locking protocol",
-    "disk I/O error", commits other processes never see). The child hands the tables back as
-    Arrow IPC files, memory-mapped without a copy.
-    """
-    span = Days(period.start, period.end)
-    if make_url(database_url).get_backend_name() == "sqlite":
-        persons, facts = _read_in_child(database_url, span, resolve=True)
-        return persons, facts
-    history, facts = _read_adbc(database_url, span)
-    return persons_as_of(history, span), facts
+    (committed data; on SQLite in a child process, `arrow_reader` says why)."""
+    history = registry_history(database_url, period, period)
+    return persons_as_of(history.persons, period), history.facts
 
 
-def registry_history(database_url: str, first: Span, last: Span) -> RegistryHistory:
-    """The whole registry over the periods from `first` to `last` (read once, over ADBC)."""
+def registry_history(
+    database_url: str, first: Span, last: Span, *, links: bool = False
+) -> RegistryHistory:
+    """The whole registry over the periods from `first` to `last`, read once over ADBC; with
+    `links`, also every live parent-child link of a person born by the span's end."""
     span = Days(first.start, last.end)
-    if make_url(database_url).get_backend_name() == "sqlite":
-        persons, facts = _read_in_child(database_url, span, resolve=False)
-    else:
-        persons, facts = _read_adbc(database_url, span)
-    return RegistryHistory(persons, facts, span)
+    fact_sql = repository.snapshot_fact_sql(span.end)
+    statements = [(repository.snapshot_person_sql(span.start, span.end), HISTORY_SCHEMA)]
+    if links:
+        statements.append((repository.SNAPSHOT_LINK_ROWS_SQL, _LINK_ROW_SCHEMA))
+    # The id ranges are computed by each statement (min and max of the key are index lookups):
+    # no read may run in this process on SQLite (`arrow_reader` says why).
+    low, schema = "(SELECT min(id) FROM registry_fact)", FACT_SCHEMA
+    step = f"(((SELECT max(id) FROM registry_fact) - {low}) / {FACT_PARTS} + 1)"
+    statements += [
+        (f"{fact_sql} AND id >= {low} + {i} * {step} AND id < {low} + {i + 1} * {step}", schema)
+        for i in range(FACT_PARTS)
+    ]
+    tables = arrow_reader.fetch_all(database_url, statements)
+    persons = tables[0]
+    facts = pa.concat_tables(tables[2:] if links else tables[1:])
+    link = _with_child_life(tables[1], persons) if links else None
+    return RegistryHistory(persons, facts, span, link)
 
 
 # The fact table is read in this many id ranges, in parallel with the persons (the read is
 # SQLite's or PostgreSQL's own work per connection: three connections use both cores).
 FACT_PARTS = 2
-# ADBC's SQLite driver infers a column's type from the first batch: a batch of NULLs reads
-# as int64 and a later text fails the read, so one batch holds a whole part.
-_SQLITE_BATCH_ROWS = 1 << 24
+# The link rows as stored; the child's life dates are taken from the persons read beside them.
+_LINK_ROW_SCHEMA = pa.schema(
+    [f for f in LINK_SCHEMA if f.name not in ("child_birth_on", "child_death_on")]
+)
 
 
-def _fetch(database_url: str, sql: str) -> pa.Table:
-    with _adbc_connect(database_url) as connection, connection.cursor() as cursor:
-        if make_url(database_url).get_backend_name() == "sqlite":
-            cursor.adbc_statement.set_options(
-                **{"adbc.sqlite.query.batch_rows": str(_SQLITE_BATCH_ROWS)}
-            )
-        cursor.execute(sql)
-        return cursor.fetch_arrow_table()
-
-
-def _read_adbc(database_url: str, span: Days) -> tuple[pa.Table, pa.Table]:
-    """(history persons, facts) of the span."""
-    fact_sql = repository.snapshot_fact_sql(span.end)
-    bounds = _fetch(database_url, "SELECT min(id) AS lo, max(id) AS hi FROM registry_fact")
-    low, high = (bounds.column(name)[0].as_py() for name in ("lo", "hi"))
-    queries = [repository.snapshot_person_sql(span.start, span.end)]
-    if low is None:
-        queries.append(fact_sql)
-    else:
-        step = (int(high) - int(low)) // FACT_PARTS + 1
-        queries += [
-            f"{fact_sql} AND id >= {int(low) + i * step} AND id < {int(low) + (i + 1) * step}"
-            for i in range(FACT_PARTS)
-        ]
-    with ThreadPoolExecutor(len(queries)) as pool:
-        tables = list(pool.map(lambda sql: _fetch(database_url, sql), queries))
-    persons = _conform(tables[0], HISTORY_SCHEMA)
-    facts = pa.concat_tables([_conform(t, FACT_SCHEMA) for t in tables[1:]])
-    return persons, facts
-
-
-def _read_in_child(database_url: str, span: Days, *, resolve: bool) -> tuple[pa.Table, pa.Table]:
-    # In shared memory where there is one: the files are written once and mapped, not read.
-    # (TemporaryDirectory makes a private, randomly named folder there.)
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
-    with tempfile.TemporaryDirectory(prefix="socialcard-snapshot-", dir=shm) as folder:
-        paths = [str(Path(folder) / "person.arrow"), str(Path(folder) / "fact.arrow")]
-        args = [database_url, span.start.isoformat(), span.end.isoformat()]
-        completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
-            [sys.executable, "-m", __name__, *args, "as_of" if resolve else "history", *paths],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"reading the registry failed: {completed.stderr.strip()[-2000:]}")
-        return _read_ipc(paths[0]), _read_ipc(paths[1])
-
-
-def _read_ipc(path: str) -> pa.Table:
-    with pa.memory_map(path) as source:
-        return ipc.open_file(source).read_all()
-
-
-def _write_ipc(table: pa.Table, path: str) -> None:
-    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+def _with_child_life(rows: pa.Table, persons: pa.Table) -> pa.Table:
+    """The links (`_LINK_ROW_SCHEMA`) with each child's birth and death (LINK_SCHEMA), from a
+    person table; a link whose child is not in it (not born by its end) is left out, as no
+    rule of its span can count that child."""
+    pid = np.asarray(persons.column("person_id").to_numpy(), dtype=np.int64)
+    ids, first = np.unique(pid, return_index=True)
+    child = np.asarray(rows.column("child_id").to_numpy(), dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, child), max(ids.size - 1, 0))
+    found = ids[at] == child if ids.size else np.zeros(child.size, dtype=bool)
+    rows = rows.filter(pa.array(found))
+    where = pa.array(first[at[found]])
+    columns = {name: rows.column(name) for name in rows.column_names}
+    columns["child_birth_on"] = persons.column("birth_on").take(where)
+    columns["child_death_on"] = persons.column("death_on").take(where)
+    return pa.Table.from_arrays([columns[f.name] for f in LINK_SCHEMA], schema=LINK_SCHEMA)
 
 
 def family_snapshot(session: Session, family_id: int, period: Span) -> tuple[pa.Table, pa.Table]:
@@ -365,25 +272,6 @@ def _table(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.Table:
 # --- parent-child links (the engine's `link` input) ------------------------------------------
 
 
-def registry_links(database_url: str) -> pa.Table:
-    """Every live parent-child link with the child's life dates, read over ADBC (committed
-    data); on SQLite in a child process, as `registry_snapshot`."""
-    if make_url(database_url).get_backend_name() != "sqlite":
-        return _conform(_fetch(database_url, repository.SNAPSHOT_LINK_SQL), LINK_SCHEMA)
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
-    with tempfile.TemporaryDirectory(prefix="socialcard-links-", dir=shm) as folder:
-        path = str(Path(folder) / "link.arrow")
-        completed = subprocess.run(  # noqa: S603 (this interpreter, this module)
-            [sys.executable, "-m", __name__, "--links", database_url, path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"reading the links failed: {completed.stderr.strip()[-2000:]}")
-        return _read_ipc(path)
-
-
 def registry_links_in_session(session: Session) -> pa.Table:
     """Every live parent-child link through the session (sees its transaction)."""
     rows = session.connection().exec_driver_sql(repository.SNAPSHOT_LINK_SQL).all()
@@ -395,27 +283,3 @@ def family_links(session: Session, family_id: int) -> pa.Table:
     every link of their parents (a mother's children wherever they live)."""
     members = repository.member_ids_of(session, [family_id]).get(family_id, [])
     return _table(repository.snapshot_links_for_persons(session, members), LINK_SCHEMA)
-
-
-def _main(argv: list[str]) -> int:
-    """The child of `_read_in_child` (URL, first day, last day, `as_of` for one period's persons
-    or `history` for every membership of the span, person file, fact file) or of
-    `registry_links` (`--links`, URL, link file)."""
-    if argv[0] == "--links":
-        _, database_url, link_path = argv
-        _write_ipc(
-            _conform(_fetch(database_url, repository.SNAPSHOT_LINK_SQL), LINK_SCHEMA), link_path
-        )
-        return 0
-    database_url, start, end, shape, person_path, fact_path = argv
-    span = Days(date.fromisoformat(start), date.fromisoformat(end))
-    persons, facts = _read_adbc(database_url, span)
-    if shape == "as_of":
-        persons = persons_as_of(persons, span)
-    _write_ipc(persons, person_path)
-    _write_ipc(facts, fact_path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))

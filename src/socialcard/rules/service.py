@@ -479,23 +479,16 @@ def session_snapshot(
     return registry_snapshot.registry_history_in_session(session, periods[0], periods[-1])
 
 
-def _read_registry(session: Session, periods: Sequence[Period]) -> Snapshot:
-    """The committed registry as of the run's periods, over ADBC (one period: its tables)."""
-    url = _bind_url(session)
-    if len(periods) == 1:
-        return registry_snapshot.registry_snapshot(url, periods[0])
-    return registry_snapshot.registry_history(url, periods[0], periods[-1])
-
-
 def _read_registry_and_links(
     session: Session, periods: Sequence[Period]
 ) -> tuple[Snapshot, pa.Table]:
-    """The registry of the periods and its parent-child links, the links read by their own
-    reader process meanwhile (over ADBC both: the session's rows would cost seconds)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        links = pool.submit(registry_snapshot.registry_links, _bind_url(session))
-        source = _read_registry(session, periods)
-        return source, links.result()
+    """The committed registry over the run's periods and its parent-child links, read at once
+    over ADBC (the session's rows would cost seconds)."""
+    history = registry_snapshot.registry_history(
+        _bind_url(session), periods[0], periods[-1], links=True
+    )
+    assert history.links is not None  # noqa: S101 (asked for above)
+    return history, history.links
 
 
 def _as_of(source: Snapshot, when: Period) -> tuple[pa.Table, pa.Table]:
@@ -599,9 +592,16 @@ def _execute(
         read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
         run.persons = person.num_rows
-        # Given tables serve every period: nothing to keep once DuckDB holds its copy.
-        history = source if isinstance(source, registry_snapshot.RegistryHistory) else None
+        # Given tables serve every period, and a run of one period reads nothing more:
+        # nothing to keep once DuckDB holds its copy (at 1 M families, over half a GB).
+        history = (
+            source
+            if isinstance(source, registry_snapshot.RegistryHistory) and len(periods) > 1
+            else None
+        )
         loaded = person if history is not None else None  # to compare the next period's with
+        if history is None:
+            link = None
         del source, person, fact
         evaluate_s = 0.0
         totals = {"families": 0, "decisions": 0, "eligible": 0}

@@ -137,8 +137,9 @@ def _qual_sql() -> str:
     return f"CAST(CASE qualifier {whens} END AS TINYINT)"
 
 
-def _legal_mother_sql(link: str) -> str:
-    """Each child's legal mother (adoptive before birth mother, then the latest link)."""
+def legal_mother_sql(link: str) -> str:
+    """Each child's legal mother (adoptive before birth mother, then the latest link): the
+    relation `prepare_person_sql` and `prepare_fact_sql` read as `mothers`."""
     return (
         "SELECT child_id, parent_id, child_birth_on AS b, child_death_on AS d FROM (SELECT"
         " l.*, row_number() OVER (PARTITION BY l.child_id ORDER BY CASE l.relation WHEN"
@@ -148,8 +149,10 @@ def _legal_mother_sql(link: str) -> str:
     )
 
 
-def _carer_sql(person: str, fact: str, link: str) -> str:
-    """Each person's caring parent in their own family (`CARER_PRIORITY`, then the lower id)."""
+def carer_sql(person: str, fact: str, link: str) -> str:
+    """Each person's caring parent in their own family (`CARER_PRIORITY`, then the lower id):
+    the relation (child_id, carer_id) `prepare_person_sql` and `prepare_fact_sql` read as
+    `carers`."""
     priority = " ".join(f"WHEN '{r}' THEN {n}" for r, n in CARER_PRIORITY.items())
     return (
         "SELECT child_id, parent_id AS carer_id FROM (SELECT l.child_id, l.parent_id,"
@@ -164,25 +167,31 @@ def _carer_sql(person: str, fact: str, link: str) -> str:
 
 
 def prepare_person_sql(
-    person: str, fact: str, retirement: tuple[str, str] | None, link: str | None = None
+    person: str,
+    fact: str,
+    retirement: tuple[str, str] | None,
+    *,
+    mothers: str | None = None,
+    carers: str | None = None,
 ) -> str:
     """The prepared person table: keys, birth as integers, deaths merged, birth rank, and the
     retirement age of the pack's schedule (it depends on sex and birth date only).
 
-    With parent-child links: `birth_rank` (the order of birth among the legal mother's
-    children, wherever they live) and `carer_id` (the caring parent in the person's family).
+    With parent-child links (`mothers` as `legal_mother_sql`, `carers` as `carer_sql`, each
+    computed once by the caller for both prepared tables): `birth_rank` (the order of birth
+    among the legal mother's children, wherever they live) and `carer_id` (the caring parent
+    in the person's family).
     """
     years, months = retirement or ("NULL", "NULL")
-    if link is None:
+    if mothers is None or carers is None:
         lineage_cols = "CAST(NULL AS INTEGER) AS birth_rank, CAST(NULL AS BIGINT) AS carer_id"
         lineage_join = ""
     else:
         lineage_cols = "CAST(lr.birth_rank AS INTEGER) AS birth_rank, lc.carer_id"
         lineage_join = (
             " LEFT JOIN (SELECT child_id, row_number() OVER (PARTITION BY parent_id ORDER BY b"
-            f" NULLS LAST, child_id) AS birth_rank FROM ({_legal_mother_sql(link)})) AS lr"
-            " ON lr.child_id = p.person_id"
-            f" LEFT JOIN ({_carer_sql(person, fact, link)}) AS lc ON lc.child_id = p.person_id"
+            f" NULLS LAST, child_id) AS birth_rank FROM {mothers}) AS lr"
+            f" ON lr.child_id = p.person_id LEFT JOIN {carers} AS lc ON lc.child_id = p.person_id"
         )
     return (
         f"SELECT p.person_id, p.family_id, coalesce(p.family_id, -p.person_id) AS fkey, p.role,"
@@ -193,24 +202,27 @@ def prepare_person_sql(
         " CAST(day(p.birth_on) AS INTEGER) AS b_day,"
         f" CAST(p.birth_on - {_EPOCH} AS INTEGER) AS b_d,"
         f" CAST(least(p.death_on, d.death_fact) - {_EPOCH} AS INTEGER) AS d_d,"
-        " CASE WHEN p.role = 'child' THEN CAST(row_number() OVER (PARTITION BY"
-        " coalesce(p.family_id, -p.person_id), p.role = 'child' ORDER BY p.birth_on, p.person_id)"
-        f" AS INTEGER) END AS child_rank, {lineage_cols} FROM {person} AS p LEFT JOIN (SELECT"
-        f" person_id, min(valid_from) AS death_fact FROM {fact} WHERE kind = 'death' GROUP BY"
-        f" person_id) AS d ON d.person_id = p.person_id{lineage_join}"
+        f" CAST(cr.child_rank AS INTEGER) AS child_rank, {lineage_cols} FROM {person} AS p"
+        f" LEFT JOIN (SELECT person_id, min(valid_from) AS death_fact FROM {fact} WHERE kind ="
+        " 'death' GROUP BY person_id) AS d ON d.person_id = p.person_id"
+        # The children's rank in a narrow subquery of their own: a window over the whole
+        # person row sorted every column of 3 M rows (seconds at 1 M families).
+        " LEFT JOIN (SELECT person_id, row_number() OVER (PARTITION BY coalesce(family_id,"
+        f" -person_id) ORDER BY birth_on, person_id) AS child_rank FROM {person} WHERE role ="
+        f" 'child') AS cr ON cr.person_id = p.person_id{lineage_join}"
     )
 
 
 def prepare_fact_sql(
-    fact: str, *, link: str | None = None, carers: str | None = None
+    fact: str, *, mothers: str | None = None, carers: str | None = None
 ) -> tuple[str, str]:
     """The prepared fact table: codes, day numbers, flag bits; duplicate incomes merged.
 
     Two agencies reporting the same income (person, detail, start date) count once, with the
-    larger amount and the later end. Deaths are merged into the person table. With `link`,
-    each legal mother gets a derived fact per child that reached age 8 alive (from that
-    birthday, `quantity` its ordinal); with `carers` (person_id, carer_id), each person gets a
-    copy of their caring parent's contributions. Returns the statement, which reads a
+    larger amount and the later end. Deaths are merged into the person table. With `mothers`
+    (`legal_mother_sql`), each legal mother gets a derived fact per child that reached age 8
+    alive (from that birthday, `quantity` its ordinal); with `carers` (`carer_sql`), each
+    person gets a copy of their caring parent's contributions. Returns the statement, which reads a
     relation named `coded`, and the SQL of `coded` itself.
     """
     vf = f"CAST(valid_from - {_EPOCH} AS INTEGER)"
@@ -227,19 +239,19 @@ def prepare_fact_sql(
         f" quantity, {vf} AS vf, {vt} AS vt FROM {fact} WHERE kind <> 'death'"
     )
     derived = ""
-    if link is not None:
+    if mothers is not None:
         eighth = f"(b + INTERVAL {RAISED_AGE} YEAR)"
         derived += (
             f" UNION ALL SELECT parent_id, CAST({RAISED8_CODE} AS TINYINT), CAST(NULL AS TINYINT),"
             " CAST(NULL AS BIGINT), CAST(row_number() OVER (PARTITION BY parent_id ORDER BY e8,"
             " child_id) AS INTEGER), e8, CAST(DATE '2200-01-01' - DATE '1970-01-01' AS INTEGER)"
             f" FROM (SELECT parent_id, child_id, CAST(CAST({eighth} AS DATE) - {_EPOCH} AS"
-            f" INTEGER) AS e8 FROM ({_legal_mother_sql(link)}) WHERE b IS NOT NULL AND (d IS NULL"
+            f" INTEGER) AS e8 FROM {mothers} WHERE b IS NOT NULL AND (d IS NULL"
             f" OR d >= CAST({eighth} AS DATE)))"
         )
     if carers is not None:
         derived += (
-            f" UNION ALL SELECT c.person_id, CAST({CARER_CONTRIBUTION_CODE} AS TINYINT),"
+            f" UNION ALL SELECT c.child_id, CAST({CARER_CONTRIBUTION_CODE} AS TINYINT),"
             " CAST(NULL AS TINYINT), o.amount_minor, o.quantity, o.vf, o.vt FROM"
             f" {carers} AS c JOIN coded AS o ON o.person_id = c.carer_id"
             f" AND o.code = {CONTRIBUTION_CODE}"

@@ -68,6 +68,39 @@ def fact_spec(name: str) -> _Spec:
     return _Spec("sum", value, 1, high, window)
 
 
+def person_rows(
+    person_ids: NDArray[np.int64], pid: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Each id of `pid`'s row in `person_ids` (0 where absent) and whether it is there."""
+    pos = np.zeros(len(pid), dtype=np.int64)
+    known = np.zeros(len(pid), dtype=bool)
+    if not len(person_ids):
+        return pos, known
+    low, high = int(person_ids.min()), int(person_ids.max())
+    if low >= 0 and high <= 4 * len(person_ids) + 1024:
+        # Dense ids (a registry's keys): a direct table, one gather instead of a search.
+        row_of = np.full(high + 2, -1, dtype=np.int64)
+        # Written last to first: a repeated id keeps its first row, as the search below does.
+        row_of[person_ids[::-1]] = np.arange(len(person_ids) - 1, -1, -1, dtype=np.int64)
+        found = row_of[np.clip(pid, -1, high + 1)]  # -1 and ids past the end: row -1
+        known = found >= 0
+        pos[known] = found[known]
+        return pos, known
+    sorter = np.argsort(person_ids, kind="stable")
+    at = np.searchsorted(person_ids, pid, sorter=sorter)
+    inside = at < len(person_ids)
+    pos[inside] = sorter[at[inside]]
+    known[inside] = person_ids[pos[inside]] == pid[inside]
+    return pos, known
+
+
+def _runs(pidx: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Where each person's run of facts starts (the facts sorted by person row)."""
+    if not len(pidx):
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.concatenate(([True], pidx[1:] != pidx[:-1])))
+
+
 @dataclass
 class _Facts:
     """Facts (all, or those of a range of codes) sorted by their person's row."""
@@ -88,11 +121,7 @@ class _Facts:
 
     def subset(self, rows: NDArray[np.intp]) -> _Facts:
         pidx = self.pidx[rows]
-        starts = (
-            np.flatnonzero(np.concatenate(([True], pidx[1:] != pidx[:-1])))
-            if len(pidx)
-            else rows[:0]
-        )
+        starts = _runs(pidx)
         return _Facts(
             self.rows,
             pidx,
@@ -127,14 +156,7 @@ class FactArrays:
     def __init__(self, person_ids: NDArray[np.int64], fact: pa.Table) -> None:
         """`person_ids` the person table's ids in its row order; `fact` the prepared facts."""
         pid = fact["person_id"].fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        sorter = np.argsort(person_ids, kind="stable")
-        at = np.searchsorted(person_ids, pid, sorter=sorter)
-        known = np.zeros(len(pid), dtype=bool)
-        pos = np.zeros(len(pid), dtype=np.int64)
-        if len(person_ids):
-            inside = at < len(person_ids)
-            pos[inside] = sorter[at[inside]]
-            known[inside] = person_ids[pos[inside]] == pid[inside]
+        pos, known = person_rows(person_ids, pid)
         # A fact without a start date matches no period (the SQL's `vf <= end` is NULL).
         known &= fact["vf"].is_valid().to_numpy(zero_copy_only=False)
         order = np.flatnonzero(known)
@@ -145,14 +167,17 @@ class FactArrays:
         def col(name: str, dtype: type) -> tuple[NDArray, NDArray[np.bool_]]:  # type: ignore[type-arg]
             chunked = fact[name]
             valid = chunked.is_valid().to_numpy(zero_copy_only=False)[order]
-            values = chunked.fill_null(0).to_numpy(zero_copy_only=False)[order].astype(dtype)
+            values = chunked.fill_null(0).to_numpy(zero_copy_only=False)[order]
+            values = values.astype(dtype, copy=False)
             return values, valid
 
         amt_int, amt_ok = col("amt", np.int64)
         qty, qty_ok = col("qty", np.int64)
-        everything = _Facts(
+        pidx = pos[order].astype(np.int64)
+        starts = _runs(pidx)
+        self.all = _Facts(
             len(person_ids),
-            pos[order].astype(np.int64),
+            pidx,
             col("code", np.int8)[0],
             col("vf", np.int32)[0],
             col("vt", np.int32)[0],
@@ -162,10 +187,9 @@ class FactArrays:
             qty,
             qty_ok,
             col("bit", np.int64)[0],
-            np.zeros(0, dtype=np.intp),
-            np.zeros(0, dtype=np.int64),
+            starts,
+            pidx[starts],
         )
-        self.all = everything.subset(np.arange(len(order)))
         self._by_codes: dict[tuple[int, int], _Facts] = {}
         for name in FACT_AGGS:
             spec = fact_spec(name)

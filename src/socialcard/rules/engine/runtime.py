@@ -18,7 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from socialcard.rules.engine import vectorized
-from socialcard.rules.engine.builtins import prepare_fact_sql, prepare_person_sql
+from socialcard.rules.engine.builtins import (
+    carer_sql,
+    legal_mother_sql,
+    prepare_fact_sql,
+    prepare_person_sql,
+)
 from socialcard.rules.engine.columnar import FactArrays
 from socialcard.rules.engine.compiler import Bound, CompiledPack, ProgramPlan, VersionPlan
 from socialcard.rules.engine.explain import Decision
@@ -299,7 +304,7 @@ class Engine:
         try:
             person_src = "(" + PERSON_SELECT.format(source="load_person") + ")"
             fact_src = "(" + FACT_SELECT.format(source="load_fact") + ")"
-            for table in ("person_input", "fact_input", "carer_input"):
+            for table in ("person_input", "fact_input", "carer_input", "mother_input"):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
             # Role, sex and region as ENUMs: the many comparisons and the family-region
             # aggregates become integer work (measured ~15 % of a batch). Unknown literals
@@ -314,6 +319,14 @@ class Engine:
                 " WHERE region_kato IS NOT NULL ORDER BY 1)"
             )
             roles = ", ".join(repr(r) for r in ROLES)
+            mothers = carers = None
+            if link_src is not None:
+                # Each read by both prepared tables: computed once (links joined with persons).
+                con.execute(f"CREATE TABLE mother_input AS {legal_mother_sql(link_src)}")
+                con.execute(
+                    f"CREATE TABLE carer_input AS {carer_sql(person_src, fact_src, link_src)}"
+                )
+                mothers, carers = "mother_input", "carer_input"
             # Without kept tables the prepared inputs are views, read once into the arrays
             # below (materializing them first cost about 1.5 s at 1 M families).
             kind = "TABLE" if keep_tables else "TEMP VIEW"
@@ -322,17 +335,16 @@ class Engine:
                 f"CAST(CASE WHEN role IN ({roles}) THEN role ELSE 'other' END AS sc_role) AS role,"
                 " CAST(CASE WHEN sex IN ('F', 'M') THEN sex END AS sc_sex) AS sex,"
                 " CAST(region_kato AS sc_region) AS region_kato) FROM ("
-                + prepare_person_sql(person_src, fact_src, self.compiled.retirement, link_src)
+                + prepare_person_sql(
+                    person_src,
+                    fact_src,
+                    self.compiled.retirement,
+                    mothers=mothers,
+                    carers=carers,
+                )
                 + ")"
             )
-            carers = None
-            if link_src is not None:
-                con.execute(
-                    "CREATE TABLE carer_input AS SELECT person_id, carer_id FROM person_input"
-                    " WHERE carer_id IS NOT NULL"
-                )
-                carers = "carer_input"
-            body, coded = prepare_fact_sql(fact_src, link=link_src, carers=carers)
+            body, coded = prepare_fact_sql(fact_src, mothers=mothers, carers=carers)
             con.execute(f"CREATE {kind} fact_input AS WITH coded AS ({coded}) {body}")
             # The same prepared tables as arrays, for a whole-registry run; persons by family,
             # so that each family's members are one run of rows (`vectorized.Segments`).
@@ -357,6 +369,7 @@ class Engine:
                 con.execute("DROP VIEW fact_input")
                 con.execute("DROP VIEW person_input")
                 con.execute("DROP TABLE IF EXISTS carer_input")
+                con.execute("DROP TABLE IF EXISTS mother_input")
         finally:
             con.unregister("load_person")
             con.unregister("load_fact")
@@ -661,15 +674,19 @@ class OnlineEvaluator:
         link_src = "(" + LINK_SELECT.format(source="online_link") + ")"
         raw = bound.person_raw.replace("zztable_person", "person").replace("zztable_fact", "fact")
         view = bound.person_base.replace("zzstage_pbraw", "pb_raw")
-        fact_body, coded = prepare_fact_sql(
-            fact_src,
-            link=link_src,
-            carers="(SELECT person_id, carer_id FROM person WHERE carer_id IS NOT NULL)",
-        )
+        fact_body, coded = prepare_fact_sql(fact_src, mothers="mothers", carers="carers")
         ctes = [
+            ("mothers", legal_mother_sql(link_src)),
+            ("carers", carer_sql(person_src, fact_src, link_src)),
             (
                 "person",
-                prepare_person_sql(person_src, fact_src, self.compiled.retirement, link_src),
+                prepare_person_sql(
+                    person_src,
+                    fact_src,
+                    self.compiled.retirement,
+                    mothers="mothers",
+                    carers="carers",
+                ),
             ),
             ("coded", coded),
             ("fact", fact_body),
