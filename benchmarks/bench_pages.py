@@ -136,7 +136,8 @@ def prepare_focus(families: int, fresh: bool) -> tuple[str, dict[str, str]]:
         conn.execute(text("DELETE FROM security_web_session"))
         conn.execute(text("DELETE FROM security_staff WHERE username = 'bench-admin'"))
     engine.dispose()
-    _cli(env, "staff", "create", "--username", "bench-admin", "--role", "admin",
+    # An operator: the role that searches the registry and reads decisions (an admin may not).
+    _cli(env, "staff", "create", "--username", "bench-admin", "--role", "operator",
          "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
     return url, env
 

@@ -217,6 +217,16 @@ def test_the_migration_folds_the_names_already_stored(store_before_folding: Engi
                     "at": "2026-11-30 12:00:00",
                 },
             )
+        # A row that refers to a person: the migration must not copy the table (dropping it
+        # would break this reference, as it did on a million-family store).
+        conn.execute(
+            text(
+                "INSERT INTO registry_fact (person_id, kind, detail, valid_from, source,"
+                " recorded_at) SELECT id, 'income', 'salary', :on, 'test', :at"
+                " FROM registry_person"
+            ),
+            {"on": date(2026, 1, 1), "at": "2026-11-30 12:00:00"},
+        )
     upgrade(store_before_folding)
     with Session(store_before_folding) as session:
         stored = session.execute(

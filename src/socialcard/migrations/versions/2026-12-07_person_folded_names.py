@@ -64,7 +64,8 @@ def upgrade() -> None:
                     folded,
                     _folded_type(),
                     nullable=not sqlite,
-                    server_default=sa.text("''") if sqlite else None,
+                    # A constant (not an expression), or batch mode would copy the table.
+                    server_default="" if sqlite else None,
                 )
             )
     for name, folded in FOLDED_COLUMNS:
