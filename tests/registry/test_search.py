@@ -266,3 +266,24 @@ def test_sqlite_plan_reads_the_name_indexes(session: Session, backend: str) -> N
         assert "ix_registry_person_last_name_folded" in details, details
         assert "ix_registry_person_first_name_folded" in details, details
         assert "SCAN registry_person" not in details, details
+
+
+def test_postgres_can_range_over_the_name_indexes(session: Session, backend: str) -> None:
+    """With the "C" collation a prefix range is an index range whatever the database's locale
+    (sequential scans are switched off so that a small table still shows the usable plan)."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's query plan")
+    make_person(session, last_name="Ахметова")
+    low, high = prefix_bounds("ахм")
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = session.execute(
+        text(
+            "EXPLAIN SELECT count(id) FROM registry_person"
+            " WHERE (last_name_folded >= :l AND last_name_folded < :h)"
+            " OR (first_name_folded >= :l AND first_name_folded < :h)"
+        ),
+        {"l": low, "h": high},
+    ).all()
+    details = " | ".join(str(row[0]) for row in plan)
+    assert "ix_registry_person_last_name_folded" in details, details
+    assert "ix_registry_person_first_name_folded" in details, details

@@ -23,7 +23,7 @@ def upgrade() -> None:
     table = op.create_table(
         "rules_run_count",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("run_id", sa.BigInteger(), nullable=False),
+        sa.Column("run_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("region_kato", sa.String(length=9), nullable=False),
