@@ -18,7 +18,8 @@ millisecond. Baselines in the same run: `/health` and the JSON API's read of the
 `--focus` measures only the pages whose cost grows with the registry and a stored run (name
 search, a run's decisions) on a registry generated at that size plus one rules run for the
 month (no campaigns, wallet or well-being: minutes instead of the demo's hour), kept as
-var/bench/pages_focus_<N>.db:
+var/bench/pages_focus_<N>.db (`--store postgres`: the local server's database
+sc_pages_focus_<N>):
 
     python benchmarks/bench_pages.py --families 1000000 --focus --requests 30
 """
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MONTH = "2026-03"
 CLOCK = "2026-03-10T04:00:00+00:00"
+POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 # The pages of --focus (by label prefix): the baselines, name search and a run's decisions.
 FOCUS = ("baseline", "registry search", "decisions")
 # A fresh password each run for the bench account (nothing secret is kept in the source).
@@ -89,7 +91,30 @@ def prepare(families: int, fresh: bool) -> tuple[str, dict[str, str]]:
     return url, env
 
 
-def prepare_focus(families: int, fresh: bool) -> tuple[str, dict[str, str]]:
+def _focus_store(store: str, families: int, fresh: bool) -> str:
+    """The --focus store's URL: a SQLite file under var/bench/, or a PostgreSQL database of
+    its own on the local server (created when missing)."""
+    if store == "sqlite":
+        path = ROOT / "var" / "bench" / f"pages_focus_{families}.db"
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    name = f"sc_pages_focus_{families}"
+    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if fresh:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{POSTGRES_SERVER}/{name}"
+
+
+def prepare_focus(families: int, fresh: bool, store: str) -> tuple[str, dict[str, str]]:
     """A generated registry and one stored rules run of MONTH (no demo chain)."""
     from datetime import date
 
@@ -101,8 +126,7 @@ def prepare_focus(families: int, fresh: bool) -> tuple[str, dict[str, str]]:
     from socialcard.registry.population.loader import generate_population
     from socialcard.rules import service as rules_service
 
-    path = ROOT / "var" / "bench" / f"pages_focus_{families}.db"
-    url = f"sqlite:///{path}"
+    url = _focus_store(store, families, fresh)
     env = {
         **os.environ,
         "SOCIALCARD_DATABASE_URL": url,
@@ -110,10 +134,6 @@ def prepare_focus(families: int, fresh: bool) -> tuple[str, dict[str, str]]:
         "SOCIALCARD_LOG_LEVEL": "WARNING",
         "SOCIALCARD_CLOCK": CLOCK,
     }
-    if fresh:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     set_clock(parse_instant(CLOCK))
     engine = build_engine(url)
     started = time.perf_counter()
@@ -216,11 +236,14 @@ def main() -> None:
         "--focus", action="store_true", help="only name search and decisions, on a generated store"
     )
     parser.add_argument(
+        "--store", choices=("sqlite", "postgres"), default="sqlite", help="with --focus"
+    )
+    parser.add_argument(
         "--prepare-only", action="store_true", help="build the store and stop (outside the lock)"
     )
     args = parser.parse_args()
     if args.focus:
-        url, env = prepare_focus(args.families, args.fresh)
+        url, env = prepare_focus(args.families, args.fresh, args.store)
     else:
         url, env = prepare(args.families, args.fresh)
     if args.wallet_step:
