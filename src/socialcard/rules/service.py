@@ -640,6 +640,7 @@ def _execute(
             raise
         write_s = writer.close()
         repository.add_all(session, summaries)
+        repository.analyze_outcomes(session)
     finally:
         engine.close()
     run.families = totals["families"]
