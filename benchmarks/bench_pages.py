@@ -14,6 +14,14 @@ runs with its clock in that month. Each page is loaded `--requests` times one af
 signed-in staff member (an admin, who may open every page) after one warm-up load (reported as
 "first"); the latency is measured on the loopback, so it is the server's time plus well under a
 millisecond. Baselines in the same run: `/health` and the JSON API's read of the same family.
+
+`--focus` measures only the pages whose cost grows with the registry and a stored run (name
+search, a run's decisions) on a registry generated at that size plus one rules run for the
+month (no campaigns, wallet or well-being: minutes instead of the demo's hour), kept as
+var/bench/pages_focus_<N>.db (`--store postgres`: the local server's database
+sc_pages_focus_<N>):
+
+    python benchmarks/bench_pages.py --families 1000000 --focus --requests 30
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -35,6 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MONTH = "2026-03"
 CLOCK = "2026-03-10T04:00:00+00:00"
+POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+# The pages of --focus (by label prefix): the baselines, name search and a run's decisions.
+FOCUS = ("baseline", "registry search", "decisions")
 # A fresh password each run for the bench account (nothing secret is kept in the source).
 PASSWORD = secrets.token_urlsafe(16) + "-1"
 
@@ -75,6 +87,83 @@ def prepare(families: int, fresh: bool) -> tuple[str, dict[str, str]]:
         conn.execute(text("DELETE FROM security_staff WHERE username = 'bench-admin'"))
     engine.dispose()
     _cli(env, "staff", "create", "--username", "bench-admin", "--role", "admin",
+         "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
+    return url, env
+
+
+def _focus_store(store: str, families: int, fresh: bool) -> str:
+    """The --focus store's URL: a SQLite file under var/bench/, or a PostgreSQL database of
+    its own on the local server (created when missing)."""
+    if store == "sqlite":
+        path = ROOT / "var" / "bench" / f"pages_focus_{families}.db"
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    name = f"sc_pages_focus_{families}"
+    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if fresh:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{POSTGRES_SERVER}/{name}"
+
+
+def prepare_focus(families: int, fresh: bool, store: str) -> tuple[str, dict[str, str]]:
+    """A generated registry and one stored rules run of MONTH (no demo chain)."""
+    from datetime import date
+
+    from sqlalchemy.orm import Session
+
+    from socialcard.core.clock import parse_instant, set_clock
+    from socialcard.core.db import build_engine
+    from socialcard.core.migrate import upgrade
+    from socialcard.registry.population.loader import generate_population
+    from socialcard.rules import service as rules_service
+
+    url = _focus_store(store, families, fresh)
+    env = {
+        **os.environ,
+        "SOCIALCARD_DATABASE_URL": url,
+        "SOCIALCARD_WEB__COOKIE_SECURE": "false",
+        "SOCIALCARD_LOG_LEVEL": "WARNING",
+        "SOCIALCARD_CLOCK": CLOCK,
+    }
+    set_clock(parse_instant(CLOCK))
+    engine = build_engine(url)
+    started = time.perf_counter()
+    upgrade(engine)
+    print(f"migrated in {time.perf_counter() - started:.1f} s", flush=True)
+    with engine.connect() as conn:
+        count = conn.scalar(text("SELECT count(*) FROM registry_family")) or 0
+        runs = conn.scalar(text("SELECT count(*) FROM rules_run WHERE status = 'succeeded'"))
+    if count == 0:
+        started = time.perf_counter()
+        generate_population(engine, families=families, seed=7, as_of=date(2026, 3, 1))
+        print(f"generated {families:,} families in {time.perf_counter() - started:.0f} s")
+    if not runs:
+        started = time.perf_counter()
+        with Session(engine) as session:
+            rules_service.run_rules(session, period=MONTH)
+            session.commit()
+        print(f"rules run of {MONTH} in {time.perf_counter() - started:.0f} s", flush=True)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM security_web_session"))
+        conn.execute(text("DELETE FROM security_staff WHERE username = 'bench-admin'"))
+    if store == "postgres":
+        # The store as autovacuum leaves it: a migration that rewrote every person leaves as
+        # many dead rows behind.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE registry_person"))
+            conn.execute(text("VACUUM ANALYZE rules_outcome"))
+    engine.dispose()
+    # An operator: the role that searches the registry and reads decisions (an admin may not).
+    _cli(env, "staff", "create", "--username", "bench-admin", "--role", "operator",
          "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
     return url, env
 
@@ -150,10 +239,19 @@ def main() -> None:
         "--wallet-step", action="store_true", help="run the demo's wallet step on the store"
     )
     parser.add_argument(
+        "--focus", action="store_true", help="only name search and decisions, on a generated store"
+    )
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgres"), default="sqlite", help="with --focus"
+    )
+    parser.add_argument(
         "--prepare-only", action="store_true", help="build the store and stop (outside the lock)"
     )
     args = parser.parse_args()
-    url, env = prepare(args.families, args.fresh)
+    if args.focus:
+        url, env = prepare_focus(args.families, args.fresh, args.store)
+    else:
+        url, env = prepare(args.families, args.fresh)
     if args.wallet_step:
         script = (
             "from rich.console import Console\n"
@@ -169,10 +267,24 @@ def main() -> None:
         ("baseline: API family", f"/api/v1/families/{known['family']}?purpose=case_review"),
         ("home", "/"),
         ("registry search", "/registry?name=%D0%90%D1%85%D0%BC&purpose=case_review"),
+        # A Kazakh letter (about 67,000 first names at 1 M families), the broadest two letters
+        # (about 189,000 persons) in capitals, and a second page.
+        ("registry search kk", f"/registry?name={quote('ҚА')}&purpose=case_review"),
+        ("registry search 2 letters", f"/registry?name={quote('СЕ')}&purpose=case_review"),
+        ("registry search 2nd", f"/registry?name={quote('ахм')}&purpose=case_review&page=2"),
         ("family card", f"/registry/families/{known['family']}?purpose=case_review"),
         ("programs", "/programs"),
         ("rules run", f"/programs/runs/{known['run']}"),
-        ("decisions", f"/programs/runs/{known['run']}/decisions?program=kz.asp&eligible=true"),
+        (
+            "decisions",
+            f"/programs/runs/{known['run']}/decisions?program=kz.asp&eligible=true&purpose=case_review",
+        ),
+        ("decisions all", f"/programs/runs/{known['run']}/decisions?purpose=case_review"),
+        (
+            "decisions region",
+            f"/programs/runs/{known['run']}/decisions?program=kz.asp&eligible=true&region=75"
+            "&purpose=case_review",
+        ),
         ("campaigns", "/campaigns"),
         ("offers", "/campaigns/offers?purpose=case_review&status=agreed"),
         ("well-being", "/wellbeing"),
@@ -182,6 +294,8 @@ def main() -> None:
         ("reports", "/reports"),
         ("staff", "/admin/staff"),
     ]
+    if args.focus:
+        pages = [page for page in pages if page[0].startswith(FOCUS)]
     server = start(env, args.port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=120) as client:

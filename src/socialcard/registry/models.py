@@ -15,11 +15,17 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from socialcard.core.clock import utcnow
 from socialcard.core.db import Base
 from socialcard.core.types import BigId, UTCDateTime
+from socialcard.registry.folding import fold_name
+
+# A folded name: byte order on both stores (SQLite's default BINARY collation; "C" on
+# PostgreSQL, whatever the database's locale), so that `>= p AND < p + U+10FFFF` is an index
+# range.
+FoldedName = String(100).with_variant(String(100, collation="C"), "postgresql")
 
 
 class Person(Base):
@@ -32,6 +38,10 @@ class Person(Base):
     country: Mapped[str] = mapped_column(String(2), default="KZ")
     last_name: Mapped[str] = mapped_column(String(100))
     first_name: Mapped[str] = mapped_column(String(100))
+    # The names case-folded for search (registry/folding.py), set with the names on every
+    # write path; compared byte by byte ("C" on PostgreSQL) so a prefix is an index range.
+    last_name_folded: Mapped[str] = mapped_column(FoldedName)
+    first_name_folded: Mapped[str] = mapped_column(FoldedName)
     patronymic: Mapped[str | None] = mapped_column(String(100))
     birth_on: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(1))
@@ -43,7 +53,16 @@ class Person(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_registry_person_last_name_first_name", "last_name", "first_name"),)
+    __table_args__ = (
+        Index("ix_registry_person_last_name_first_name", "last_name", "first_name"),
+        Index("ix_registry_person_last_name_folded", "last_name_folded"),
+        Index("ix_registry_person_first_name_folded", "first_name_folded"),
+    )
+
+    @validates("last_name", "first_name")
+    def _fold(self, key: str, value: str) -> str:
+        setattr(self, f"{key}_folded", fold_name(value) if value is not None else None)
+        return value
 
 
 class Family(Base):

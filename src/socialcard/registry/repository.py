@@ -11,6 +11,7 @@ from sqlalchemy import Date, Row, Select, and_, bindparam, case, func, or_, sele
 from sqlalchemy.orm import Session, aliased
 
 from socialcard.core.clock import utcnow
+from socialcard.registry.folding import prefix_bounds
 from socialcard.registry.models import (
     Event,
     EventCursor,
@@ -59,24 +60,34 @@ def search_persons(
     offset: int,
     limit: int,
 ) -> tuple[Sequence[Person], int]:
-    """Persons matching all given criteria; name matches a prefix of the last or first name."""
-    query = select(Person)
+    """Persons matching all given criteria; name matches a prefix of the last or first name,
+    case-insensitively (Unicode casefold, registry/folding.py).
+
+    The prefix is a range of each folded name column (`>= p AND < p + U+10FFFF`, byte order on
+    both stores), so each side of the OR is an index range: the ids of a page are found in the
+    two indexes and only the page's persons are read.
+    """
+    clauses: list[Any] = []
     if national_id:
-        query = query.where(Person.national_id == national_id)
+        clauses.append(Person.national_id == national_id)
     if name:
-        # A prefix match in which `%` and `_` are the characters themselves, not wildcards.
-        prefix = name.strip().lower()
-        query = query.where(
+        low, high = prefix_bounds(name.strip())
+        clauses.append(
             or_(
-                func.lower(Person.last_name).startswith(prefix, autoescape=True),
-                func.lower(Person.first_name).startswith(prefix, autoescape=True),
+                and_(Person.last_name_folded >= low, Person.last_name_folded < high),
+                and_(Person.first_name_folded >= low, Person.first_name_folded < high),
             )
         )
     if region_prefix:
-        query = query.where(Person.region_kato.startswith(region_prefix, autoescape=True))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Person.id).offset(offset).limit(limit)).all()
-    return rows, total
+        clauses.append(Person.region_kato.startswith(region_prefix, autoescape=True))
+    total = session.scalar(select(func.count(Person.id)).where(*clauses)) or 0
+    ids = session.scalars(
+        select(Person.id).where(*clauses).order_by(Person.id).offset(offset).limit(limit)
+    ).all()
+    if not ids:
+        return [], total
+    found = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))}
+    return [found[i] for i in ids], total
 
 
 def family_by_ref(session: Session, ref: str) -> Family | None:

@@ -111,3 +111,23 @@ class RulesOutcome(Base):
     region_kato: Mapped[str | None] = mapped_column(String(9))
     eligible_mask: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class RulesRunCount(Base):
+    """How many families' outcome rows of a run fall in one region (the outcome's KATO code,
+    '' for none) in one period: all of them (`position` -1) and those with bit `position` of
+    `eligible_mask` set. Written with the outcomes (a stored run never changes), so a list of
+    decisions counts its pages from a few rows instead of every outcome of the run."""
+
+    __tablename__ = "rules_run_count"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("rules_run.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(7))
+    position: Mapped[int] = mapped_column(Integer)
+    region_kato: Mapped[str] = mapped_column(String(9))
+    families: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_rules_run_count_run_period_position", "run_id", "period", "position"),
+    )

@@ -7,11 +7,17 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from socialcard.core.bulk import dbapi_connection
-from socialcard.rules.models import RulesOutcome, RulesRun, RulesRunProgram, RulesRunRegion
+from socialcard.rules.models import (
+    RulesOutcome,
+    RulesRun,
+    RulesRunCount,
+    RulesRunProgram,
+    RulesRunRegion,
+)
 
 OUTCOME_COLUMNS = (
     "run_id",
@@ -53,7 +59,7 @@ def list_runs(session: Session, *, offset: int, limit: int) -> tuple[list[RulesR
     rows = session.scalars(
         select(RulesRun).order_by(RulesRun.id.desc()).offset(offset).limit(limit)
     ).all()
-    return list(rows), int(total)
+    return list(rows), total
 
 
 def run_programs(
@@ -96,9 +102,12 @@ def outcomes_page(
     offset: int,
     limit: int,
 ) -> tuple[list[RulesOutcome], int]:
-    """A page of families' outcomes (by family key), and how many match."""
+    """A page of families' outcomes (by family key), and how many match (from the run's
+    stored counts: counting a million outcomes for every page took 0.3 s)."""
     clauses = _outcome_filter(run_id, period, bit, region_prefix)
-    total = session.scalar(select(func.count()).select_from(RulesOutcome).where(*clauses)) or 0
+    total = outcome_count(
+        session, run_id=run_id, period=period, bit=bit, region_prefix=region_prefix
+    )
     rows = session.scalars(
         select(RulesOutcome)
         .where(*clauses)
@@ -106,7 +115,22 @@ def outcomes_page(
         .offset(offset)
         .limit(limit)
     ).all()
-    return list(rows), int(total)
+    return list(rows), total
+
+
+def outcome_count(
+    session: Session, *, run_id: int, period: str, bit: int | None, region_prefix: str | None
+) -> int:
+    """How many outcome rows of a run's period have the bit set (all for None) in regions of
+    the prefix, from the counts stored with the run (`rules_run_count`)."""
+    where = [
+        RulesRunCount.run_id == run_id,
+        RulesRunCount.period == period,
+        RulesRunCount.position == (-1 if bit is None else bit),
+    ]
+    if region_prefix:
+        where.append(RulesRunCount.region_kato.startswith(region_prefix, autoescape=True))
+    return int(session.scalar(select(func.sum(RulesRunCount.families)).where(*where)) or 0)
 
 
 def iter_outcomes(
@@ -140,6 +164,7 @@ def outcome(session: Session, *, run_id: int, period: str, family_key: int) -> R
 
 def delete_outcomes(session: Session, run_id: int) -> None:
     session.execute(delete(RulesOutcome).where(RulesOutcome.run_id == run_id))
+    session.execute(delete(RulesRunCount).where(RulesRunCount.run_id == run_id))
     session.execute(delete(RulesRunRegion).where(RulesRunRegion.run_id == run_id))
     session.execute(delete(RulesRunProgram).where(RulesRunProgram.run_id == run_id))
 
@@ -175,6 +200,15 @@ def write_outcomes(
     finally:
         cursor.close()
     return int(table.num_rows)
+
+
+def analyze_outcomes(session: Session) -> None:
+    """Refresh PostgreSQL's statistics of the outcome table after a run wrote a million rows:
+    without them the planner took a run's rows for a few dozen and answered a page of its
+    decisions by sorting all of them (0.6 s at 1,000,000 families) instead of reading the key
+    order. (SQLite plans these by its indexes without statistics.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE rules_outcome"))
 
 
 def add_all(session: Session, rows: Sequence[Any]) -> None:

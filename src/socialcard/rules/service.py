@@ -69,7 +69,7 @@ from socialcard.rules.errors import (
     RulePackInvalid,
     RunNotFound,
 )
-from socialcard.rules.models import RulesRun, RulesRunProgram, RulesRunRegion
+from socialcard.rules.models import RulesRun, RulesRunCount, RulesRunProgram, RulesRunRegion
 from socialcard.rules.schemas import (
     ChangeRead,
     DecisionPage,
@@ -640,6 +640,7 @@ def _execute(
             raise
         write_s = writer.close()
         repository.add_all(session, summaries)
+        repository.analyze_outcomes(session)
     finally:
         engine.close()
     run.families = totals["families"]
@@ -1067,6 +1068,7 @@ def _run_period(
             )
             member_rows, member_keys = member_rows[by_key], member_keys[by_key]
         count = len(family_keys)
+        tally: dict[tuple[str, int], int] = {}
         for start in range(0, count, chunk_families):
             stop = min(start + chunk_families, count)
             family = _sorted(
@@ -1085,6 +1087,7 @@ def _run_period(
                 members = _rows_of(con, member_table, member_rows[low:high], member_sql)
             outcomes = _outcome_rows(run_id, when, family, [members], heads)
             del family, members
+            _tally(tally, outcomes)
             waited += writer.put(outcomes)
             del outcomes
         families = count
@@ -1097,8 +1100,50 @@ def _run_period(
         eligible_total,
         compile_s,
         evaluate_s,
-        [*metas, *regions],
+        [*metas, *regions, *_count_rows(run_id, str(when), tally)],
     )
+
+
+def _tally(tally: dict[tuple[str, int], int], outcomes: pa.Table) -> None:
+    """Add a chunk's outcome rows to its period's families by (region, eligible mask)."""
+    grouped = (
+        pa.table(
+            {
+                "region": pc.fill_null(outcomes.column("region_kato"), ""),
+                "mask": outcomes.column("eligible_mask"),
+            }
+        )
+        .group_by(["region", "mask"])
+        .aggregate([([], "count_all")])
+    )
+    for region, mask, families in zip(
+        grouped.column("region").to_pylist(),
+        grouped.column("mask").to_pylist(),
+        grouped.column("count_all").to_pylist(),
+        strict=True,
+    ):
+        tally[region, mask] = tally.get((region, mask), 0) + families
+
+
+def _count_rows(run_id: int, period: str, tally: dict[tuple[str, int], int]) -> list[Any]:
+    """A period's `rules_run_count` rows from its tally: per region, every family (position
+    -1) and the families with each bit of the mask set."""
+    counts: dict[tuple[str, int], int] = {}
+    for (region, mask), families in tally.items():
+        counts[region, -1] = counts.get((region, -1), 0) + families
+        bits = mask & 0xFFFF_FFFF_FFFF_FFFF  # the stored mask is a signed 64-bit integer
+        position = 0
+        while bits:
+            if bits & 1:
+                counts[region, position] = counts.get((region, position), 0) + families
+            bits >>= 1
+            position += 1
+    return [
+        RulesRunCount(
+            run_id=run_id, period=period, position=position, region_kato=region, families=n
+        )
+        for (region, position), n in sorted(counts.items())
+    ]
 
 
 def _meta(

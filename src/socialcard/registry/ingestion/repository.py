@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.bulk import copy_rows, dbapi_connection
 from socialcard.core.db import is_sqlite
+from socialcard.registry.folding import FOLDED_COLUMNS, fold_table
 from socialcard.registry.ingestion.sources import Reject
 from socialcard.registry.models import (
     Batch,
@@ -36,6 +37,9 @@ from socialcard.registry.validation import FactRow, PersonRow
 PERSON_STAGE = "ingest_person_stage"
 FACT_STAGE = "ingest_fact_stage"
 PERSON_COLUMNS = PersonRow._fields
+# What a person load writes: the row's fields and the names folded for search (set from them
+# by prepare_persons, so the binary COPY, the staging table and the upsert all carry them).
+PERSON_WRITE_COLUMNS = (*PERSON_COLUMNS, *(folded for _, folded in FOLDED_COLUMNS))
 QUARANTINE_COLUMNS = ("batch_id", "row_number", "field", "reason", "raw", "created_at")
 
 
@@ -167,7 +171,7 @@ _PERSON_STAGE_DDL = (
     "national_id VARCHAR(20), country VARCHAR(2), last_name VARCHAR(100), "
     "first_name VARCHAR(100), patronymic VARCHAR(100), birth_on DATE, sex VARCHAR(1), "
     "phone VARCHAR(20), language VARCHAR(2), region_kato VARCHAR(9), address VARCHAR(300), "
-    "death_on DATE"
+    "death_on DATE, last_name_folded VARCHAR(100), first_name_folded VARCHAR(100)"
 )
 # A persons row is the civil registry's full record, so it overwrites the stored one, except
 # where a missing optional value would erase something another source told us: a death date
@@ -176,7 +180,7 @@ _KEEP_IF_MISSING = frozenset({"phone", "address", "death_on"})
 # How many national ids of a chunk are looked up before trying it as all new.
 _KNOWN_PROBE = 256
 # The order of the columns in the binary COPY rows of prepare_persons.
-_PERSON_COPY_COLUMNS = ("created_at", "updated_at", *PERSON_COLUMNS)
+_PERSON_COPY_COLUMNS = ("created_at", "updated_at", *PERSON_WRITE_COLUMNS)
 
 
 class PersonLoad(NamedTuple):
@@ -193,9 +197,9 @@ def prepare_persons(rows: Any, *, now: datetime, postgres: bool) -> PersonLoad:
     Pure computation on the columns (no database), so the importer does it while the store
     is still busy with the previous chunk. `rows` is a PERSON_SCHEMA table in row order.
     National id order keeps the unique index's inserts close together: measurably cheaper for
-    PostgreSQL than file order.
+    PostgreSQL than file order. The names are folded for search here (PERSON_WRITE_COLUMNS).
     """
-    rows = _one_per_national_id(rows)
+    rows = fold_table(_one_per_national_id(rows))
     return PersonLoad(rows, now, _binary_copy_rows(rows, now) if postgres else None)
 
 
@@ -242,7 +246,7 @@ def _binary_copy_rows(rows: Any, now: datetime) -> memoryview:
         stamp,
         stamp,
     ]
-    for name in PERSON_COLUMNS:
+    for name in PERSON_WRITE_COLUMNS:
         column = rows.column(name).combine_chunks()
         if pa.types.is_date(column.type):
             days = column.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
@@ -302,18 +306,18 @@ def upsert_persons(session: Session, load: PersonLoad, *, insert_first: bool = F
     if binary is not None:
         _copy_binary(raw, PERSON_STAGE, _PERSON_COPY_COLUMNS, binary)
     else:
-        copy_rows(session, PERSON_STAGE, PERSON_COLUMNS, _python_rows(rows))
-    columns_sql = ", ".join(PERSON_COLUMNS)
+        copy_rows(session, PERSON_STAGE, PERSON_WRITE_COLUMNS, _python_rows(rows))
+    columns_sql = ", ".join(PERSON_WRITE_COLUMNS)
     updates = [
         f"{c} = COALESCE(excluded.{c}, p.{c})" if c in _KEEP_IF_MISSING else f"{c} = excluded.{c}"
-        for c in PERSON_COLUMNS
+        for c in PERSON_WRITE_COLUMNS
         if c != "national_id"
     ]
     differs = _distinct_from(session)
     changed = " OR ".join(
         f"p.{c} {differs} "
         + (f"COALESCE(excluded.{c}, p.{c})" if c in _KEEP_IF_MISSING else f"excluded.{c}")
-        for c in PERSON_COLUMNS
+        for c in PERSON_WRITE_COLUMNS
         if c != "national_id"
     )
     session.execute(
@@ -333,7 +337,7 @@ def _python_rows(rows: Any) -> list[tuple[Any, ...]]:
     """The rows as tuples for executemany or a text COPY, dates already as ISO text (what the
     sqlite3 date adapter writes; much cheaper than a date object per value)."""
     columns = []
-    for name in PERSON_COLUMNS:
+    for name in PERSON_WRITE_COLUMNS:
         column = rows.column(name)
         if pa.types.is_date(column.type):
             column = column.cast(pa.string())

@@ -55,6 +55,7 @@ from socialcard.core.clock import today as clock_today
 from socialcard.core.clock import utcnow
 from socialcard.core.db import build_engine
 from socialcard.core.logging import get_logger
+from socialcard.registry.folding import fold_array
 from socialcard.registry.population import repository
 from socialcard.registry.population.errors import GenerationError, SeedAlreadyGenerated
 from socialcard.registry.population.generator import (
@@ -309,6 +310,8 @@ class _Writer:
                 "country": "KZ",
                 "last_name": t.last_name,
                 "first_name": t.first_name,
+                "last_name_folded": fold_array(t.last_name),
+                "first_name_folded": fold_array(t.first_name),
                 "patronymic": t.patronymic,
                 "birth_on": iso_dates(t.birth_on),
                 "sex": t.sex,
