@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -157,3 +158,27 @@ def all_family_ids(
 
 def family_ids(rows: Sequence[WellbeingResult]) -> list[int]:
     return [r.family_id for r in rows]
+
+
+def run_periods(session: Session) -> list[tuple[int, str, list[str]]]:
+    """Every scoring run's id, period and level codes (the rules' input chooses among them)."""
+    stmt = select(WellbeingRun.id, WellbeingRun.period, WellbeingRun.level_counts).order_by(
+        WellbeingRun.id
+    )
+    return [(int(i), str(p), list((c or {}).keys())) for i, p, c in session.execute(stmt)]
+
+
+def run_levels(
+    session: Session, run_id: int, *, family_id: int | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """A run's families and levels as two columns, in one query (or one family's)."""
+    stmt = select(WellbeingResult.family_id, WellbeingResult.level).where(
+        WellbeingResult.run_id == run_id
+    )
+    if family_id is not None:
+        stmt = stmt.where(WellbeingResult.family_id == family_id)
+    rows = session.execute(stmt).all()
+    return (
+        pa.array([r[0] for r in rows], pa.int64()),
+        pa.array([r[1] for r in rows], pa.string()),
+    )

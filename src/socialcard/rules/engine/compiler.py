@@ -37,6 +37,7 @@ from socialcard.rules.engine.builtins import (
     INCOME_AGGS,
     LOOKBACK_CODES_SQL,
     PERSON_BUILTINS,
+    RUN_OF,
     income_lookback_start,
     period_constants,
     retirement_sql,
@@ -709,6 +710,18 @@ class CompiledPack:
         for symbol in [*shown, *sorted(values, key=lambda s: s.key)]:
             if symbol.level in ("person", "family") and symbol not in ordered:
                 ordered.append(symbol)
+        # A decision that reads a family's well-being keeps the scoring run it came from.
+        for symbol in list(ordered):
+            run = RUN_OF.get(symbol.name)
+            if run is None or symbol.key not in (f"b:{symbol.name}", f"fb:{symbol.name}"):
+                continue
+            companion = (
+                self.person_builtins[run]
+                if symbol.level == "person"
+                else self.family_builtins[run].symbol
+            )
+            if companion not in ordered:
+                ordered.append(companion)
         vp.used = ordered
         vp.params = sorted(
             {s for s in values | member | set(shown) if s.level == "param"}, key=lambda s: s.key
