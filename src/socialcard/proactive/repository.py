@@ -598,3 +598,21 @@ def payments_by_program_region(session: Session, *, period: str) -> list[dict[st
         {"program_id": p, "region_kato": r, "status": s, "orders": int(n), "amount_minor": int(a)}
         for p, r, s, n, a in session.execute(query).all()
     ]
+
+
+def campaign_offer_rows(session: Session, campaign_id: int) -> list[tuple[Any, ...]]:
+    """(offer id, entity id, person id, region) of a campaign's offers."""
+    stmt = (
+        select(Offer.id, Offer.entity_id, Offer.person_id, Offer.region_kato)
+        .where(Offer.campaign_id == campaign_id)
+        .order_by(Offer.id)
+    )
+    return [tuple(r) for r in session.execute(stmt)]
+
+
+def offer_statuses(session: Session, offer_ids: Sequence[int]) -> dict[int, str]:
+    """The status of each offer, by id."""
+    if not offer_ids:
+        return {}
+    stmt = select(Offer.id, Offer.status).where(Offer.id.in_(list(offer_ids)))
+    return {int(i): str(s) for i, s in session.execute(stmt)}

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import Select, func, select
+from sqlalchemy import null as sa_null
 from sqlalchemy.orm import Session, aliased
 
 from socialcard.wellbeing.models import WellbeingResult, WellbeingRun
@@ -182,3 +183,39 @@ def run_levels(
         pa.array([r[0] for r in rows], pa.int64()),
         pa.array([r[1] for r in rows], pa.string()),
     )
+
+
+def segment_rows(
+    session: Session,
+    *,
+    run_id: int,
+    levels: Sequence[str],
+    region: str | None,
+    previous_id: int | None,
+) -> list[tuple[Any, ...]]:
+    """(family_id, region, level, indicators, previous level or None) of a run's families in
+    `levels` (all when empty) and a region prefix; with `previous_id`, only families also in
+    that run, with their level there."""
+    cur = aliased(WellbeingResult, name="cur")
+    prev = aliased(WellbeingResult, name="prev")
+    stmt = select(cur.family_id, cur.region_kato, cur.level, cur.indicators)
+    if previous_id is not None:
+        stmt = stmt.add_columns(prev.level).join(
+            prev, (prev.family_id == cur.family_id) & (prev.run_id == previous_id)
+        )
+    else:
+        stmt = stmt.add_columns(sa_null())
+    stmt = stmt.where(cur.run_id == run_id)
+    if levels:
+        stmt = stmt.where(cur.level.in_(list(levels)))
+    if region is not None:
+        stmt = stmt.where(cur.region_kato.startswith(region, autoescape=True))
+    return [tuple(r) for r in session.execute(stmt.order_by(cur.family_id))]
+
+
+def latest_run(session: Session, *, methodology_id: str | None) -> WellbeingRun | None:
+    """The newest run (of a methodology, or of any)."""
+    stmt = select(WellbeingRun)
+    if methodology_id is not None:
+        stmt = stmt.where(WellbeingRun.methodology_id == methodology_id)
+    return session.scalars(stmt.order_by(WellbeingRun.id.desc()).limit(1)).first()
