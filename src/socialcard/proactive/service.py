@@ -976,6 +976,8 @@ def decide_by_link(
     """
     now = utcnow()
     offer = offer_for_link(session, token=token, now=now)
+    if is_outreach(offer.program_id):
+        iban = code = None  # an invitation pays nothing: no account to take
     subject = f"offer:{offer.id}"
     if code is not None:
         checked = security_codes.check(session, purpose=ACCOUNT_CODE, subject=subject, code=code)
@@ -1685,6 +1687,7 @@ class LinkView:
     text: str
     status: str  # the offer's, or `late` when its deadline has passed unanswered
     deadline: str = ""
+    outreach: bool = False  # an invitation to a support centre, not a benefit
 
 
 def link_view(session: Session, *, token: str) -> LinkView:
@@ -1697,6 +1700,7 @@ def link_view(session: Session, *, token: str) -> LinkView:
         text=offer_page_text(session, offer),
         status="late" if is_late(offer, now) else offer.status,
         deadline=offer.deadline_at.strftime("%d.%m.%Y"),
+        outreach=is_outreach(offer.program_id),
     )
 
 
