@@ -170,3 +170,17 @@ class TestRuleInput:
         assert scored.run_ids == [run_id]
         assert scored.results[run_id].num_rows == len(ids)
         assert set(scored.results[run_id]["position"].to_pylist()) == {5}
+
+    def test_a_pack_that_does_not_read_it_gets_nothing(
+        self, session: Session, families: dict[str, Family]
+    ) -> None:
+        from socialcard.rules.engine import load_pack
+
+        stored_run(session, "2026-03", {f.id: "6" for f in families.values()})
+        period = [rules_service.parse_period("2026-03")]
+        kz = load_pack(ROOT / "packs" / "kz")
+        pilot = load_pack(PILOT)
+        assert not kz.reads(inputs.BUILTINS)
+        assert pilot.reads(inputs.BUILTINS)
+        assert inputs.rule_input(session, period, compiled=kz).chosen == []
+        assert inputs.rule_input(session, period, compiled=pilot).run_ids != []

@@ -590,7 +590,7 @@ def _execute(
     else:
         source, link = _read_registry_and_links(session, periods)
     # The families' well-being (scoring runs valid for the periods), read once, as facts.
-    scored = wellbeing_inputs.rule_input(session, periods)
+    scored = wellbeing_inputs.rule_input(session, periods, compiled=pack.compiled)
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
@@ -1556,7 +1556,9 @@ def evaluate_family(
     )
     if person.num_rows == 0:
         raise FamilyNotFound(f"no family with id {family_id} (or it has no members in {when})")
-    scored = wellbeing_inputs.rule_input(session, [when], family_id=family_id)
+    scored = wellbeing_inputs.rule_input(
+        session, [when], family_id=family_id, compiled=pack.compiled
+    )
     fact = scored.with_facts(person, fact)
     ids = person.column("person_id").to_pylist()
     roles = person.column("role").to_pylist()
@@ -1660,7 +1662,8 @@ def simulate_registry(
     else:
         source, link = _read_registry_and_links(session, [when])
         person, fact = _as_of(source, when)
-        fact = wellbeing_inputs.rule_input(session, [when]).with_facts(person, fact)
+        scored = wellbeing_inputs.rule_input(session, [when], compiled=pack.compiled)
+        fact = scored.with_facts(person, fact)
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)
     try:

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from sqlalchemy.orm import Session
 
 from socialcard.rules.engine.builtins import WELLBEING_SCALES
+from socialcard.rules.engine.compiler import CompiledPack
 from socialcard.rules.engine.periods import Period
 from socialcard.rules.engine.synthetic import FACT_SCHEMA
 from socialcard.wellbeing import repository
@@ -138,10 +139,23 @@ class RuleInput:
         return pa.concat_tables([fact.select(FACT_SCHEMA.names).cast(FACT_SCHEMA), extra])
 
 
+# The built-ins this input feeds: a pack that reads none of them gets nothing read or added.
+BUILTINS = frozenset(
+    {"wellbeing_level", "wellbeing_level_run", "wellbeing_category", "wellbeing_category_run"}
+)
+
+
 def rule_input(
-    session: Session, periods: Sequence[Period], *, family_id: int | None = None
+    session: Session,
+    periods: Sequence[Period],
+    *,
+    family_id: int | None = None,
+    compiled: CompiledPack | None = None,
 ) -> RuleInput:
-    """The runs valid for `periods` and their results (one family's, with `family_id`)."""
+    """The runs valid for `periods` and their results (one family's, with `family_id`); with
+    `compiled`, nothing when its programs do not read the family's well-being."""
+    if compiled is not None and not compiled.reads(BUILTINS):
+        return RuleInput([])
     chosen = choose_runs(repository.run_periods(session), periods)
     out = RuleInput(chosen)
     for run_id in out.run_ids:

@@ -743,6 +743,18 @@ class CompiledPack:
                     )
                 )
 
+    def reads(self, names: Iterable[str]) -> bool:
+        """Whether any version of any program reads one of these built-ins (directly, through
+        variables or inside aggregates)."""
+        wanted = set(names)
+        for plan in self.programs:
+            for vp in plan.versions:
+                roots = [c.compiled for c in vp.conditions] + ([vp.amount] if vp.amount else [])
+                values, member, _ = self._closure(vp, roots)
+                if any(s.name in wanted for s in values | member):
+                    return True
+        return False
+
     # --- assemble --------------------------------------------------------------------------
     def program_plan(self, program_id: str) -> ProgramPlan:
         for plan in self.programs:
