@@ -153,10 +153,15 @@ def rule_input(
     compiled: CompiledPack | None = None,
 ) -> RuleInput:
     """The runs valid for `periods` and their results (one family's, with `family_id`); with
-    `compiled`, nothing when its programs do not read the family's well-being."""
-    if compiled is not None and not compiled.reads(BUILTINS):
+    `compiled`, only the scales its programs read (nothing when they read neither)."""
+    scales = [
+        scale
+        for scale in WELLBEING_SCALES
+        if compiled is None or compiled.reads({f"wellbeing_{scale}", f"wellbeing_{scale}_run"})
+    ]
+    if not scales:
         return RuleInput([])
-    chosen = choose_runs(repository.run_periods(session), periods)
+    chosen = [c for c in choose_runs(repository.run_periods(session), periods) if c.scale in scales]
     out = RuleInput(chosen)
     for run_id in out.run_ids:
         scale = next(c.scale for c in chosen if c.run_id == run_id)
