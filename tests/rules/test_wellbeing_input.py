@@ -216,6 +216,7 @@ def scored_population(draw: st.DrawFn) -> tuple[Period, pa.Table, pa.Table]:
 
 
 class TestAgreement:
+    @pytest.mark.slow
     @settings(
         max_examples=8,
         deadline=None,

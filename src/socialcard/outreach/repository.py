@@ -27,12 +27,18 @@ def case_by_id(session: Session, case_id: int) -> OutreachCase | None:
     return session.get(OutreachCase, case_id)
 
 
+_ID_CHUNK = 900  # ids per IN list: below SQLite's default bound-parameter limit
+
+
 def case_offer_ids(session: Session, offer_ids: Sequence[int]) -> set[int]:
     """Which of these offers already have a case."""
-    if not offer_ids:
-        return set()
-    stmt = select(OutreachCase.offer_id).where(OutreachCase.offer_id.in_(list(offer_ids)))
-    return {int(i) for i in session.scalars(stmt)}
+    ids = sorted(set(offer_ids))
+    out: set[int] = set()
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        stmt = select(OutreachCase.offer_id).where(OutreachCase.offer_id.in_(chunk))
+        out |= {int(i) for i in session.scalars(stmt)}
+    return out
 
 
 def cases(

@@ -612,7 +612,9 @@ def campaign_offer_rows(session: Session, campaign_id: int) -> list[tuple[Any, .
 
 def offer_statuses(session: Session, offer_ids: Sequence[int]) -> dict[int, str]:
     """The status of each offer, by id."""
-    if not offer_ids:
-        return {}
-    stmt = select(Offer.id, Offer.status).where(Offer.id.in_(list(offer_ids)))
-    return {int(i): str(s) for i, s in session.execute(stmt)}
+    ids = sorted(set(offer_ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 900):  # below SQLite's default bound-parameter limit
+        stmt = select(Offer.id, Offer.status).where(Offer.id.in_(ids[start : start + 900]))
+        out.update({int(i): str(s) for i, s in session.execute(stmt)})
+    return out
