@@ -186,3 +186,14 @@ def test_the_signed_link_page_invites_without_asking_for_an_account(
         f"{BASE}/cases/{case['id']}", params={"purpose": "case_review"}, headers=operator_headers
     )
     assert after.json()["offer_status"] == "agreed"
+
+
+def test_a_segment_program_is_not_a_benefit_campaign(
+    client: TestClient, operator_headers: dict[str, str]
+) -> None:
+    answer = client.post(
+        "/api/v1/proactive/campaigns/outreach.worsened/run",
+        json={"period": "2026-03"},
+        headers=operator_headers,
+    )
+    assert _problem(answer, 404)["errors"][0]["field"] == "program_id"  # type: ignore[index]
