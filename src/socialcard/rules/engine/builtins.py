@@ -103,7 +103,6 @@ WELLBEING_SCALES: dict[str, tuple[str, ...]] = {
     "level": ("A", "B", "C", "D", "E"),
     "category": ("1", "2", "3", "4", "5", "6"),
 }
-WELLBEING_CODES = {"level": 28, "category": 29}
 # A built-in and the built-in holding the scoring run it came from: wherever a version reads
 # the first, its decisions also keep the second (the run id is part of the explanation).
 RUN_OF = {"wellbeing_level": "wellbeing_level_run", "wellbeing_category": "wellbeing_category_run"}
