@@ -25,7 +25,12 @@ class Household:
 
 
 def household(
-    session: Session, *, language: str = "ru", region: str = "351010000", adult: bool = True
+    session: Session,
+    *,
+    language: str = "ru",
+    region: str = "351010000",
+    adult: bool = True,
+    child_born: date = date(2024, 6, 1),
 ) -> Household:
     phone = f"+7702{next(_phones):07d}"
     head = make_person(
@@ -35,7 +40,7 @@ def household(
         language=language,
         region_kato=region,
     )
-    child = make_person(session, birth_on=date(2024, 6, 1), phone=None, language=language)
+    child = make_person(session, birth_on=child_born, phone=None, language=language)
     family = make_family(session, [(head, "head"), (child, "child")], region_kato=region)
     return Household(family.id, head.id, phone, language)
 

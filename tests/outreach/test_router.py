@@ -110,6 +110,12 @@ def test_bad_input_names_the_field(
         f"{BASE}/segments", json={**SEGMENT, "code": "Bad Code"}, headers=operator_headers
     )
     assert "code" in str(_problem(bad_code, 422)["errors"])
+    bad_condition = client.post(
+        f"{BASE}/segments",
+        json={**SEGMENT, "condition": "count(member) filter (where member.age < 3) >"},
+        headers=operator_headers,
+    )
+    assert _problem(bad_condition, 422)["errors"][0]["field"] == "condition"  # type: ignore[index]
     unknown_key = client.post(
         f"{BASE}/segments", json={**SEGMENT, "colour": "red"}, headers=operator_headers
     )

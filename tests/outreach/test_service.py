@@ -18,8 +18,10 @@ from socialcard.proactive import service as proactive_service
 from socialcard.proactive.enums import Channel, ConsentDecision
 from socialcard.proactive.errors import OfferLate
 from socialcard.proactive.models import Message
+from socialcard.registry.models import Person
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
+from tests.factories import make_fact
 from tests.outreach.helpers import METHODOLOGY, Household, household, stored_run
 
 ACTOR = Actor(key_id=None, name="worker", role="operator")
@@ -309,3 +311,34 @@ class TestCases:
                 purpose=PURPOSE,
             )
         assert error.value.details[0]["field"] == "next_review_on"
+
+
+CONDITION = "count(member) filter (where member.age < 3) > 0 and family_income_avg_3m = 0"
+
+
+class TestCondition:
+    def test_level_e_with_a_child_under_3_and_no_income_in_3_months(self, session: Session) -> None:
+        target = household(session)
+        older_child = household(session, child_born=date(2015, 1, 1))
+        earning = household(session)
+        make_fact(session, session.get(Person, earning.head_id), amount_minor=150_000_00)
+        held = {"no_working_adult"}
+        stored_run(
+            session,
+            "2026-03",
+            {h.family_id: ("E", held) for h in (target, older_child, earning)},
+        )
+        code = segment(session, code="e_baby_no_income", indicators=[], condition=CONDITION)
+        assert service.get_segment(session, code=code).condition == CONDITION
+        result = service.start_campaign(session, code=code, actor=ACTOR, purpose=PURPOSE)
+        assert result.families == 1
+        cases = service.list_cases(session, actor=ACTOR, purpose=PURPOSE, segment_code=code)
+        assert [c.family_id for c in cases.items] == [target.family_id]
+
+    @pytest.mark.parametrize(
+        "text", ["count(member) >", "family_size", "no_such_variable > 1", "select 1"]
+    )
+    def test_a_bad_condition_names_the_field(self, session: Session, text: str) -> None:
+        with pytest.raises(InvalidInput) as error:
+            segment(session, code="bad_condition", condition=text)
+        assert error.value.details[0]["field"] == "condition"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from socialcard.core.clock import utcnow
@@ -28,6 +28,8 @@ class Segment(Base):
     region: Mapped[str | None] = mapped_column(String(9))  # a KATO prefix
     indicators: Mapped[list[Any]] = mapped_column(JSON)  # indicator ids that must all hold
     worsened: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A family-level rule expression that must also hold (`outreach.condition`), or None.
+    condition: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -23,6 +23,13 @@ class SegmentCreate(BaseModel):
     region: str | None = Field(default=None, description="a KATO prefix, e.g. 35 or 351010000")
     indicators: list[str] = Field(default_factory=list, max_length=50)
     worsened: bool = False
+    condition: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="a family-level rule expression that must also hold, e.g."
+        " count(member) filter (where member.age < 3) > 0 and family_income_avg_3m = 0",
+    )
 
 
 class SegmentRead(BaseModel):
@@ -33,6 +40,7 @@ class SegmentRead(BaseModel):
     region: str | None
     indicators: list[str]
     worsened: bool
+    condition: str | None = None
     builtin: bool
     created_by: str
     created_at: datetime | None

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from socialcard.core.clock import today, utcnow
 from socialcard.core.errors import InvalidInput, field_error
+from socialcard.outreach import condition as segment_condition
 from socialcard.outreach import repository
 from socialcard.outreach.enums import CaseOutcome
 from socialcard.outreach.errors import CaseNotFound, SegmentExists, SegmentNotFound
@@ -79,6 +80,7 @@ def _read(row: Segment) -> SegmentRead:
         region=row.region,
         indicators=list(row.indicators or []),
         worsened=row.worsened,
+        condition=row.condition,
         builtin=False,
         created_by=row.created_by,
         created_at=row.created_at,
@@ -118,6 +120,9 @@ def create_segment(session: Session, *, payload: SegmentCreate, actor: Actor) ->
         region=payload.region,
         indicators=indicators,
     )
+    condition = payload.condition.strip() if payload.condition else None
+    if condition:
+        segment_condition.compiled(condition)  # InvalidInput naming `condition`
     row = Segment(
         code=payload.code,
         title=payload.title.strip(),
@@ -126,6 +131,7 @@ def create_segment(session: Session, *, payload: SegmentCreate, actor: Actor) ->
         region=payload.region,
         indicators=indicators,
         worsened=payload.worsened,
+        condition=condition or None,
         created_by=actor.name[:100],
         created_at=utcnow(),
     )
@@ -161,7 +167,24 @@ def start_campaign(
     )
     program_id = program_of(code)
     period = selection.period
-    family_ids = [f.family_id for f in selection.families]
+    families = selection.families
+    if segment.condition:
+        # Read as of the run's period: audited like the rest of the campaign's reads.
+        registry_service.record_family_read(
+            session,
+            actor=actor,
+            action="outreach.segment.condition",
+            family_ids=[f.family_id for f in families],
+            purpose=purpose,
+        )
+        held = segment_condition.holds(
+            session,
+            text=segment.condition,
+            family_ids=[f.family_id for f in families],
+            period=period,
+        )
+        families = [f for f in families if f.family_id in held]
+    family_ids = [f.family_id for f in families]
     # Who to write to: members and their contacts are personal data read for this purpose.
     registry_service.record_family_read(
         session,
@@ -174,7 +197,7 @@ def start_campaign(
     on = now.date()
     candidates: list[Candidate] = []
     no_adult = 0
-    for family in selection.families:
+    for family in families:
         recipient = eligibility.recipient_of(members.get(family.family_id, []), on)
         if recipient is None:
             no_adult += 1
@@ -209,7 +232,7 @@ def start_campaign(
         session, campaign=campaign, candidates=candidates, blocked=blocked, now=now
     )
     proactive_service.close_campaign(session, campaign_id=campaign.id, stats=stats)
-    levels = {f.family_id: f.level for f in selection.families}
+    levels = {f.family_id: f.level for f in families}
     offers = proactive_service.campaign_offers(session, campaign_id=campaign.id)
     have = repository.case_offer_ids(session, [o.offer_id for o in offers])
     opened = 0
@@ -241,7 +264,7 @@ def start_campaign(
         wellbeing_run_id=selection.run_id,
         previous_run_id=selection.previous_run_id,
         period=period,
-        families=len(selection.families),
+        families=len(families),
         invited=stats.offered,
         messages=stats.messages,
         skipped={

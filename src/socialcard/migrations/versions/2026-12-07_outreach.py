@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("region", sa.String(length=9), nullable=True),
         sa.Column("indicators", sa.JSON(), nullable=False),
         sa.Column("worsened", sa.Boolean(), nullable=False),
+        sa.Column("condition", sa.Text(), nullable=True),
         sa.Column("created_by", sa.String(length=100), nullable=False),
         sa.Column("created_at", socialcard.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outreach_segment")),
