@@ -82,3 +82,32 @@ def test_an_operator_invites_a_segment_and_records_a_contact(
     )
     assert bad.status_code == 422
     assert bad.headers["content-type"].startswith("text/html")
+
+
+def test_an_operator_defines_a_segment_on_the_page(
+    web: TestClient,  # noqa: F811
+    session: Session,
+) -> None:
+    csrf = sign_in(web, session)
+    created = web.post(
+        "/outreach",
+        data={
+            "csrf": csrf,
+            "code": "e_baby",
+            "title": "E with a baby",
+            "methodology_id": METHODOLOGY,
+            "levels": "E",
+            "indicators": "",
+            "condition": "count(member) filter (where member.age < 3) > 0",
+        },
+    )
+    assert created.status_code == 303, created.text
+    assert service.get_segment(session, code="e_baby").levels == ["E"]
+    bad = web.post(
+        "/outreach?lang=en",
+        data={"csrf": csrf, "code": "e_bad", "title": "bad", "levels": "Q"},
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("text/html")
+    bad_code = web.post("/outreach", data={"csrf": csrf, "code": "Bad Code", "title": "x"})
+    assert bad_code.status_code == 422

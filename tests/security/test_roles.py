@@ -190,6 +190,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/wellbeing/{run_id}/families"): STAFF_PAGE,
     ("GET", "/wellbeing/{run_id}/changes"): STAFF_PAGE,
     ("GET", "/outreach"): STAFF_PAGE,
+    ("POST", "/outreach"): STAFF_PAGE,
     ("POST", "/outreach/{code}/campaigns"): STAFF_PAGE,
     ("GET", "/outreach/cases"): STAFF_PAGE,
     ("GET", "/outreach/cases/{case_id}"): STAFF_PAGE,

@@ -13,12 +13,13 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from socialcard.core.deps import DbSession
 from socialcard.core.errors import AppError, InvalidInput, NotFound
 from socialcard.outreach import service as outreach_service
 from socialcard.outreach.enums import CaseOutcome, ContactChannel
-from socialcard.outreach.schemas import CaseUpdate, ContactCreate
+from socialcard.outreach.schemas import CaseUpdate, ContactCreate, SegmentCreate
 from socialcard.proactive import service as proactive_service
 from socialcard.registry import service as registry_service
 from socialcard.reports import charts
@@ -706,11 +707,42 @@ def outreach(request: Request, session: DbSession, me: OperatorUser) -> Response
         request,
         "console/outreach.html",
         section="outreach",
+        methodologies=[m.id for m in wellbeing_service.list_methodologies()],
         segments=segments,
         funnels=funnels,
         purposes=PURPOSES,
         outcomes=[o.value for o in CaseOutcome],
     )
+
+
+@router.post("/outreach")
+def create_segment(request: Request, session: DbSession, me: OperatorUser, form: Form) -> Response:
+    """Define a segment from the form (a bad criterion answers an error page naming it)."""
+
+    def listed(name: str) -> list[str]:
+        return [v.strip() for v in form.get(name, "").split(",") if v.strip()]
+
+    try:
+        payload = SegmentCreate(
+            code=form.get("code", "").strip(),
+            title=form.get("title", "").strip(),
+            methodology_id=form.get("methodology_id") or None,
+            levels=listed("levels"),
+            region=form.get("region") or None,
+            indicators=listed("indicators"),
+            worsened=form.get("worsened") == "on",
+            condition=form.get("condition", "").strip() or None,
+        )
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise InvalidInput(
+            "; ".join(f"{e['field']}: {e['reason']}" for e in errors), details=errors
+        ) from None
+    outreach_service.create_segment(session, payload=payload, actor=actor_of(request, me))
+    return RedirectResponse("/outreach", status_code=303)
 
 
 @router.post("/outreach/{code}/campaigns")
