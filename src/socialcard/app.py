@@ -22,6 +22,7 @@ from socialcard.core.http import (
     install_openapi,
 )
 from socialcard.core.logging import configure_logging
+from socialcard.outreach.router import router as outreach_router
 from socialcard.proactive import service as proactive_service
 from socialcard.proactive.router import pages as proactive_pages
 from socialcard.proactive.router import router as proactive_router
@@ -108,6 +109,7 @@ def create_app() -> FastAPI:
     app.include_router(security_router)
     app.include_router(rules_router)
     app.include_router(wellbeing_router)
+    app.include_router(outreach_router)
     app.include_router(proactive_router)
     app.include_router(proactive_pages)
     app.include_router(wallet_router)

@@ -104,7 +104,7 @@ class TestTemplates:
         assert body.startswith("Новая выплата Пособие многодетной семье: 69 330 ₸")
         listed = live_client.get("/api/v1/proactive/templates", headers=headers).json()
         assert sum(t["edited"] for t in listed) == 1
-        assert len(listed) == 27  # 9 kinds in kk, ru and en
+        assert len(listed) == 45  # 9 kinds and 6 outreach invitation kinds in kk, ru and en
 
 
 class TestDemoStep:

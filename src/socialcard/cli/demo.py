@@ -1,7 +1,8 @@
 """`socialcard demo`: the README's main job on the embedded default store.
 
 Migrates the store, generates a synthetic region if the registry is empty, runs the rules and
-the well-being score for this month, runs campaigns whose SMS simulated citizens answer, pays
+the well-being score for this month, invites a well-being segment to a family support centre,
+runs campaigns whose SMS simulated citizens answer, pays
 the consented decisions and issues vouchers from the rules run's decisions into social wallets,
 redeems some, prints the funnel and voucher statistics, issues operator keys, and serves.
 """
@@ -20,6 +21,7 @@ from socialcard.core.clock import CLOCK_ENV, set_clock, today
 from socialcard.core.config import get_settings
 from socialcard.core.db import get_engine, session_scope
 from socialcard.core.migrate import upgrade
+from socialcard.outreach import demo as outreach_demo
 from socialcard.proactive.demo import print_demo_funnel, run_demo_campaigns
 from socialcard.registry import service as registry_service
 from socialcard.registry.population.loader import generate_population
@@ -98,9 +100,11 @@ def register(app: typer.Typer) -> None:
         period = f"{today():%Y-%m}"
         rules_cli.demo_step()
         wellbeing_cli.demo_step(console)
+        outreach_demo.invite(console)
         run_demo_campaigns(console, period, seed=seed, funnel=False)
         wallet_demo.run_demo_step(console, period=period, staff=staff)
         print_demo_funnel(console)
+        outreach_demo.follow_up(console)
         card_demo.run_demo_step(console, period=period)
         with session_scope() as session:
             sign_in = web_demo.demo_accounts(session)

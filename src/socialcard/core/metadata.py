@@ -6,6 +6,7 @@ from sqlalchemy import MetaData
 
 from socialcard.card import models as card_models
 from socialcard.core.db import Base
+from socialcard.outreach import models as outreach_models
 from socialcard.proactive import models as proactive_models
 from socialcard.registry import models as registry_models
 from socialcard.rules import models as rules_models
@@ -21,6 +22,7 @@ DOMAIN_MODELS = (
     rules_models,
     wellbeing_models,
     proactive_models,
+    outreach_models,
     wallet_models,
     card_models,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,8 +13,10 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from socialcard.proactive.errors import UnknownProgram
+from socialcard.proactive.templates import OUTREACH_PREFIX
 
 CAMPAIGNS_FILE = Path(__file__).with_name("campaigns.yaml")
+OUTREACH_SETTINGS = "outreach"  # the file's key for every outreach invitation
 
 
 class ProactiveSettings(BaseSettings):
@@ -102,7 +105,10 @@ def _load(path: Path) -> dict[str, CampaignSettings]:
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     defaults: dict[str, Any] = raw.get("defaults") or {}
     out: dict[str, CampaignSettings] = {}
-    for program_id, values in (raw.get("programs") or {}).items():
+    programs = dict(raw.get("programs") or {})
+    if raw.get("outreach") is not None:
+        programs[OUTREACH_SETTINGS] = raw["outreach"]
+    for program_id, values in programs.items():
         merged = {**defaults, **(values or {})}
         unknown = set(merged) - set(_KEYS)
         if unknown:
@@ -121,13 +127,19 @@ def _load(path: Path) -> dict[str, CampaignSettings]:
 
 
 def all_campaign_settings() -> dict[str, CampaignSettings]:
-    """Every program that has campaign settings."""
-    return _load(get_proactive_settings().campaigns_file)
+    """Every program that has campaign settings (not the outreach invitations': those are
+    not benefit campaigns a job runs)."""
+    found = _load(get_proactive_settings().campaigns_file)
+    return {k: v for k, v in found.items() if k != OUTREACH_SETTINGS}
 
 
 def campaign_settings(program_id: str) -> CampaignSettings:
-    """One program's campaign settings; UnknownProgram when it has none."""
-    found = all_campaign_settings().get(program_id)
+    """One program's campaign settings; UnknownProgram when it has none. Every outreach
+    invitation (`outreach.<segment>`) takes the file's `outreach` settings."""
+    loaded = _load(get_proactive_settings().campaigns_file)
+    if program_id.startswith(OUTREACH_PREFIX) and OUTREACH_SETTINGS in loaded:
+        return dataclasses.replace(loaded[OUTREACH_SETTINGS], program_id=program_id)
+    found = loaded.get(program_id) if program_id != OUTREACH_SETTINGS else None
     if found is None:
         raise UnknownProgram(
             f"no campaign settings for program {program_id!r}",

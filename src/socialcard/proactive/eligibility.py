@@ -28,6 +28,7 @@ from socialcard.core.db import is_sqlite
 from socialcard.core.errors import AppError
 from socialcard.proactive.config import get_proactive_settings
 from socialcard.proactive.errors import InvalidPeriod, UnknownProgram
+from socialcard.proactive.templates import OUTREACH_TITLES, is_outreach
 from socialcard.registry import service as registry_service
 from socialcard.registry import snapshot as registry_snapshot
 from socialcard.rules import service as rules_service
@@ -138,7 +139,9 @@ def legal_basis(program_id: str, lang: str = "ru") -> str:
 
 
 def program_title(program_id: str, lang: str) -> str:
-    """The program's title in a language."""
+    """The program's title in a language (an outreach invitation: the support centre's)."""
+    if is_outreach(program_id):
+        return OUTREACH_TITLES.get(lang) or OUTREACH_TITLES["ru"]
     return _title(pack_path(), program_id, lang)
 
 
@@ -320,6 +323,11 @@ def _adult_of(members: Sequence[registry_service.Member], on: date) -> int | Non
         if m.death_on is None and _is_adult(m.birth_on, on)
     ]
     return min(adults)[2] if adults else None
+
+
+def recipient_of(members: Sequence[registry_service.Member], on: date) -> int | None:
+    """Who a family's letters go to on a day (`_adult_of`): a living adult, by role."""
+    return _adult_of(members, on)
 
 
 def _is_adult(birth: date, on: date) -> bool:

@@ -15,8 +15,10 @@ from socialcard.proactive import eligibility, service
 from socialcard.proactive.config import get_proactive_settings
 from socialcard.proactive.crash import crashpoint
 from socialcard.proactive.eligibility import Candidate
+from socialcard.proactive.errors import UnknownProgram
 from socialcard.proactive.gateways import Gateway, make_gateway
 from socialcard.proactive.schemas import CampaignRead
+from socialcard.proactive.templates import is_outreach
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -39,6 +41,12 @@ def run_campaign(
     """Offer a program for a month to everyone eligible (the rules service's stored run for the
     month, run first when missing or when `fresh_rules`) and not excluded; commits per chunk,
     so a re-run after a crash continues where the last committed chunk ended."""
+    if candidates is None and is_outreach(program_id):
+        # An invitation has no rules decisions: a segment's campaign makes its candidates.
+        raise UnknownProgram(
+            f"{program_id!r} is a segment's outreach, started from /api/v1/outreach",
+            details=[{"field": "program_id", "reason": "not a benefit program"}],
+        )
     with session_scope() as session:
         campaign = service.open_campaign(session, program_id=program_id, period=period)
         campaign_id = campaign.id

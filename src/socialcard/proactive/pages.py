@@ -8,6 +8,8 @@ from socialcard.proactive.templates import language_of
 
 _WORDS = {
     "kk": {
+        "outreach_title": "Отбасыны қолдау орталығы",
+        "outreach_agreed": "Рахмет! Әлеуметтік қызметкер жақын күндері сізбен байланысады.",
         "title": "Әлеуметтік төлем",
         "agree": "Келісемін",
         "refuse": "Бас тартамын",
@@ -38,6 +40,8 @@ _WORDS = {
         ),
     },
     "ru": {
+        "outreach_title": "Центр поддержки семьи",
+        "outreach_agreed": "Спасибо! Социальный работник свяжется с вами в ближайшие дни.",
         "title": "Социальная выплата",
         "agree": "Согласен(на)",
         "refuse": "Отказываюсь",
@@ -67,6 +71,8 @@ _WORDS = {
         ),
     },
     "en": {
+        "outreach_title": "Family support centre",
+        "outreach_agreed": "Thank you! A social worker will contact you in the coming days.",
         "title": "Social payment",
         "agree": "I agree",
         "refuse": "I refuse",
@@ -97,34 +103,45 @@ _WORDS = {
 }
 
 
-def _page(lang: str, body: str) -> str:
+def _page(lang: str, body: str, *, outreach: bool = False) -> str:
     words = _WORDS[language_of(lang)]
+    title = words["outreach_title" if outreach else "title"]
     return (
         f'<!doctype html><html lang="{language_of(lang)}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(words['title'])}</title></head><body><main>"
-        f"<h1>{escape(words['title'])}</h1>{body}</main></body></html>"
+        f"<title>{escape(title)}</title></head><body><main>"
+        f"<h1>{escape(title)}</h1>{body}</main></body></html>"
     )
 
 
-def offer_page(lang: str, text: str, token: str, *, status: str, deadline: str = "") -> str:
+def offer_page(
+    lang: str, text: str, token: str, *, status: str, deadline: str = "", outreach: bool = False
+) -> str:
     """The offer text with agree / refuse buttons (or the decision already taken, or that the
-    time to answer has passed)."""
+    time to answer has passed). An outreach invitation asks for no bank account."""
     words = _WORDS[language_of(lang)]
     if status == "late":
         return _page(
-            lang, f"<p>{escape(text)}</p><p>{escape(words['late'].format(deadline=deadline))}</p>"
+            lang,
+            f"<p>{escape(text)}</p><p>{escape(words['late'].format(deadline=deadline))}</p>",
+            outreach=outreach,
         )
     if status != "pending":
-        return _page(lang, f"<p>{escape(text)}</p><p>{escape(words['closed'])}</p>")
+        return _page(
+            lang, f"<p>{escape(text)}</p><p>{escape(words['closed'])}</p>", outreach=outreach
+        )
     action = f"/consent/{escape(token)}"
+    account = (
+        ""
+        if outreach
+        else f'<label>{escape(words["iban"])} <input name="iban" maxlength="40"></label>'
+    )
     form = (
-        f'<form method="post" action="{action}">'
-        f'<label>{escape(words["iban"])} <input name="iban" maxlength="40"></label>'
+        f'<form method="post" action="{action}">{account}'
         f'<button name="decision" value="agree">{escape(words["agree"])}</button>'
         f'<button name="decision" value="refuse">{escape(words["refuse"])}</button></form>'
     )
-    return _page(lang, f"<p>{escape(text)}</p>{form}")
+    return _page(lang, f"<p>{escape(text)}</p>{form}", outreach=outreach)
 
 
 def code_page(lang: str, token: str, *, status: str, attempts_left: int = 0) -> str:
@@ -144,9 +161,11 @@ def code_page(lang: str, token: str, *, status: str, attempts_left: int = 0) -> 
     return _page(lang, f"<p>{escape(note)}</p>{form}")
 
 
-def result_page(lang: str, decision: str) -> str:
+def result_page(lang: str, decision: str, *, outreach: bool = False) -> str:
     words = _WORDS[language_of(lang)]
-    return _page(lang, f"<p>{escape(words['agreed' if decision == 'agree' else 'refused'])}</p>")
+    agreed = "outreach_agreed" if outreach else "agreed"
+    text = words[agreed if decision == "agree" else "refused"]
+    return _page(lang, f"<p>{escape(text)}</p>", outreach=outreach)
 
 
 def late_page(lang: str, deadline: str) -> str:

@@ -598,3 +598,23 @@ def payments_by_program_region(session: Session, *, period: str) -> list[dict[st
         {"program_id": p, "region_kato": r, "status": s, "orders": int(n), "amount_minor": int(a)}
         for p, r, s, n, a in session.execute(query).all()
     ]
+
+
+def campaign_offer_rows(session: Session, campaign_id: int) -> list[tuple[Any, ...]]:
+    """(offer id, entity id, person id, region) of a campaign's offers."""
+    stmt = (
+        select(Offer.id, Offer.entity_id, Offer.person_id, Offer.region_kato)
+        .where(Offer.campaign_id == campaign_id)
+        .order_by(Offer.id)
+    )
+    return [tuple(r) for r in session.execute(stmt)]
+
+
+def offer_statuses(session: Session, offer_ids: Sequence[int]) -> dict[int, str]:
+    """The status of each offer, by id."""
+    ids = sorted(set(offer_ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 900):  # below SQLite's default bound-parameter limit
+        stmt = select(Offer.id, Offer.status).where(Offer.id.in_(ids[start : start + 900]))
+        out.update({int(i): str(s) for i, s in session.execute(stmt)})
+    return out

@@ -290,7 +290,14 @@ def consent_page(token: Annotated[str, Path(max_length=200)], session: DbSession
     except AppError as exc:
         return _error_html(exc)
     return HTMLResponse(
-        offer_page(view.language, view.text, token, status=view.status, deadline=view.deadline)
+        offer_page(
+            view.language,
+            view.text,
+            token,
+            status=view.status,
+            deadline=view.deadline,
+            outreach=view.outreach,
+        )
     )
 
 
@@ -351,7 +358,9 @@ def consent_submit(
     except AppError as exc:
         return _error_html(exc)
     if outcome.status == "decided":
-        return HTMLResponse(result_page(view.language, outcome.decision or ""))
+        return HTMLResponse(
+            result_page(view.language, outcome.decision or "", outreach=view.outreach)
+        )
     status_code = {"code_sent": 200, "code_wrong": 422, "code_expired": 410, "no_phone": 409}
     return HTMLResponse(
         code_page(view.language, token, status=outcome.status, attempts_left=outcome.attempts_left),

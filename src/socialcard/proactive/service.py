@@ -84,8 +84,10 @@ from socialcard.proactive.templates import (
     END_REASONS,
     LANGUAGES,
     check_template,
+    is_outreach,
     language_of,
     render,
+    text_kind,
 )
 from socialcard.registry import service as registry_service
 from socialcard.security import codes as security_codes
@@ -130,6 +132,12 @@ class TextBook:
 
     def text(self, kind: MessageKind, language: str, **values: str) -> str:
         return render(self.bodies[(kind, language_of(language))], values)
+
+    def text_for(
+        self, program_id: str | None, kind: MessageKind, language: str, **values: str
+    ) -> str:
+        """`text` for an offer of `program_id` (an outreach invitation has its own texts)."""
+        return render(self.bodies[(text_kind(program_id, kind), language_of(language))], values)
 
 
 def _offer_values(offer: Offer, language: str, link: str = "") -> dict[str, str]:
@@ -198,7 +206,7 @@ def _queue(
             person_id=person_id,
             phone=phone,
             language=lang,
-            body=book.text(kind, lang, **values),
+            body=book.text_for(offer.program_id if offer else None, kind, lang, **values),
             secret_ref=secret_ref,
         )
     )
@@ -311,7 +319,8 @@ class OfferStats:
 
 def open_campaign(session: Session, *, program_id: str, period: str) -> Campaign:
     """The program's campaign for the month, created when missing (status `running`)."""
-    eligibility.check_program(program_id)
+    if not is_outreach(program_id):
+        eligibility.check_program(program_id)
     campaign_settings(program_id)
     eligibility.parse_period(period)
     campaign = repository.campaign_for(session, program_id, period)
@@ -457,7 +466,7 @@ def offer_candidates(
                 "person_id": candidate.person_id,
                 "phone": phone,
                 "language": lang,
-                "body": book.text(MessageKind.OFFER, lang, **values),
+                "body": book.text_for(campaign.program_id, MessageKind.OFFER, lang, **values),
                 "secret_ref": link_ref(offer_id, expires),
                 "status": MessageStatus.QUEUED.value,
                 "attempts": 0,
@@ -668,7 +677,9 @@ def offer_page_text(session: Session, offer: Offer) -> str:
     """The offer as the citizen's page shows it, in their language."""
     contact = registry_service.contacts(session, [offer.person_id]).get(offer.person_id)
     lang = language_of(contact.language if contact else None)
-    return TextBook(session).text(MessageKind.OFFER, lang, **_offer_values(offer, lang))
+    return TextBook(session).text_for(
+        offer.program_id, MessageKind.OFFER, lang, **_offer_values(offer, lang)
+    )
 
 
 def person_language(session: Session, person_id: int) -> str:
@@ -740,7 +751,10 @@ def decide(
     offer.status = wanted
     offer.decided_at = now
     book = TextBook(session)
-    if decision is ConsentDecision.AGREE:
+    if decision is ConsentDecision.AGREE and is_outreach(offer.program_id):
+        # An invitation accepted: nothing is assigned or paid; the case worker takes over.
+        _queue_for_offer(session, book, offer, MessageKind.CONFIRMATION)
+    elif decision is ConsentDecision.AGREE:
         assignment = _assign(session, offer, destination, normalized_iban, now)
         _order_payment(session, assignment, offer.period, offer.amount_minor)
         _queue_for_offer(session, book, offer, MessageKind.CONFIRMATION)
@@ -962,6 +976,8 @@ def decide_by_link(
     """
     now = utcnow()
     offer = offer_for_link(session, token=token, now=now)
+    if is_outreach(offer.program_id):
+        iban = code = None  # an invitation pays nothing: no account to take
     subject = f"offer:{offer.id}"
     if code is not None:
         checked = security_codes.check(session, purpose=ACCOUNT_CODE, subject=subject, code=code)
@@ -1671,6 +1687,7 @@ class LinkView:
     text: str
     status: str  # the offer's, or `late` when its deadline has passed unanswered
     deadline: str = ""
+    outreach: bool = False  # an invitation to a support centre, not a benefit
 
 
 def link_view(session: Session, *, token: str) -> LinkView:
@@ -1683,6 +1700,7 @@ def link_view(session: Session, *, token: str) -> LinkView:
         text=offer_page_text(session, offer),
         status="late" if is_late(offer, now) else offer.status,
         deadline=offer.deadline_at.strftime("%d.%m.%Y"),
+        outreach=is_outreach(offer.program_id),
     )
 
 
@@ -1798,3 +1816,27 @@ def queue_sms(
     )
     session.flush()
     return True
+
+
+# outreach: invitations ride on offers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignOffer:
+    offer_id: int
+    entity_id: int
+    person_id: int
+    region_kato: str
+
+
+def campaign_offers(session: Session, *, campaign_id: int) -> list[CampaignOffer]:
+    """Every offer of a campaign (ids only: no personal data is read)."""
+    return [
+        CampaignOffer(int(o), int(e), int(p), str(r))
+        for o, e, p, r in repository.campaign_offer_rows(session, campaign_id)
+    ]
+
+
+def offer_statuses(session: Session, *, offer_ids: Sequence[int]) -> dict[int, str]:
+    """The status of each offer (pending, agreed, refused, lapsed, cancelled), by id."""
+    return repository.offer_statuses(session, offer_ids)

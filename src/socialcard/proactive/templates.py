@@ -91,6 +91,94 @@ DEFAULTS: dict[str, dict[str, str]] = {
     },
 }
 
+# Outreach: an invitation to a family support centre for the families of a segment (the
+# well-being card's lists, Social Code art. 24). It goes through the same offers, outbox,
+# consent and deadlines as a benefit offer; only its texts differ, keyed `seg_<kind>`.
+OUTREACH_PREFIX = "outreach."
+OUTREACH_TITLES: dict[str, str] = {
+    "kk": "Отбасыны қолдау орталығы",
+    "ru": "Центр поддержки семьи",
+    "en": "Family support centre",
+}
+DEFAULTS.update(
+    {
+        "seg_offer": {
+            "kk": (
+                "{program} отбасыңызды кеңеске шақырады: әлеуметтік қызметкер сізбен "
+                "байланысып, көмек түрлерін айтады. Келісесіз бе? Жауап: 1 (иә) немесе "
+                "2 (жоқ), {deadline} дейін. {link}"
+            ),
+            "ru": (
+                "{program} приглашает вашу семью на консультацию: социальный работник "
+                "свяжется с вами и расскажет о мерах поддержки. Согласны? Ответьте 1 (да) "
+                "или 2 (нет) до {deadline}. {link}"
+            ),
+            "en": (
+                "The {program} invites your family to a consultation: a social worker will "
+                "contact you about the support available. Do you agree? Reply 1 (yes) or "
+                "2 (no) by {deadline}. {link}"
+            ),
+        },
+        "seg_reminder": {
+            "kk": (
+                "Еске салу: {program} шақыруына {deadline} дейін 1 (иә) немесе 2 (жоқ) деп "
+                "жауап беріңіз."
+            ),
+            "ru": (
+                "Напоминание: ответьте 1 (да) или 2 (нет) на приглашение ({program}) до {deadline}."
+            ),
+            "en": (
+                "Reminder: reply 1 (yes) or 2 (no) to the invitation of the {program} "
+                "by {deadline}."
+            ),
+        },
+        "seg_confirmation": {
+            "kk": "Рахмет! {program} әлеуметтік қызметкері жақын күндері сізбен байланысады.",
+            "ru": "Спасибо! Социальный работник: {program} — свяжется с вами в ближайшие дни.",
+            "en": (
+                "Thank you! A social worker of the {program} will contact you in the coming days."
+            ),
+        },
+        "seg_refusal": {
+            "kk": "{program} шақыруынан бас тартуыңыз тіркелді.",
+            "ru": "Ваш отказ от приглашения ({program}) зарегистрирован.",
+            "en": "Your refusal of the invitation of the {program} is recorded.",
+        },
+        "seg_lapsed": {
+            "kk": "{program} шақыруына жауап мерзімі өтті.",
+            "ru": "Срок ответа на приглашение ({program}) истёк.",
+            "en": "The time to answer the invitation of the {program} has passed.",
+        },
+        "seg_late": {
+            "kk": (
+                "{program} шақыруына жауап мерзімі {deadline} өтіп кетті. Сұрақтар бойынша "
+                "1414 нөміріне хабарласыңыз."
+            ),
+            "ru": (
+                "Срок ответа на приглашение ({program}) истёк {deadline}. По вопросам "
+                "обращайтесь по номеру 1414."
+            ),
+            "en": (
+                "The time to answer the invitation of the {program} ended on {deadline}. For "
+                "questions call 1414."
+            ),
+        },
+    }
+)
+
+
+def is_outreach(program_id: str | None) -> bool:
+    """Whether an offer's program is an outreach invitation rather than a benefit."""
+    return bool(program_id) and str(program_id).startswith(OUTREACH_PREFIX)
+
+
+def text_kind(program_id: str | None, kind: str) -> str:
+    """The template key of a message kind for a program (`seg_<kind>` for an outreach one)."""
+    if is_outreach(program_id) and f"seg_{kind}" in DEFAULTS:
+        return f"seg_{kind}"
+    return kind
+
+
 END_REASONS: dict[str, dict[str, str]] = {
     "death": {"kk": "алушы қайтыс болды", "ru": "смерть получателя", "en": "the recipient died"},
     # A person benefit of someone else (a child) paid to this recipient: its holder died.

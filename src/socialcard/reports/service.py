@@ -21,6 +21,7 @@ from socialcard.core.logging import get_logger
 from socialcard.proactive import service as proactive_service
 from socialcard.proactive.config import PUBLISHED_TAKE_UP
 from socialcard.proactive.schemas import CampaignRead, FunnelRow
+from socialcard.proactive.templates import is_outreach
 from socialcard.registry import service as registry_service
 from socialcard.reports.exports import Column, Table
 from socialcard.rules import service as rules_service
@@ -241,6 +242,8 @@ def take_up(rows: list[FunnelRow]) -> list[TakeUp]:
     None): what the published national figure is compared with (`published_take_up`)."""
     cells: dict[tuple[str | None, str | None], list[int]] = {}
     for row in rows:
+        if is_outreach(row.program_id):
+            continue  # an invitation to a support centre is not a benefit offer
         for key in (
             (row.program_id, row.region_kato),
             (row.program_id, None),

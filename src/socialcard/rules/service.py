@@ -90,6 +90,7 @@ from socialcard.rules.schemas import (
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
+from socialcard.wellbeing import inputs as wellbeing_inputs
 
 Progress = Callable[[str, int, int], None]
 
@@ -581,13 +582,15 @@ def _execute(
         link = links if links is not None else registry_snapshot.registry_links_in_session(session)
     else:
         source, link = _read_registry_and_links(session, periods)
+    # The families' well-being (scoring runs valid for the periods), read once, as facts.
+    scored = wellbeing_inputs.rule_input(session, periods, compiled=pack.compiled)
     session.flush()
     engine = Engine(pack.compiled, threads=threads)
     try:
         # Each period is decided with its own families (the registry as of the period); the
         # engine is loaded again only when a period's families differ from the last one's.
         person, fact = _as_of(source, periods[0])
-        engine.load(person, fact, link, keep_tables=False)
+        engine.load(person, scored.with_facts(person, fact), link, keep_tables=False)
         heads = _heads(engine, person)
         read_s = time.perf_counter() - t0 + read_before
         tick("read", 1, 1)
@@ -619,7 +622,9 @@ def _execute(
                     person, fact = history.as_of(when)
                     if loaded is None or not _same_families(person, loaded):
                         t1 = time.perf_counter()
-                        engine.load(person, fact, link, keep_tables=False)
+                        engine.load(
+                            person, scored.with_facts(person, fact), link, keep_tables=False
+                        )
                         heads = _heads(engine, person)
                         read_s += time.perf_counter() - t1
                     loaded = person
@@ -1596,6 +1601,10 @@ def evaluate_family(
     )
     if person.num_rows == 0:
         raise FamilyNotFound(f"no family with id {family_id} (or it has no members in {when})")
+    scored = wellbeing_inputs.rule_input(
+        session, [when], family_id=family_id, compiled=pack.compiled
+    )
+    fact = scored.with_facts(person, fact)
     ids = person.column("person_id").to_pylist()
     roles = person.column("role").to_pylist()
     deaths = person.column("death_on").to_pylist()
@@ -1698,6 +1707,8 @@ def simulate_registry(
     else:
         source, link = _read_registry_and_links(session, [when])
         person, fact = _as_of(source, when)
+        scored = wellbeing_inputs.rule_input(session, [when], compiled=pack.compiled)
+        fact = scored.with_facts(person, fact)
     read_s = time.perf_counter() - t0
     engine = Engine(pack.compiled)
     try:

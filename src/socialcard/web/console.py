@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import threading
 from datetime import date
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from socialcard.core.deps import DbSession
 from socialcard.core.errors import AppError, InvalidInput, NotFound
+from socialcard.outreach import service as outreach_service
+from socialcard.outreach.enums import CaseOutcome, ContactChannel
+from socialcard.outreach.schemas import CaseUpdate, ContactCreate, SegmentCreate
 from socialcard.proactive import service as proactive_service
 from socialcard.registry import service as registry_service
 from socialcard.reports import charts
@@ -45,6 +50,7 @@ Text = Annotated[str | None, Query(max_length=100)]
 Region = Annotated[str | None, Query(max_length=9, pattern=r"^\d*$")]
 PAGE_SIZE = 25
 PURPOSES = [p.value for p in Purpose]
+E = TypeVar("E", bound=StrEnum)
 
 
 def _purpose(value: str | None) -> Purpose | None:
@@ -689,6 +695,161 @@ def wellbeing_changes(
     )
 
 
+# --- outreach -----------------------------------------------------------------------------------
+
+
+@router.get("/outreach")
+def outreach(request: Request, session: DbSession, me: OperatorUser) -> Response:
+    """Segments with their funnels (counts only) and a form to invite each one."""
+    segments = outreach_service.list_segments(session)
+    funnels = {s.code: outreach_service.funnel(session, code=s.code) for s in segments}
+    return render(
+        request,
+        "console/outreach.html",
+        section="outreach",
+        methodologies=[m.id for m in wellbeing_service.list_methodologies()],
+        segments=segments,
+        funnels=funnels,
+        purposes=PURPOSES,
+        outcomes=[o.value for o in CaseOutcome],
+    )
+
+
+@router.post("/outreach")
+def create_segment(request: Request, session: DbSession, me: OperatorUser, form: Form) -> Response:
+    """Define a segment from the form (a bad criterion answers an error page naming it)."""
+
+    def listed(name: str) -> list[str]:
+        return [v.strip() for v in form.get(name, "").split(",") if v.strip()]
+
+    try:
+        payload = SegmentCreate(
+            code=form.get("code", "").strip(),
+            title=form.get("title", "").strip(),
+            methodology_id=form.get("methodology_id") or None,
+            levels=listed("levels"),
+            region=form.get("region") or None,
+            indicators=listed("indicators"),
+            worsened=form.get("worsened") == "on",
+            condition=form.get("condition", "").strip() or None,
+        )
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise InvalidInput(
+            "; ".join(f"{e['field']}: {e['reason']}" for e in errors), details=errors
+        ) from None
+    outreach_service.create_segment(session, payload=payload, actor=actor_of(request, me))
+    return RedirectResponse("/outreach", status_code=303)
+
+
+@router.post("/outreach/{code}/campaigns")
+def outreach_campaign(
+    request: Request,
+    session: DbSession,
+    me: OperatorUser,
+    form: Form,
+    code: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,39}$")],
+) -> Response:
+    """Invite a segment's families of the newest scoring run (audited with the given purpose)."""
+    chosen = _purpose(form.get("purpose"))
+    if chosen is None:
+        raise InvalidInput(
+            "purpose: required", details=[{"field": "purpose", "reason": "choose a purpose"}]
+        )
+    outreach_service.start_campaign(session, code=code, actor=actor_of(request, me), purpose=chosen)
+    return RedirectResponse("/outreach", status_code=303)
+
+
+@router.get("/outreach/cases")
+def outreach_cases(
+    request: Request,
+    session: DbSession,
+    me: OperatorUser,
+    segment: Annotated[str | None, Query(max_length=40)] = None,
+    outcome: Annotated[str | None, Query(max_length=20)] = None,
+    purpose: Annotated[str | None, Query(max_length=30)] = None,
+    page: PageQuery = 1,
+) -> Response:
+    """The families' cases (audited, so a purpose is asked first)."""
+    chosen = _purpose(purpose)
+    if chosen is None:
+        return _purpose_prompt(request, what="families", target=request.url.path)
+    found = outreach_service.list_cases(
+        session,
+        actor=actor_of(request, me),
+        purpose=chosen,
+        segment_code=segment or None,
+        outcome=_choice(CaseOutcome, outcome, "outcome"),
+        page=page,
+        size=PAGE_SIZE,
+    )
+    return render(
+        request,
+        "console/outreach_cases.html",
+        section="outreach",
+        found=found,
+        pager=_pages(found.total, page),
+        purpose=chosen.value,
+    )
+
+
+@router.get("/outreach/cases/{case_id}")
+def outreach_case(
+    request: Request,
+    session: DbSession,
+    me: OperatorUser,
+    case_id: IdPath,
+    purpose: Annotated[str | None, Query(max_length=30)] = None,
+) -> Response:
+    """One case with the form a worker updates it by."""
+    chosen = _purpose(purpose)
+    if chosen is None:
+        return _purpose_prompt(request, what="families", target=request.url.path)
+    case = outreach_service.get_case(
+        session, case_id=case_id, actor=actor_of(request, me), purpose=chosen
+    )
+    return render(
+        request,
+        "console/outreach_case.html",
+        section="outreach",
+        case=case,
+        purpose=chosen.value,
+        outcomes=[o.value for o in CaseOutcome],
+        channels=[c.value for c in ContactChannel],
+    )
+
+
+@router.post("/outreach/cases/{case_id}")
+def update_outreach_case(
+    request: Request, session: DbSession, me: OperatorUser, form: Form, case_id: IdPath
+) -> Response:
+    """Record a worker, a contact, the outcome or the next review (audited)."""
+    chosen = _purpose(form.get("purpose"))
+    if chosen is None:
+        raise InvalidInput(
+            "purpose: required", details=[{"field": "purpose", "reason": "choose a purpose"}]
+        )
+    channel = _choice(ContactChannel, form.get("channel"), "channel")
+    contact = (
+        ContactCreate(channel=channel, note=form.get("note", "")[:1000])
+        if channel is not None
+        else None
+    )
+    payload = CaseUpdate(
+        assigned_worker=(form.get("assigned_worker") or "").strip()[:100] or None,
+        contact=contact,
+        outcome=_choice(CaseOutcome, form.get("outcome"), "outcome"),
+        next_review_on=_day(form.get("next_review_on"), "next_review_on"),
+    )
+    outreach_service.update_case(
+        session, case_id=case_id, payload=payload, actor=actor_of(request, me), purpose=chosen
+    )
+    return RedirectResponse(f"/outreach/cases/{case_id}?purpose={chosen.value}", status_code=303)
+
+
 # --- wallet -------------------------------------------------------------------------------------
 
 
@@ -808,7 +969,7 @@ def audit(
     )
 
 
-def _choice(kind: type[Purpose], value: str | None, field: str) -> Purpose | None:
+def _choice(kind: type[E], value: str | None, field: str) -> E | None:
     """An optional enum value from a filter form ("" is any); a bad one names its field."""
     if not value:
         return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Select, func, select
+from sqlalchemy import null as sa_null
 from sqlalchemy.orm import Session, aliased
 
 from socialcard.wellbeing.models import WellbeingResult, WellbeingRun
@@ -157,3 +159,63 @@ def all_family_ids(
 
 def family_ids(rows: Sequence[WellbeingResult]) -> list[int]:
     return [r.family_id for r in rows]
+
+
+def run_periods(session: Session) -> list[tuple[int, str, list[str]]]:
+    """Every scoring run's id, period and level codes (the rules' input chooses among them)."""
+    stmt = select(WellbeingRun.id, WellbeingRun.period, WellbeingRun.level_counts).order_by(
+        WellbeingRun.id
+    )
+    return [(int(i), str(p), list((c or {}).keys())) for i, p, c in session.execute(stmt)]
+
+
+def run_levels(
+    session: Session, run_id: int, *, family_id: int | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """A run's families and levels as two columns, in one query (or one family's)."""
+    stmt = select(WellbeingResult.family_id, WellbeingResult.level).where(
+        WellbeingResult.run_id == run_id
+    )
+    if family_id is not None:
+        stmt = stmt.where(WellbeingResult.family_id == family_id)
+    rows = session.execute(stmt).all()
+    return (
+        pa.array([r[0] for r in rows], pa.int64()),
+        pa.array([r[1] for r in rows], pa.string()),
+    )
+
+
+def segment_rows(
+    session: Session,
+    *,
+    run_id: int,
+    levels: Sequence[str],
+    region: str | None,
+    previous_id: int | None,
+) -> list[tuple[Any, ...]]:
+    """(family_id, region, level, indicators, previous level or None) of a run's families in
+    `levels` (all when empty) and a region prefix; with `previous_id`, only families also in
+    that run, with their level there."""
+    cur = aliased(WellbeingResult, name="cur")
+    prev = aliased(WellbeingResult, name="prev")
+    stmt = select(cur.family_id, cur.region_kato, cur.level, cur.indicators)
+    if previous_id is not None:
+        stmt = stmt.add_columns(prev.level).join(
+            prev, (prev.family_id == cur.family_id) & (prev.run_id == previous_id)
+        )
+    else:
+        stmt = stmt.add_columns(sa_null())
+    stmt = stmt.where(cur.run_id == run_id)
+    if levels:
+        stmt = stmt.where(cur.level.in_(list(levels)))
+    if region is not None:
+        stmt = stmt.where(cur.region_kato.startswith(region, autoescape=True))
+    return [tuple(r) for r in session.execute(stmt.order_by(cur.family_id))]
+
+
+def latest_run(session: Session, *, methodology_id: str | None) -> WellbeingRun | None:
+    """The newest run (of a methodology, or of any)."""
+    stmt = select(WellbeingRun)
+    if methodology_id is not None:
+        stmt = stmt.where(WellbeingRun.methodology_id == methodology_id)
+    return session.scalars(stmt.order_by(WellbeingRun.id.desc()).limit(1)).first()

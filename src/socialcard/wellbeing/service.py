@@ -7,6 +7,7 @@ import io
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -802,3 +803,121 @@ def build_card(run: WellbeingRun, row: WellbeingResult) -> FamilyCard:
         score=row.score,
         dimensions=list(dims.values()),
     )
+
+
+# --- segments --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SegmentFamily:
+    """A family of a segment: its region and level, and its level in the previous run."""
+
+    family_id: int
+    region_kato: str | None
+    level: str
+    previous_level: str | None
+
+
+@dataclass(frozen=True)
+class SegmentSelection:
+    """The families of a run that a segment's criteria pick, with the runs they come from."""
+
+    run_id: int
+    previous_run_id: int | None
+    period: str
+    families: list[SegmentFamily]
+
+
+def segment_run(session: Session, *, methodology_id: str | None, run_id: int | None) -> RunRead:
+    """The run a segment reads: the given one, else the newest of its methodology (or any)."""
+    if run_id is not None:
+        run = _run(session, run_id)
+        if methodology_id is not None and run.methodology_id != methodology_id:
+            reason = f"run {run_id} is of {run.methodology_id}, not {methodology_id}"
+            raise InvalidWellbeingQuery(reason, details=[{"field": "run_id", "reason": reason}])
+        return run_read(run)
+    found = repository.latest_run(session, methodology_id=methodology_id)
+    if found is None:
+        raise RunNotFound(
+            f"no well-being run of {methodology_id or 'any methodology'} yet",
+            details=[{"field": "run_id", "reason": "score the registry first"}],
+        )
+    return run_read(found)
+
+
+def check_segment(
+    *, methodology_id: str | None, levels: list[str], region: str | None, indicators: list[str]
+) -> None:
+    """InvalidWellbeingQuery naming the field unless the criteria fit the methodology: known
+    level codes and indicator ids (of the methodology as shipped), a KATO prefix."""
+    _check_region(region)
+    if methodology_id is None:
+        if indicators:
+            reason = "name the methodology whose indicators these are"
+            raise InvalidWellbeingQuery(
+                f"indicators: {reason}", details=[{"field": "methodology_id", "reason": reason}]
+            )
+        known_levels = {c for m in list_methodologies() for c in (lv.code for lv in m.levels)}
+    else:
+        try:
+            methodology = load(methodology_id)
+        except MethodologyNotFound:
+            reason = "unknown methodology id"
+            raise InvalidWellbeingQuery(
+                f"methodology_id {methodology_id!r}: {reason}",
+                details=[{"field": "methodology_id", "reason": reason}],
+            ) from None
+        known_levels = {lv.code for lv in methodology.levels}
+        known = {i.code for i in methodology.indicators}
+        unknown = [i for i in indicators if i not in known]
+        if unknown:
+            reason = f"not indicators of {methodology_id}: {', '.join(unknown)}"
+            raise InvalidWellbeingQuery(
+                f"indicators: {reason}", details=[{"field": "indicators", "reason": reason}]
+            )
+    bad = [lv for lv in levels if lv not in known_levels]
+    if bad:
+        reason = f"unknown level codes {', '.join(bad)}; one of {', '.join(sorted(known_levels))}"
+        raise InvalidWellbeingQuery(
+            f"levels: {reason}", details=[{"field": "levels", "reason": reason}]
+        )
+
+
+def segment_families(
+    session: Session,
+    *,
+    run_id: int,
+    levels: list[str],
+    region: str | None,
+    indicators: list[str],
+    worsened: bool,
+) -> SegmentSelection:
+    """The families of a run in a segment: a level among `levels` (any when empty), a region
+    prefix, every named indicator holding, and with `worsened` only those whose level is worse
+    than in the previous run of the same methodology (a family new to the run is not)."""
+    run = _run(session, run_id)
+    previous = repository.previous_run(session, run) if worsened else None
+    if worsened and previous is None:
+        return SegmentSelection(run.id, None, run.period, [])
+    order = [lv["code"] for lv in _levels(run)]  # best first
+    rank = {code: i for i, code in enumerate(order)}
+    positions = [
+        i for i, ind in enumerate(run.definition.get("indicators", [])) if ind["code"] in indicators
+    ]
+    if len(positions) != len(set(indicators)):
+        reason = f"not all of {', '.join(indicators)} are indicators of run {run.id}"
+        raise InvalidWellbeingQuery(
+            f"indicators: {reason}", details=[{"field": "indicators", "reason": reason}]
+        )
+    out: list[SegmentFamily] = []
+    for family_id, region_kato, level, flags, before in repository.segment_rows(
+        session,
+        run_id=run.id,
+        levels=levels,
+        region=region,
+        previous_id=previous.id if previous is not None else None,
+    ):
+        if any(p >= len(flags) or flags[p] != "1" for p in positions):
+            continue
+        if worsened and rank.get(before, len(order)) >= rank.get(level, -1):
+            continue
+        out.append(SegmentFamily(int(family_id), region_kato, level, before))
+    return SegmentSelection(run.id, previous.id if previous is not None else None, run.period, out)

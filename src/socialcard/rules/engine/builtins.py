@@ -74,6 +74,10 @@ FACT_CODES: dict[tuple[str, str], int] = {
     ("birth", "registered"): 23,
     ("death", "registered"): 24,
     ("social_insurance", "contribution"): 26,
+    # Not registry facts: a family's well-being result, one fact per member and scoring run,
+    # valid from the run's period until the next scored period (`WELLBEING_SCALES`).
+    ("wellbeing", "level"): 28,
+    ("wellbeing", "category"): 29,
 }
 # Codes of facts the engine derives from parent-child links when it prepares its input (they
 # are not in the registry's vocabulary): a child of a woman who reached 8 alive (on the mother,
@@ -89,6 +93,28 @@ LOOKBACK_CODES_SQL = "(f.code <= 4 OR f.code BETWEEN 26 AND 27)"
 def looks_back(code: int) -> bool:
     """Whether a fact of this code is read over windows before the period (`LOOKBACK_CODES_SQL`)."""
     return code <= 4 or CONTRIBUTION_CODE <= code <= CARER_CONTRIBUTION_CODE
+
+
+# The family's well-being result as a rule input (the adapter, `wellbeing.inputs`, writes it as
+# facts of kind `wellbeing`): `quantity` is the level's position in its scale (1-based) and
+# `amount_minor` the id of the scoring run. The 2023 methodology (order No. 267) grades A..E
+# (A best); the 2025 scoring model numbers categories 1..6 (6 high well-being, REFERENCE.md §3).
+WELLBEING_SCALES: dict[str, tuple[str, ...]] = {
+    "level": ("A", "B", "C", "D", "E"),
+    "category": ("1", "2", "3", "4", "5", "6"),
+}
+# A built-in and the built-in holding the scoring run it came from: wherever a version reads
+# the first, its decisions also keep the second (the run id is part of the explanation).
+RUN_OF = {"wellbeing_level": "wellbeing_level_run", "wellbeing_category": "wellbeing_category_run"}
+
+
+def wellbeing_code_sql(scale: str, column: str) -> str:
+    """The level code (text) of a scale from its 1-based position in `column`."""
+    whens = " ".join(
+        f"WHEN {column} = {i} THEN '{code}'"
+        for i, code in enumerate(WELLBEING_SCALES[scale], start=1)
+    )
+    return f"CASE {whens} END"
 
 
 # Parent-child links (the `link` input). The legal mother of a child is its adoptive mother
@@ -292,6 +318,10 @@ FACT_AGGS: dict[str, str] = {
     "veh_cnt": f"max(f.qty) FILTER (WHERE f.code = 20 AND {_LIVE})",
     "cons_amt": f"max(f.amt) FILTER (WHERE f.code = 21 AND {_LIVE})",
     "r8_cnt": f"max(f.qty) FILTER (WHERE f.code = {RAISED8_CODE} AND {_LIVE})",
+    "wb_lvl": f"max(f.qty) FILTER (WHERE f.code = 28 AND {_LIVE})",
+    "wb_lvl_run": f"max(f.amt) FILTER (WHERE f.code = 28 AND {_LIVE})",
+    "wb_cat": f"max(f.qty) FILTER (WHERE f.code = 29 AND {_LIVE})",
+    "wb_cat_run": f"max(f.amt) FILTER (WHERE f.code = 29 AND {_LIVE})",
     "inc_m": _sum_amount("zzper_ps_d", "zzper_pe_d", "f.code <= 4"),
     "wag_m": _sum_amount("zzper_ps_d", "zzper_pe_d", "f.code = 1"),
     "inc_q": _sum_amount("zzper_qs_d", "zzper_qe_d", "f.code <= 4"),
@@ -806,6 +836,56 @@ PERSON_BUILTINS: dict[str, PersonBuiltin] = {
             _flag(23),
             ("flags",),
         ),
+        # The family's well-being of the latest scoring run valid for the period (NULL: the
+        # family is in no such run); see `WELLBEING_SCALES` and `wellbeing.inputs`.
+        PersonBuiltin(
+            "wellbeing_level",
+            T.TEXT,
+            "text",
+            _t(
+                "отбасының әл-ауқат деңгейі (2023, A-E)",
+                "уровень благополучия семьи (2023, A-E)",
+                "family well-being level (2023, A-E)",
+            ),
+            wellbeing_code_sql("level", "fa.wb_lvl"),
+            ("wb_lvl",),
+        ),
+        PersonBuiltin(
+            "wellbeing_level_run",
+            T.INT,
+            "number",
+            _t(
+                "әл-ауқат деңгейін бағалау (нөмірі)",
+                "оценка уровня благополучия (номер)",
+                "well-being scoring run (level)",
+            ),
+            "fa.wb_lvl_run",
+            ("wb_lvl_run",),
+        ),
+        PersonBuiltin(
+            "wellbeing_category",
+            T.TEXT,
+            "text",
+            _t(
+                "отбасының әл-ауқат санаты (2025, 1-6)",
+                "категория благосостояния семьи (2025, 1-6)",
+                "family well-being category (2025, 1-6)",
+            ),
+            wellbeing_code_sql("category", "fa.wb_cat"),
+            ("wb_cat",),
+        ),
+        PersonBuiltin(
+            "wellbeing_category_run",
+            T.INT,
+            "number",
+            _t(
+                "әл-ауқат санатын бағалау (нөмірі)",
+                "оценка категории благосостояния (номер)",
+                "well-being scoring run (category)",
+            ),
+            "fa.wb_cat_run",
+            ("wb_cat_run",),
+        ),
     ]
 }
 
@@ -921,6 +1001,21 @@ FAMILY_BUILTINS: dict[str, tuple[str, T, str, dict[str, str]]] = {
         "text",
         _t("отбасы өңірі", "регион семьи", "family region"),
     ),
+    # Every member carries the family's result (the same value), so any member's is it.
+    **{
+        name: (
+            f"max(member.{name})",
+            PERSON_BUILTINS[name].type,
+            PERSON_BUILTINS[name].unit,
+            PERSON_BUILTINS[name].title,
+        )
+        for name in (
+            "wellbeing_level",
+            "wellbeing_level_run",
+            "wellbeing_category",
+            "wellbeing_category_run",
+        )
+    },
 }
 
 # Built-ins every evaluation computes, whether or not a rule uses them.

@@ -37,6 +37,7 @@ from socialcard.rules.engine.builtins import (
     INCOME_AGGS,
     LOOKBACK_CODES_SQL,
     PERSON_BUILTINS,
+    RUN_OF,
     income_lookback_start,
     period_constants,
     retirement_sql,
@@ -709,6 +710,18 @@ class CompiledPack:
         for symbol in [*shown, *sorted(values, key=lambda s: s.key)]:
             if symbol.level in ("person", "family") and symbol not in ordered:
                 ordered.append(symbol)
+        # A decision that reads a family's well-being keeps the scoring run it came from.
+        for symbol in list(ordered):
+            run = RUN_OF.get(symbol.name)
+            if run is None or symbol.key not in (f"b:{symbol.name}", f"fb:{symbol.name}"):
+                continue
+            companion = (
+                self.person_builtins[run]
+                if symbol.level == "person"
+                else self.family_builtins[run].symbol
+            )
+            if companion not in ordered:
+                ordered.append(companion)
         vp.used = ordered
         vp.params = sorted(
             {s for s in values | member | set(shown) if s.level == "param"}, key=lambda s: s.key
@@ -729,6 +742,18 @@ class CompiledPack:
                         f" {vp.version.label} takes effect",
                     )
                 )
+
+    def reads(self, names: Iterable[str]) -> bool:
+        """Whether any version of any program reads one of these built-ins (directly, through
+        variables or inside aggregates)."""
+        wanted = set(names)
+        for plan in self.programs:
+            for vp in plan.versions:
+                roots = [c.compiled for c in vp.conditions] + ([vp.amount] if vp.amount else [])
+                values, member, _ = self._closure(vp, roots)
+                if any(s.name in wanted for s in values | member):
+                    return True
+        return False
 
     # --- assemble --------------------------------------------------------------------------
     def program_plan(self, program_id: str) -> ProgramPlan:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from socialcard.rules.engine import yamlio
+from socialcard.rules.engine.builtins import WELLBEING_SCALES
 from socialcard.rules.engine.model import (
     LANGUAGES,
     UNITS,
@@ -593,6 +594,7 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
                 "amount",
                 "conditions",
                 "variables",
+                "wellbeing",
             ),
             "test case",
             ("name", "period", "members", "eligible"),
@@ -664,6 +666,13 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
                     variables[str(k)] = v
         elif var_node is not None:
             ctx.err(spec.line_of("variables"), "variables must map names to expected values")
+        if "wellbeing" in spec:
+            scored = _wellbeing(ctx, spec.get("wellbeing"), spec.line_of("wellbeing"), period)
+            if scored is None:
+                continue
+            for member in ok_members:
+                if member.in_family:
+                    member.facts.extend(scored)
         out.append(
             Case(
                 name=str(spec.get("name")),
@@ -678,6 +687,42 @@ def parse_cases(ctx: _Ctx, node: Any, line: int, default_program: str | None) ->
                 variables=variables,
             )
         )
+    return out
+
+
+def _wellbeing(ctx: _Ctx, node: Any, line: int, period: Period) -> list[FactSpec] | None:
+    """A case's family well-being (`{category: "6", run: 12}`, `{level: E}`) as the facts the
+    adapter gives every member: scored for the case's period by run `run` (default 1)."""
+    hint = 'wellbeing is {level: A..E and/or category: "1".."6", run: <scoring run id>}'
+    if not isinstance(node, Map):
+        ctx.err(line, hint)
+        return None
+    ctx.fields(node, ("level", "category", "run"), "wellbeing")
+    run = node.get("run", 1)
+    if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+        ctx.err(node.line_of("run"), f"wellbeing run {run!r} must be a positive integer")
+        return None
+    out: list[FactSpec] = []
+    for scale, codes in WELLBEING_SCALES.items():
+        if scale not in node:
+            continue
+        code = str(node[scale])
+        if code not in codes:
+            ctx.err(node.line_of(scale), f"wellbeing {scale} {code!r} is not one of {list(codes)}")
+            return None
+        out.append(
+            FactSpec(
+                kind="wellbeing",
+                detail=scale,
+                amount_minor=run,
+                quantity=codes.index(code) + 1,
+                valid_from=period.start,
+                source="case",
+            )
+        )
+    if not out:
+        ctx.err(line, hint)
+        return None
     return out
 
 
