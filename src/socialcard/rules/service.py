@@ -403,6 +403,14 @@ def get_run(session: Session, *, run_id: int) -> RunDetail:
     )
 
 
+def read_run(session: Session, *, run_id: int) -> RunRead:
+    """A run's state and counts (without its summaries)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    return _run_read(run)
+
+
 def run_pack(session: Session, *, run_id: int) -> LoadedPack:
     """The compiled pack a run was made with (read from its path)."""
     run = repository.run_by_id(session, run_id)
@@ -655,15 +663,41 @@ def _execute(
     return _run_read(run)
 
 
-def mark_failed(session: Session, *, run_id: int, error: str) -> None:
-    """Record that a run failed (after the caller rolled its work back)."""
+def check_run_request(
+    *,
+    period: str,
+    months: int = 1,
+    programs: Sequence[str] | None = None,
+    pack_path: str | Path | None = None,
+) -> None:
+    """InvalidInput unless a run of these programs over these periods can be made (the checks
+    `create_run` makes, without recording anything)."""
+    _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
+
+
+def mark_failed(session: Session, *, run_id: int, error: str, status: str = "failed") -> None:
+    """Record that a run failed or was cancelled (after the caller rolled its work back)."""
     run = repository.run_by_id(session, run_id)
     if run is None:
         return
     repository.delete_outcomes(session, run_id)
-    run.status = "failed"
+    run.status = status
     run.error = error[:2000]
     run.finished_at = utcnow()
+    session.flush()
+
+
+def requeue_run(session: Session, *, run_id: int) -> None:
+    """Make a failed or cancelled run queued again, its partial results gone (a resumed job
+    runs it again under the same id)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    repository.delete_outcomes(session, run_id)
+    run.status = "queued"
+    run.error = None
+    run.started_at = run.finished_at = None
+    run.families = run.persons = run.decisions = run.eligible = 0
     session.flush()
 
 
