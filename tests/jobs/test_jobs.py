@@ -91,6 +91,27 @@ class TestStartOverTheApi:
         assert stored["status"] == "succeeded"
         assert stored["families"] == job.result["families"] == 1  # type: ignore[index]
 
+    def test_card_sync_is_a_job_and_a_rerun_creates_nothing_new(
+        self, live_client: TestClient
+    ) -> None:
+        add_large_family(4)
+        ran = worker.start("rules_run", {"period": PERIOD}, actor=None, background=False)
+        assert ran.status == "succeeded", ran
+        headers = api_key()
+        results = []
+        for _ in range(2):
+            started = live_client.post(f"/api/v1/card/sync?period={PERIOD}", headers=headers)
+            assert started.status_code == 202, started.text
+            assert started.headers["Location"] == f"/api/v1/jobs/{started.json()['id']}"
+            job = worker.wait(started.json()["id"])
+            assert job.status == "succeeded", job
+            assert job.result is not None
+            results.append(job.result)
+        assert results[0]["run_id"] == ran.rules_run_id
+        assert results[0]["created"] == results[0]["persons_with_status"] > 0
+        assert results[1]["created"] == 0
+        assert results[1]["persons_with_status"] == results[0]["persons_with_status"]
+
     def test_a_second_active_job_of_a_kind_is_a_409(self, live_client: TestClient) -> None:
         headers = api_key()
         queued = service.submit(

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from socialcard.card import service as card_service
 from socialcard.core.config import get_settings
 from socialcard.core.db import session_scope
 from socialcard.core.errors import InvalidInput
@@ -155,6 +156,25 @@ def _scoring_work(ctx: Context) -> dict[str, Any]:
     return {"run_id": run.id, "families": run.families}
 
 
+# --- the cards of everyone with a status (bulk issuance) ---------------------------------
+
+
+def _cards_prepare(session: Session, params: dict[str, Any], _by: str) -> Prepared:
+    period = card_service.sync_period(session, params.get("period"))
+    return Prepared(f"cards {period}", {"period": period})
+
+
+def _cards_work(ctx: Context) -> dict[str, Any]:
+    ctx.progress("cards", 0)
+    with session_scope() as session:
+        result = card_service.sync_cards(
+            session,
+            period=ctx.params["period"],
+            progress=lambda done, total: ctx.progress("cards", done, total),
+        )
+    return result.model_dump()
+
+
 # --- the ledger check -----------------------------------------------------------------------
 
 
@@ -187,6 +207,7 @@ KINDS: dict[str, Kind] = {
         ),
         Kind("campaign", frozenset({Role.OPERATOR}), _campaign_prepare, _campaign_work),
         Kind("scoring", frozenset({Role.OPERATOR}), _scoring_prepare, _scoring_work),
+        Kind("card_sync", frozenset({Role.OPERATOR}), _cards_prepare, _cards_work),
         Kind("check", frozenset({Role.OPERATOR}), _check_prepare, _check_work),
     )
 }

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from socialcard.rules.schemas import RunCreate
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["rules_run", "campaign", "scoring", "check"]
+JobKind = Literal["rules_run", "campaign", "scoring", "card_sync", "check"]
 
 
 class RulesRunJob(RunCreate):
@@ -39,6 +39,16 @@ class ScoringJob(BaseModel):
     methodology: str | None = Field(default=None, max_length=100)
 
 
+class CardSyncJob(BaseModel):
+    """A card for every person with a status in the month's stored rules run (bulk issuance);
+    lost statuses revoke passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["card_sync"]
+    period: str | None = Field(default=None, max_length=7, description="YYYY-MM (default: now)")
+
+
 class CheckJob(BaseModel):
     """Verify the wallet ledger's invariants (reads every entry)."""
 
@@ -48,7 +58,7 @@ class CheckJob(BaseModel):
 
 
 JobCreate = Annotated[
-    RulesRunJob | CampaignJob | ScoringJob | CheckJob, Field(discriminator="kind")
+    RulesRunJob | CampaignJob | ScoringJob | CardSyncJob | CheckJob, Field(discriminator="kind")
 ]
 
 

@@ -14,6 +14,7 @@ from socialcard.core.deps import DbSession, IdPath, IdQuery
 from socialcard.core.errors import AppError, InvalidInput
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES, parse_json
 from socialcard.jobs import worker as jobs_worker
+from socialcard.jobs.router import ACCEPTED as JOB_ACCEPTED
 from socialcard.jobs.schemas import JobRead
 from socialcard.proactive import service
 from socialcard.proactive.enums import ConsentDecision, Destination
@@ -105,7 +106,7 @@ def _parse(model: type[M], body: bytes) -> M:
     "/campaigns/{program_id}/run",
     response_model=JobRead,
     status_code=202,
-    responses=CONFLICT,
+    responses=JOB_ACCEPTED,
 )
 def run_campaign(
     program_id: Annotated[str, Path(max_length=80)],
