@@ -22,6 +22,7 @@ from socialcard.jobs.models import Job
 from socialcard.proactive import config as proactive_config
 from socialcard.proactive import jobs as proactive_jobs
 from socialcard.proactive.models import Offer
+from socialcard.rules import service as rules_service
 from socialcard.rules.models import RulesRun
 from tests.proactive.conftest import LARGE, PERIOD, add_large_family, api_key
 
@@ -239,6 +240,43 @@ class TestCancel:
         assert resumed.result is not None
         assert resumed.result["offered"] == 3
         assert _offers() == 3
+
+    @pytest.mark.usefixtures("postgres_only")
+    def test_a_running_rules_run_stops_between_chunks_and_resumes(
+        self, proactive_env: Path, monkeypatch: pytest.MonkeyPatch, fast_cancel: None
+    ) -> None:
+        # PostgreSQL only: on SQLite the run holds the write lock until it commits, so a
+        # cancellation can be stored only before it starts writing (or it waits, then 503).
+        for children in (3, 4, 5):
+            add_large_family(children)
+        monkeypatch.setattr(rules_service, "_CHUNK_FAMILIES", 1)
+        job = service.submit(
+            kind="rules_run", params={"period": PERIOD}, actor=None, started_by="test"
+        )
+        put = rules_service._Writer.put
+        chunks: list[int] = []
+
+        def put_then_cancel(self: object, table: object) -> float:
+            chunks.append(1)
+            if len(chunks) == 1:
+                service.cancel(job_id=job.id, actor=None)
+            return put(self, table)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(rules_service._Writer, "put", put_then_cancel)
+        stopped = worker.run(job.id)
+        assert stopped.status == "cancelled", stopped
+        assert (stopped.step, stopped.done, stopped.total) == ("write", 1, 3)
+        assert len(chunks) == 1
+        with session_scope() as session:
+            run = session.get(RulesRun, job.rules_run_id)
+            assert run is not None
+            assert (run.status, run.families) == ("cancelled", 0)
+        monkeypatch.setattr(rules_service._Writer, "put", put)
+        resumed = worker.resume(job.id, actor=None, background=False)
+        assert resumed.status == "succeeded", resumed
+        assert resumed.result is not None
+        assert resumed.result["families"] == 3
+        assert (resumed.step, resumed.done, resumed.total) == ("evaluate", 1, 1)
 
 
 class TestRecovery:

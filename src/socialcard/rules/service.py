@@ -633,7 +633,14 @@ def _execute(
                     loaded = person
                     del person, fact
                 stats = _run_period(
-                    engine, run.id, when, plans, heads, writer, chunk_families or _CHUNK_FAMILIES
+                    engine,
+                    run.id,
+                    when,
+                    plans,
+                    heads,
+                    writer,
+                    chunk_families or _CHUNK_FAMILIES,
+                    on_chunk=lambda done, total: tick("write", done, total),
                 )
                 compile_s += stats.compile_s
                 evaluate_s += stats.evaluate_s
@@ -987,7 +994,10 @@ def _run_period(
     heads: pa.Table,
     writer: _Writer,
     chunk_families: int,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> _PeriodStats:
+    """Evaluate one period and hand its outcome rows to the writer a chunk at a time;
+    `on_chunk(done, total)` after each chunk (families), where a job may stop."""
     t0 = time.perf_counter()
     waited = 0.0
     # The person result keeps the values the explanations show, so packing reads one table
@@ -1121,6 +1131,8 @@ def _run_period(
             del family, members
             waited += writer.put(outcomes)
             del outcomes
+            if on_chunk is not None:
+                on_chunk(stop, count)
         families = count
         evaluate_s = time.perf_counter() - t0 - compile_s - waited
     finally:
