@@ -4,6 +4,7 @@ process's jobs and their resumption."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -322,6 +323,14 @@ class TestRecovery:
         _orphan(job.id, "elsewhere|another-boot|1", heartbeat_age=stale * 2)
         assert service.recover() == [job.id]
         assert service.get(job_id=job.id).status == "failed"
+
+    def test_a_pid_given_to_a_later_process_is_not_the_owner(self, proactive_env: Path) -> None:
+        job = service.submit(kind="check", params={}, actor=None, started_by="t")
+        here, parent = process.me(), os.getppid()
+        _orphan(job.id, str(process.Owner(here.host, here.boot, parent, process._started(parent))))
+        assert service.recover() == []  # the parent process still runs
+        _orphan(job.id, str(process.Owner(here.host, here.boot, parent, "1")))
+        assert service.recover() == [job.id]  # that pid now belongs to another process
 
     def test_a_live_job_is_not_resumed_and_a_live_process_keeps_its_job(
         self, live_client: TestClient
