@@ -150,6 +150,8 @@ def run(job_id: int) -> JobRead:
 def _run_quietly(job_id: int) -> None:
     try:
         run(job_id)
+    except JobNotQueued:  # cancelled before this thread took it
+        log.info("job_not_started", job_id=job_id)
     except Exception:  # the job's row says what happened; nothing to raise to
         log.exception("job_runner_failed", job_id=job_id)
         process.release(job_id)
