@@ -324,6 +324,21 @@ class TestRecovery:
         assert service.recover() == [job.id]
         assert service.get(job_id=job.id).status == "failed"
 
+    def test_a_rules_run_left_queued_by_no_job_is_failed(self, proactive_env: Path) -> None:
+        # A run committed queued by a process that stopped before runs were jobs.
+        with session_scope() as session:
+            left = rules_service.create_run(session, period=PERIOD)
+        job = service.submit(
+            kind="rules_run", params={"period": PERIOD}, actor=None, started_by="t"
+        )
+        assert service.recover() == []
+        with session_scope() as session:
+            statuses = {
+                run_id: session.get(RulesRun, run_id).status  # type: ignore[union-attr]
+                for run_id in (left.id, job.rules_run_id)
+            }
+        assert statuses == {left.id: "failed", job.rules_run_id: "queued"}
+
     def test_a_pid_given_to_a_later_process_is_not_the_owner(self, proactive_env: Path) -> None:
         job = service.submit(kind="check", params={}, actor=None, started_by="t")
         here, parent = process.me(), os.getppid()

@@ -27,6 +27,7 @@ from socialcard.jobs.errors import (
 from socialcard.jobs.kinds import kind as kind_of
 from socialcard.jobs.models import ACTIVE, Job
 from socialcard.jobs.schemas import JobPage, JobRead
+from socialcard.rules import service as rules_service
 from socialcard.security import service as security_service
 from socialcard.security.schemas import Actor
 
@@ -223,7 +224,8 @@ def finish(
 
 def recover() -> list[int]:
     """Mark failed (and resumable) every queued or running job whose process is gone; the
-    ids so marked. Called when a server starts, before a job is started and by the CLI."""
+    ids so marked. Called when a server starts, before a job is started and by the CLI.
+    Rules runs left queued or running by no active job are marked failed too."""
     stale = get_settings().jobs.stale_seconds
     marked: list[int] = []
     with session_scope() as session:
@@ -238,8 +240,12 @@ def recover() -> list[int]:
             kind_of(job.kind).stopped(session, job)
             marked.append(job.id)
         session.flush()
+        owned = {j.rules_run_id for j in repository.active(session) if j.rules_run_id}
+        orphans = rules_service.fail_unowned_runs(session, owned=owned)
     for job_id in marked:
         log.warning("job_interrupted", job_id=job_id)
+    for run_id in orphans:
+        log.warning("rules_run_interrupted", run_id=run_id)
     return marked
 
 

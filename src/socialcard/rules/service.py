@@ -694,6 +694,16 @@ def mark_failed(session: Session, *, run_id: int, error: str, status: str = "fai
     session.flush()
 
 
+def fail_unowned_runs(session: Session, *, owned: set[int]) -> list[int]:
+    """Mark failed every queued or running run not in `owned` (the runs of active jobs): a
+    run is committed queued only with its job, and a direct run commits once, finished, so
+    such a run was left by a process that stopped (before runs were jobs: a restart)."""
+    left = [run_id for run_id in repository.unfinished_run_ids(session) if run_id not in owned]
+    for run_id in left:
+        mark_failed(session, run_id=run_id, error="interrupted: the process running it stopped")
+    return left
+
+
 def requeue_run(session: Session, *, run_id: int) -> None:
     """Make a failed or cancelled run queued again, its partial results gone (a resumed job
     runs it again under the same id)."""
