@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -205,6 +206,45 @@ class TestStartOverTheApi:
         response = live_client.get("/api/v1/jobs/424242", headers=api_key())
         assert response.status_code == 404
         assert response.json()["code"] == "job_not_found"
+
+
+class TestProgress:
+    def test_a_running_jobs_progress_and_heartbeat_reach_the_store(
+        self, proactive_env: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for _ in range(2):
+            add_large_family(4)
+        monkeypatch.setenv("SOCIALCARD_PROACTIVE__CHUNK_SIZE", "1")
+        proactive_config.get_proactive_settings.cache_clear()
+        monkeypatch.setattr(get_settings().jobs, "heartbeat_seconds", 0.05)
+        job = service.submit(
+            kind="campaign",
+            params={"program_id": LARGE, "period": PERIOD},
+            actor=None,
+            started_by="test",
+        )
+        seen: list[tuple[str, str, int]] = []
+        real = proactive_jobs.crashpoint
+
+        def after_chunk(name: str) -> None:
+            real(name)
+            if name != "campaign_after_chunk" or seen:
+                return
+            # What another process reads while the job works: only the monitor writes the
+            # step while the job runs (the claim leaves it empty).
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                stored = service.get(job_id=job.id)
+                if stored.step:
+                    seen.append((stored.status, stored.step, stored.done))
+                    return
+                time.sleep(0.02)
+
+        monkeypatch.setattr(proactive_jobs, "crashpoint", after_chunk)
+        ended = worker.run(job.id)
+        assert ended.status == "succeeded", ended
+        assert seen == [("running", "offers", 0)]
+        assert (ended.step, ended.done, ended.total) == ("offers", 2, 2)
 
 
 class TestCancel:

@@ -72,9 +72,12 @@ def _beat_once() -> None:
         contexts = list(_running.values())
     for ctx in contexts:
         try:
-            with session_scope() as session:
+            # The read apart from the write: on SQLite a transaction that read cannot write
+            # once another has committed meanwhile.
+            with new_session() as session:
                 if repository.cancel_requested(session, ctx.job_id):
                     ctx.cancelled = True
+            with session_scope() as session:
                 repository.beat(
                     session,
                     ctx.job_id,
