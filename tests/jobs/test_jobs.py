@@ -94,6 +94,25 @@ class TestStartOverTheApi:
         assert stored["status"] == "succeeded"
         assert stored["families"] == job.result["families"] == 1  # type: ignore[index]
 
+    def test_scoring_and_the_ledger_check_run_as_jobs(self, live_client: TestClient) -> None:
+        for _ in range(3):
+            add_large_family(4)
+        headers = api_key()
+        scoring = live_client.post(
+            "/api/v1/jobs", json={"kind": "scoring", "period": PERIOD}, headers=headers
+        )
+        assert scoring.status_code == 202, scoring.text
+        scored = worker.wait(scoring.json()["id"])
+        assert scored.status == "succeeded", scored
+        assert scored.result is not None
+        assert scored.result["families"] == 3
+        assert scored.step == "write"
+        runs = live_client.get("/api/v1/wellbeing/runs", headers=headers)
+        assert scored.result["run_id"] in [r["id"] for r in runs.json()["items"]]
+        check = live_client.post("/api/v1/jobs", json={"kind": "check"}, headers=headers)
+        checked = worker.wait(check.json()["id"])
+        assert checked.result == {"ok": True, "problems": 0, "problem_list": []}
+
     def test_card_sync_is_a_job_and_a_rerun_creates_nothing_new(
         self, live_client: TestClient
     ) -> None:
