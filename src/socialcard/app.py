@@ -22,6 +22,8 @@ from socialcard.core.http import (
     install_openapi,
 )
 from socialcard.core.logging import configure_logging
+from socialcard.jobs import service as jobs_service
+from socialcard.jobs.router import router as jobs_router
 from socialcard.outreach.router import router as outreach_router
 from socialcard.proactive import service as proactive_service
 from socialcard.proactive.router import pages as proactive_pages
@@ -45,6 +47,8 @@ from socialcard.wellbeing.router import router as wellbeing_router
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The rule pack is compiled before the first request rather than during it.
     await anyio.to_thread.run_sync(rules_service.warm_up)
+    # Jobs a dead process left queued or running are marked failed (and resumable).
+    await anyio.to_thread.run_sync(jobs_service.recover)
     # The card verifier answers from memory: keys and status lists are loaded now and
     # refreshed in the background, never on a merchant's request.
     verifier = card_service.online_verifier()
@@ -114,6 +118,7 @@ def create_app() -> FastAPI:
     app.include_router(proactive_pages)
     app.include_router(wallet_router)
     app.include_router(card_router)
+    app.include_router(jobs_router)
     # The pages last: the console owns the root URL.
     web.install(app)
     return app

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from socialcard.cli.main import app
 from socialcard.core.db import session_scope
+from socialcard.jobs import worker as jobs_worker
 from socialcard.proactive.demo import run_demo_campaigns
 from socialcard.proactive.models import Message, Offer
 from tests.proactive.conftest import LARGE, PERIOD, add_large_family, api_key
@@ -98,7 +99,8 @@ class TestTemplates:
         run = live_client.post(
             f"/api/v1/proactive/campaigns/{LARGE}/run", json={"period": PERIOD}, headers=headers
         )
-        assert run.status_code == 200
+        assert run.status_code == 202  # a job now: wait for it
+        assert jobs_worker.wait(run.json()["id"]).status == "succeeded"
         with session_scope() as session:
             body = session.scalars(select(Message.body)).one()
         assert body.startswith("Новая выплата Пособие многодетной семье: 69 330 ₸")

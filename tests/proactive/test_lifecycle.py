@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from socialcard.core.db import new_session, session_scope
+from socialcard.jobs import worker as jobs_worker
 from socialcard.proactive import jobs, service
 from socialcard.proactive.enums import Channel, ConsentDecision
 from socialcard.proactive.models import Assignment, Message, Offer, PaymentOrder
@@ -318,8 +319,10 @@ class TestOperators:
         response = live_client.post(
             f"/api/v1/proactive/campaigns/{LARGE}/run", json={"period": PERIOD}, headers=headers
         )
-        assert response.status_code == 200, response.text
-        assert response.json()["offered"] == 1
+        assert response.status_code == 202, response.text  # a job now: wait for it
+        job = jobs_worker.wait(response.json()["id"])
+        assert job.result is not None
+        assert job.result["offered"] == 1
         missing = live_client.post(
             "/api/v1/proactive/campaigns/kz.none/run", json={"period": PERIOD}, headers=headers
         )

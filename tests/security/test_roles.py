@@ -65,6 +65,13 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/approvals/{approval_id}"): frozenset({A, P, OP, AU}),
     ("POST", "/api/v1/approvals/{approval_id}/approve"): frozenset({A, P, OP}),
     ("POST", "/api/v1/approvals/{approval_id}/reject"): frozenset({A, P, OP}),
+    # jobs: starting, cancelling and resuming narrow per kind (jobs.kinds: a rules run OP or P,
+    # the rest OP); progress holds no person's data
+    ("POST", "/api/v1/jobs"): frozenset({OP, P}),
+    ("GET", "/api/v1/jobs"): frozenset({OP, P, AU}),
+    ("GET", "/api/v1/jobs/{job_id}"): frozenset({OP, P, AU}),
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): frozenset({OP, P}),
+    ("POST", "/api/v1/jobs/{job_id}/resume"): frozenset({OP, P}),
     # rules: runs and their counts for all three; persons' decisions with a purpose
     ("POST", "/api/v1/rules/runs"): frozenset({OP, P}),
     ("GET", "/api/v1/rules/runs"): frozenset({OP, P, AU}),

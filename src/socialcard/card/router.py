@@ -24,13 +24,15 @@ from socialcard.card.schemas import (
     PassBatchRead,
     PassIssueRequest,
     PinSet,
-    SyncResult,
     VerifyRequest,
     VerifyResponse,
 )
 from socialcard.core.deps import DbSession
 from socialcard.core.errors import Forbidden
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
+from socialcard.jobs import worker as jobs_worker
+from socialcard.jobs.router import ACCEPTED as JOB_ACCEPTED
+from socialcard.jobs.schemas import JobRead
 from socialcard.security.deps import require_roles
 from socialcard.security.enums import Purpose, Role
 from socialcard.security.schemas import Actor
@@ -62,14 +64,18 @@ def _own_card(session: DbSession, actor: Actor, card_id: int) -> None:
         raise Forbidden("this card is not yours")
 
 
-@api.post("/sync", response_model=SyncResult)
+@api.post("/sync", response_model=JobRead, status_code=202, responses=JOB_ACCEPTED)
 def sync(
-    session: DbSession,
+    response: Response,
     actor: Operator,
     period: Annotated[str | None, Query(max_length=7)] = None,
-) -> SyncResult:
-    """Cards for every person with a status in the period's latest stored rules run."""
-    return service.sync_cards(session, period=period)
+) -> JobRead:
+    """Cards for every person with a status in the period's latest stored rules run, as a
+    job in the background: 202 with the job, its URL in Location (the job's result is the
+    sync's counts). 409 while another sync runs."""
+    job = jobs_worker.start("card_sync", {"period": period}, actor=actor)
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return job
 
 
 @api.get("/cards/{card_id}", response_model=CardRead)

@@ -80,6 +80,7 @@ from socialcard.core.logging import get_logger
 from socialcard.proactive.crash import crashpoint
 from socialcard.registry import service as registry_service
 from socialcard.rules import service as rules_service
+from socialcard.rules.schemas import RunRead
 from socialcard.security import keyring
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
@@ -173,6 +174,23 @@ def _holders_by_status(session: Session, *, run_id: int, period: str) -> dict[in
     return holders
 
 
+def _sync_run(session: Session, period: str | None) -> tuple[str, RunRead]:
+    period = str(rules_service.parse_period(period)) if period else f"{today():%Y-%m}"
+    run = rules_service.latest_run(session, period=period)
+    if run is None:
+        raise NotFound(
+            f"no stored rules run for {period}; run `socialcard rules run --period {period}`",
+            details=[field_error("period", "no stored rules run")],
+        )
+    return period, run
+
+
+def sync_period(session: Session, period: str | None) -> str:
+    """The month a sync of the cards would take (default: this month), checked: InvalidInput
+    or NotFound (no stored rules run) naming `period`."""
+    return _sync_run(session, period)[0]
+
+
 def sync_cards(
     session: Session,
     *,
@@ -181,13 +199,7 @@ def sync_cards(
 ) -> SyncResult:
     """Cards for every person with a status in the latest rules run of the period; statuses
     updated; a card whose statuses shrank has its passes revoked (they carry old tariffs)."""
-    period = str(rules_service.parse_period(period)) if period else f"{today():%Y-%m}"
-    run = rules_service.latest_run(session, period=period)
-    if run is None:
-        raise NotFound(
-            f"no stored rules run for {period}; run `socialcard rules run --period {period}`",
-            details=[field_error("period", "no stored rules run")],
-        )
+    period, run = _sync_run(session, period)
     now = utcnow()
     holders = _holders_by_status(session, run_id=run.id, period=period)
     existing = repository.all_card_statuses(session)

@@ -8,6 +8,7 @@ from socialcard.card import cli as card_cli
 from socialcard.cli import demo, ops
 from socialcard.core.config import get_settings
 from socialcard.core.logging import configure_logging
+from socialcard.jobs import cli as jobs_cli
 from socialcard.proactive import cli as proactive_cli
 from socialcard.registry import cli as registry_cli
 from socialcard.reports import cli as reports_cli
@@ -44,6 +45,7 @@ proactive_cli.register(app)
 wallet_cli.register(app)
 reports_cli.register(app)
 card_cli.register(app)
+jobs_cli.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,6 +69,16 @@ class RulesSettings(BaseModel):
     pack_path: str = "packs/kz"
 
 
+class JobSettings(BaseModel):
+    """Stored jobs: how often a running job's process writes its heartbeat and progress, how
+    old a heartbeat of another machine's job may be before the job counts as interrupted, and
+    how often a worker reads whether its job was asked to stop."""
+
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    stale_seconds: float = Field(default=60.0, gt=0)
+    cancel_poll_seconds: float = Field(default=1.0, ge=0)
+
+
 class WebSettings(BaseModel):
     """The pages: cookies are Secure unless this is turned off (plain http on a LAN test)."""
 
@@ -120,6 +130,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = RulesSettings()
     wallet: WalletSettings = WalletSettings()
     web: WebSettings = WebSettings()
+    jobs: JobSettings = JobSettings()
     card: CardSettings = CardSettings()
     security: SecuritySettings = SecuritySettings()
 

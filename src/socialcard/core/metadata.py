@@ -6,6 +6,7 @@ from sqlalchemy import MetaData
 
 from socialcard.card import models as card_models
 from socialcard.core.db import Base
+from socialcard.jobs import models as jobs_models
 from socialcard.outreach import models as outreach_models
 from socialcard.proactive import models as proactive_models
 from socialcard.registry import models as registry_models
@@ -25,6 +26,7 @@ DOMAIN_MODELS = (
     outreach_models,
     wallet_models,
     card_models,
+    jobs_models,
 )
 
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 
 from socialcard.core.deps import DbSession, IdPath, IdQuery
 from socialcard.core.errors import AppError, InvalidInput
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES, parse_json
-from socialcard.proactive import jobs, service
+from socialcard.jobs import worker as jobs_worker
+from socialcard.jobs.router import ACCEPTED as JOB_ACCEPTED
+from socialcard.jobs.schemas import JobRead
+from socialcard.proactive import service
 from socialcard.proactive.enums import ConsentDecision, Destination
 from socialcard.proactive.errors import OfferLate
 from socialcard.proactive.pages import code_page, error_page, late_page, offer_page, result_page
@@ -99,10 +102,26 @@ def _parse(model: type[M], body: bytes) -> M:
         ) from None
 
 
-@router.post("/campaigns/{program_id}/run", response_model=CampaignRead, responses=CONFLICT)
-def run_campaign(program_id: str, payload: CampaignRun, actor: Operator) -> CampaignRead:
-    """Run a program's campaign for a month: offers and their messages (idempotent)."""
-    return jobs.run_campaign(program_id=program_id, period=payload.period)
+@router.post(
+    "/campaigns/{program_id}/run",
+    response_model=JobRead,
+    status_code=202,
+    responses=JOB_ACCEPTED,
+)
+def run_campaign(
+    program_id: Annotated[str, Path(max_length=80)],
+    payload: CampaignRun,
+    response: Response,
+    actor: Operator,
+) -> JobRead:
+    """Run a program's campaign for a month as a job in the background: offers and their
+    messages (idempotent). 202 with the job, its URL in Location; 409 while another campaign
+    job is queued or running."""
+    job = jobs_worker.start(
+        "campaign", {"program_id": program_id, "period": payload.period}, actor=actor
+    )
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return job
 
 
 @router.get("/campaigns", response_model=list[CampaignRead])

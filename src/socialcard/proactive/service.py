@@ -90,6 +90,7 @@ from socialcard.proactive.templates import (
     text_kind,
 )
 from socialcard.registry import service as registry_service
+from socialcard.rules import service as rules_service
 from socialcard.security import codes as security_codes
 from socialcard.security import keyring
 from socialcard.security import service as security_service
@@ -315,6 +316,18 @@ class OfferStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for region, count in other.by_region.items():
             self.by_region[region] = self.by_region.get(region, 0) + count
+
+
+def check_campaign_request(*, program_id: str, period: str) -> None:
+    """The checks a campaign run starts with (program, its settings, the month, a rules run of
+    the program possible in that month), made before it is queued: bad input is a 4xx then,
+    not a failed job later."""
+    eligibility.check_program(program_id)
+    campaign_settings(program_id)
+    eligibility.parse_period(period)
+    rules_service.check_run_request(
+        period=period, programs=[program_id], pack_path=eligibility.pack_path()
+    )
 
 
 def open_campaign(session: Session, *, program_id: str, period: str) -> Campaign:

@@ -277,7 +277,9 @@ def _run_with_progress(
 
         def tick(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                label = "read registry" if stage == "read" else "evaluate and store months"
+                label = {"read": "read registry", "write": "store a month's families"}.get(
+                    stage, "evaluate and store months"
+                )
                 tasks[stage] = bar.add_task(label, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 

@@ -43,6 +43,17 @@ def latest_run(session: Session, *, period: str, pack_id: str | None = None) -> 
     return session.scalars(query.order_by(RulesRun.id.desc()).limit(1)).first()
 
 
+def unfinished_run_ids(session: Session) -> list[int]:
+    """Runs recorded as queued or running."""
+    return list(
+        session.scalars(
+            select(RulesRun.id)
+            .where(RulesRun.status.in_(("queued", "running")))
+            .order_by(RulesRun.id)
+        )
+    )
+
+
 def runs_covering(session: Session, *, period: str) -> list[int]:
     """Succeeded runs that hold `period` (any month of the run), newest first."""
     query = (

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from socialcard.core.db import new_session, session_scope
 from socialcard.core.deps import DbSession
 from socialcard.core.http import PROBLEM_JSON, PROBLEM_RESPONSES
-from socialcard.rules import repository, service
+from socialcard.jobs import worker as jobs_worker
+from socialcard.rules import service
 from socialcard.rules.schemas import (
     DecisionPage,
     FamilyEvaluation,
@@ -29,8 +26,6 @@ from socialcard.security.deps import require_roles
 from socialcard.security.enums import Purpose, Role
 from socialcard.security.schemas import Actor
 
-log = logging.getLogger(__name__)
-
 router = APIRouter(prefix="/api/v1", tags=["rules"], responses=PROBLEM_RESPONSES)
 Starter = Annotated[Actor, Depends(require_roles(Role.OPERATOR, Role.POLICY_OWNER))]
 # Runs and their counts by program and region: no person in them.
@@ -46,48 +41,18 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def execute_in_background(run_id: int) -> None:
-    """Run a queued run in its own transaction; a failure is recorded on the run."""
-    deadline = time.monotonic() + 30
-    while True:  # the request that queued it commits as its response goes out
-        with new_session() as probe:
-            run = repository.run_by_id(probe, run_id)
-            if run is not None or time.monotonic() > deadline:
-                break
-        time.sleep(0.05)
-    if run is None:
-        log.error("rules run %s was never committed", run_id)
-        return
-    try:
-        with session_scope() as session:
-            service.execute_run(session, run_id=run_id)
-    except Exception as exc:  # a failed run is a state of the run, not a crash
-        log.exception("rules run %s failed", run_id)
-        with session_scope() as session:
-            service.mark_failed(session, run_id=run_id, error=str(exc) or type(exc).__name__)
-
-
 @router.post(
     "/rules/runs",
     response_model=RunRead,
     status_code=status.HTTP_202_ACCEPTED,
     responses=CONFLICT,
 )
-def start_run(body: RunCreate, session: DbSession, actor: Starter) -> RunRead:
-    """Evaluate the pack over the whole registry and store every decision (in the
-    background): 202 with the run; poll GET /rules/runs/{id}."""
-    run = service.create_run(
-        session,
-        period=body.period,
-        months=body.months,
-        programs=body.programs,
-        requested_by=actor.name,
-    )
-    # A thread of its own: it waits for this request's commit, then works for seconds to
-    # minutes without holding a server worker.
-    threading.Thread(
-        target=execute_in_background, args=(run.id,), name=f"rules-run-{run.id}", daemon=True
-    ).start()
+def start_run(body: RunCreate, response: Response, actor: Starter) -> RunRead:
+    """Evaluate the pack over the whole registry and store every decision (a job in the
+    background): 202 with the run, its job's URL in Location; poll GET /rules/runs/{id} or
+    the job. 409 while another rules run is queued or running."""
+    run = jobs_worker.start_rules_run(body, actor=actor)
+    response.headers["Location"] = f"/api/v1/jobs/{run.job_id}"
     return run
 
 

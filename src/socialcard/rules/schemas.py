@@ -38,7 +38,7 @@ class RunRead(BaseModel):
     period: str
     months: int
     programs: list[str] | None
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     error: str | None
     families: int
     persons: int
@@ -48,6 +48,9 @@ class RunRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    job_id: int | None = Field(
+        default=None, description="The job that runs it (in the answer that started it)."
+    )
 
 
 class ProgramSummaryRead(BaseModel):

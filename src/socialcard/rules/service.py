@@ -404,6 +404,14 @@ def get_run(session: Session, *, run_id: int) -> RunDetail:
     )
 
 
+def read_run(session: Session, *, run_id: int) -> RunRead:
+    """A run's state and counts (without its summaries)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    return _run_read(run)
+
+
 def run_pack(session: Session, *, run_id: int) -> LoadedPack:
     """The compiled pack a run was made with (read from its path)."""
     run = repository.run_by_id(session, run_id)
@@ -630,7 +638,14 @@ def _execute(
                     loaded = person
                     del person, fact
                 stats = _run_period(
-                    engine, run.id, when, plans, heads, writer, chunk_families or _CHUNK_FAMILIES
+                    engine,
+                    run.id,
+                    when,
+                    plans,
+                    heads,
+                    writer,
+                    chunk_families or _CHUNK_FAMILIES,
+                    on_chunk=lambda done, total: tick("write", done, total),
                 )
                 compile_s += stats.compile_s
                 evaluate_s += stats.evaluate_s
@@ -661,15 +676,51 @@ def _execute(
     return _run_read(run)
 
 
-def mark_failed(session: Session, *, run_id: int, error: str) -> None:
-    """Record that a run failed (after the caller rolled its work back)."""
+def check_run_request(
+    *,
+    period: str,
+    months: int = 1,
+    programs: Sequence[str] | None = None,
+    pack_path: str | Path | None = None,
+) -> None:
+    """InvalidInput unless a run of these programs over these periods can be made (the checks
+    `create_run` makes, without recording anything)."""
+    _check_request(period=period, months=months, programs=programs, pack_path=pack_path)
+
+
+def mark_failed(session: Session, *, run_id: int, error: str, status: str = "failed") -> None:
+    """Record that a run failed or was cancelled (after the caller rolled its work back)."""
     run = repository.run_by_id(session, run_id)
     if run is None:
         return
     repository.delete_outcomes(session, run_id)
-    run.status = "failed"
+    run.status = status
     run.error = error[:2000]
     run.finished_at = utcnow()
+    session.flush()
+
+
+def fail_unowned_runs(session: Session, *, owned: set[int]) -> list[int]:
+    """Mark failed every queued or running run not in `owned` (the runs of active jobs): a
+    run is committed queued only with its job, and a direct run commits once, finished, so
+    such a run was left by a process that stopped (before runs were jobs: a restart)."""
+    left = [run_id for run_id in repository.unfinished_run_ids(session) if run_id not in owned]
+    for run_id in left:
+        mark_failed(session, run_id=run_id, error="interrupted: the process running it stopped")
+    return left
+
+
+def requeue_run(session: Session, *, run_id: int) -> None:
+    """Make a failed or cancelled run queued again, its partial results gone (a resumed job
+    runs it again under the same id)."""
+    run = repository.run_by_id(session, run_id)
+    if run is None:
+        raise RunNotFound(f"no rules run with id {run_id}")
+    repository.delete_outcomes(session, run_id)
+    run.status = "queued"
+    run.error = None
+    run.started_at = run.finished_at = None
+    run.families = run.persons = run.decisions = run.eligible = 0
     session.flush()
 
 
@@ -959,7 +1010,10 @@ def _run_period(
     heads: pa.Table,
     writer: _Writer,
     chunk_families: int,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> _PeriodStats:
+    """Evaluate one period and hand its outcome rows to the writer a chunk at a time;
+    `on_chunk(done, total)` after each chunk (families), where a job may stop."""
     t0 = time.perf_counter()
     waited = 0.0
     # The person result keeps the values the explanations show, so packing reads one table
@@ -1095,6 +1149,8 @@ def _run_period(
             _tally(tally, outcomes)
             waited += writer.put(outcomes)
             del outcomes
+            if on_chunk is not None:
+                on_chunk(stop, count)
         families = count
         evaluate_s = time.perf_counter() - t0 - compile_s - waited
     finally:

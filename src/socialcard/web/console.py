@@ -6,7 +6,6 @@ personal data state a purpose, which the services write to the audit log.
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -16,7 +15,10 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from socialcard.core.deps import DbSession
-from socialcard.core.errors import AppError, InvalidInput, NotFound
+from socialcard.core.errors import AppError, InvalidInput
+from socialcard.jobs import service as jobs_service
+from socialcard.jobs import worker as jobs_worker
+from socialcard.jobs.schemas import JobRead
 from socialcard.outreach import service as outreach_service
 from socialcard.outreach.enums import CaseOutcome, ContactChannel
 from socialcard.outreach.schemas import CaseUpdate, ContactCreate, SegmentCreate
@@ -24,13 +26,12 @@ from socialcard.proactive import service as proactive_service
 from socialcard.registry import service as registry_service
 from socialcard.reports import charts
 from socialcard.reports import service as reports_service
-from socialcard.rules import router as rules_router
 from socialcard.rules import service as rules_service
+from socialcard.rules.schemas import RunCreate
 from socialcard.security import service as security_service
 from socialcard.security.enums import Purpose
 from socialcard.wallet.merchants import service as merchant_service
 from socialcard.wallet.vouchers import service as voucher_service
-from socialcard.web import jobs
 from socialcard.web.deps import (
     AuditorUser,
     ConsoleUser,
@@ -267,15 +268,7 @@ def programs(
 def start_run(request: Request, session: DbSession, me: PolicyUser, form: Form) -> Response:
     """Start a whole-registry rules run in the background and go to its page."""
     period = form.get("period", "")[:7]
-    run = rules_service.create_run(
-        session, period=period, months=1, programs=None, requested_by=actor_of(request, me).name
-    )
-    threading.Thread(
-        target=rules_router.execute_in_background,
-        args=(run.id,),
-        name=f"rules-run-{run.id}",
-        daemon=True,
-    ).start()
+    run = jobs_worker.start_rules_run(RunCreate(period=period), actor=actor_of(request, me))
     return RedirectResponse(f"/programs/runs/{run.id}", status_code=303)
 
 
@@ -488,7 +481,7 @@ def campaigns(
         regions={r.kato: r for r in registry_service.list_regions()},
         period=reports_service.current_period(),
         form={"campaign_id": campaign_id, "program": program},
-        running=[j for j in jobs.recent() if j.kind == "campaign" and j.status == "running"],
+        running=_active_jobs("campaign"),
     )
 
 
@@ -502,8 +495,8 @@ def start_campaign(request: Request, me: OperatorUser, form: Form) -> Response:
             "program: unknown", details=[{"field": "program", "reason": "unknown program"}]
         )
     rules_service.parse_period(period)
-    job = jobs.start_campaign(
-        program_id=program_id, period=period, started_by=actor_of(request, me).name
+    job = jobs_worker.start(
+        "campaign", {"program_id": program_id, "period": period}, actor=actor_of(request, me)
     )
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
@@ -553,12 +546,29 @@ def offers(
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, me: ConsoleUser, job_id: IdPath) -> Response:
     """A background job's progress (the page refreshes itself while the job runs)."""
-    job = jobs.get(job_id)
-    if job is None:
-        raise NotFound("no such job")
+    job = jobs_service.get(job_id=job_id)
     return render(
-        request, "console/job.html", section="campaigns", job=job, refresh=job.status == "running"
+        request,
+        "console/job.html",
+        section="campaigns",
+        job=job,
+        refresh=jobs_service.is_active(job.status),
     )
+
+
+def _active_jobs(kind: str) -> list[JobRead]:
+    """The kind's queued or running jobs (stored: whichever process runs them)."""
+    found = jobs_service.list_jobs(kind=kind, size=20).items
+    return [j for j in found if jobs_service.is_active(j.status)]
+
+
+def _last_wallet_check() -> dict[str, Any]:
+    """The last ledger check's result and time ({} when none succeeded)."""
+    job = jobs_service.latest(kind="check")
+    if job is None or job.result is None:
+        return {}
+    result = {"ok": job.result["ok"], "problems": job.result.get("problem_list", [])}
+    return {"result": result, "at": job.finished_at}
 
 
 # --- well-being ---------------------------------------------------------------------------------
@@ -612,7 +622,7 @@ def wellbeing(
         chart=chart,
         methodologies=reports_service.methodologies(),
         period=reports_service.current_period(),
-        running=[j for j in jobs.recent() if j.kind == "scoring" and j.status == "running"],
+        running=_active_jobs("scoring"),
     )
 
 
@@ -622,8 +632,8 @@ def start_scoring(request: Request, me: OperatorUser, form: Form) -> Response:
     methodology = form.get("methodology") or None
     period = form.get("period", "")[:7]
     rules_service.parse_period(period)
-    job = jobs.start_scoring(
-        methodology=methodology, period=period, started_by=actor_of(request, me).name
+    job = jobs_worker.start(
+        "scoring", {"methodology": methodology, "period": period}, actor=actor_of(request, me)
     )
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
@@ -905,8 +915,8 @@ def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
         chart=chart,
         merchants=merchant_service.list_merchants(session),
         budgets=reports_service.budgets(session),
-        check=jobs.last_wallet_check(),
-        running=[j for j in jobs.recent() if j.kind == "check" and j.status == "running"],
+        check=_last_wallet_check(),
+        running=_active_jobs("check"),
         titles=titles,
     )
 
@@ -914,7 +924,7 @@ def wallet(request: Request, session: DbSession, me: ConsoleUser) -> Response:
 @router.post("/wallet/check")
 def start_check(request: Request, me: OperatorUser, form: Form) -> Response:
     """Run `wallet check` in the background."""
-    job = jobs.start_wallet_check(started_by=actor_of(request, me).name)
+    job = jobs_worker.start("check", {}, actor=actor_of(request, me))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 

@@ -1,7 +1,7 @@
 """Outreach: well-being segments and a light case record per invited family.
 
 Revision ID: 0851
-Revises: 0702
+Revises: 0801
 Create Date: 2026-12-07 21:20:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import socialcard.core.types
 
 revision: str = "0851"
-down_revision: str | None = "0702"
+down_revision: str | None = "0801"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Long work (rules runs, campaigns, well-being scoring, the ledger check) as stored jobs."""
