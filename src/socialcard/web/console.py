@@ -472,7 +472,8 @@ def campaigns(
         section="campaigns",
         take_up=[t for t in reports_service.take_up(rows) if t.region_kato is None],
         published_take_up=reports_service.published_take_up(),
-        campaigns=proactive_service.list_campaigns(session),
+        # Benefit campaigns only: a segment's invitations have their own page (/outreach).
+        campaigns=[c for c in proactive_service.list_campaigns(session) if c.program_id in titles],
         chart=chart,
         totals=totals,
         by_region=sorted(by_region.items()),
@@ -717,7 +718,7 @@ def outreach(request: Request, session: DbSession, me: OperatorUser) -> Response
         request,
         "console/outreach.html",
         section="outreach",
-        methodologies=[m.id for m in wellbeing_service.list_methodologies()],
+        methodologies=wellbeing_service.list_methodologies(),
         segments=segments,
         funnels=funnels,
         purposes=PURPOSES,
