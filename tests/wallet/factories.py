@@ -16,6 +16,7 @@ from socialcard.wallet.merchants.service import TerminalContext
 from tests.factories import make_person
 
 _serial = itertools.count(1)
+_bins_given: set[str] = set()
 PROGRAM = "kz.test_program"
 REGION = "751110000"
 # A Wednesday inside the default period, so school-day and activation-window rules pass.
@@ -27,11 +28,16 @@ def make_merchant(
     session: Session, *, category: str = "grocery", licensed: bool = False
 ) -> tuple[int, TerminalContext, str]:
     """A merchant with one terminal: (merchant id, terminal context, raw terminal key)."""
+    # `make_bin` moves to the next serial where one has no check digit, so two serials can
+    # give the same БИН: never hand one out twice.
     n = next(_serial)
+    while (bin_ := merchant_service.make_bin(f"0503400{n:04d}")) in _bins_given:
+        n = next(_serial)
+    _bins_given.add(bin_)
     merchant = merchant_service.create_merchant(
         session,
         data=MerchantCreate(
-            bin=merchant_service.make_bin(f"0503400{n:04d}"),
+            bin=bin_,
             name=f"Merchant {n}",
             category=category,
             licensed=licensed,
