@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session
 
-from socialcard.core.db import build_engine
 from socialcard.core.migrate import upgrade
 from socialcard.registry import repository
 from socialcard.registry.folding import fold_array, fold_name, prefix_bounds
@@ -20,7 +19,7 @@ from socialcard.registry.ingestion import service as ingestion_service
 from socialcard.registry.models import Person
 from socialcard.registry.population.loader import generate_population
 from tests.factories import make_person
-from tests.fixtures.db import POSTGRES_ADMIN_URL, _worker
+from tests.fixtures.db import store_at_revision
 from tests.registry.factories_ingestion import person_row, write_csv
 
 TODAY = date(2026, 11, 23)
@@ -180,23 +179,8 @@ class TestEveryWritePathFillsTheFoldedNames:
 @pytest.fixture
 def store_before_folding(backend: str, tmp_path: Path) -> Iterator[Engine]:
     """A store of its own at the revision before the folded names."""
-    if backend == "postgres":
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        name = f"{_worker()}_folding_migration"
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = build_engine(url)
-    upgrade(engine, "0702")
-    yield engine
-    engine.dispose()
-    if backend == "postgres":
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with store_at_revision(backend, tmp_path, "folding_migration", "0702") as engine:
+        yield engine
 
 
 def test_the_migration_folds_the_names_already_stored(store_before_folding: Engine) -> None:

@@ -7,10 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from socialcard.core.db import build_engine
 from socialcard.core.migrate import upgrade
 from socialcard.registry.population.loader import generate_population
 from socialcard.rules import repository, service
@@ -19,7 +18,7 @@ from socialcard.rules.schemas import RunRead
 from socialcard.security.enums import Purpose
 from socialcard.security.schemas import Actor
 from tests.factories import make_person
-from tests.fixtures.db import POSTGRES_ADMIN_URL, _worker
+from tests.fixtures.db import store_at_revision
 from tests.rules.service_data import Families, build_families
 
 AUDIT = {"actor": Actor(key_id=None, name="test", role="operator"), "purpose": Purpose.AUDIT}
@@ -110,23 +109,8 @@ class TestStoredCounts:
 @pytest.fixture
 def store_before_counts(backend: str, tmp_path: Path) -> Iterator[Engine]:
     """A store of its own at the revision before the stored counts."""
-    if backend == "postgres":
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        name = f"{_worker()}_counts_migration"
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = build_engine(url)
-    upgrade(engine, "0710")
-    yield engine
-    engine.dispose()
-    if backend == "postgres":
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with store_at_revision(backend, tmp_path, "counts_migration", "0710") as engine:
+        yield engine
 
 
 def test_the_migration_counts_the_runs_already_stored(store_before_counts: Engine) -> None:

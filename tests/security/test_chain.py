@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, func, insert, select, text, update
+from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from socialcard.cli.main import app
-from socialcard.core.db import build_engine, session_scope
+from socialcard.core.db import session_scope
 from socialcard.core.migrate import upgrade
 from socialcard.security import service
 from socialcard.security.enums import Purpose
 from socialcard.security.models import AuditEvent, AuditHead
 from socialcard.security.schemas import Actor
-from tests.fixtures.db import POSTGRES_ADMIN_URL, _worker
+from tests.fixtures.db import store_at_revision
 
 runner = CliRunner()
 ACTOR = Actor(key_id=None, name="chain-test", role="operator", request_id="r")
@@ -168,23 +168,8 @@ class TestConcurrentWriters:
 @pytest.fixture
 def old_store(backend: str, tmp_path: Path) -> Iterator[Engine]:
     """A store of its own at the revision before the chain."""
-    if backend == "postgres":
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        name = f"{_worker()}_chain_migration"
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = build_engine(url)
-    upgrade(engine, "0008")
-    yield engine
-    engine.dispose()
-    if backend == "postgres":
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with store_at_revision(backend, tmp_path, "chain_migration", "0008") as engine:
+        yield engine
 
 
 def test_the_migration_chains_the_rows_written_before_it(old_store: Engine) -> None:
