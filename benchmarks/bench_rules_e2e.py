@@ -35,13 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
-def store_url(store: str, families: int) -> tuple[str, bool]:
-    """The benchmark store's URL and whether it must be generated."""
+def store_url(store: str, families: int, name: str = "sc_rules_service") -> tuple[str, bool]:
+    """A benchmark store's URL (`name` and the size name it) and whether it must be
+    generated."""
     if store == "sqlite":
-        path = ROOT / "var" / "bench" / f"sc_rules_service_{families}.db"
+        path = ROOT / "var" / "bench" / f"{name}_{families}.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}", not path.exists()
-    name = f"sc_rules_service_bench_{families}"
+    name = f"{name}_bench_{families}"
     admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.execute(

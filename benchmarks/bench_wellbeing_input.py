@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from bench_rules_e2e import store_url
 
 from socialcard.core.db import build_engine, session_scope
 from socialcard.core.logging import configure_logging
@@ -43,7 +43,6 @@ from socialcard.wellbeing import service as wellbeing_service
 
 ROOT = Path(__file__).resolve().parent.parent
 PILOT = ROOT / "packs" / "kz_local_pilot"
-POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 def _timed(fn: Any) -> tuple[Any, float, float]:
@@ -55,24 +54,6 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (5 min {five:.2f})"
-
-
-def store_url(store: str, families: int) -> tuple[str, bool]:
-    """The benchmark store's URL and whether it must be generated."""
-    if store == "sqlite":
-        path = ROOT / "var" / "bench" / f"sc_wellbeing_input_{families}.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}", not path.exists()
-    name = f"sc_wellbeing_input_bench_{families}"
-    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-        ).first()
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"{POSTGRES_SERVER}/{name}", not exists
 
 
 def _without_category(folder: Path) -> Path:
@@ -92,7 +73,7 @@ def main() -> int:
     parser.add_argument("--region", default="350000000", help="KATO of the generated region")
     args = parser.parse_args()
     configure_logging("WARNING")
-    url, fresh = store_url(args.store, args.families)
+    url, fresh = store_url(args.store, args.families, "sc_wellbeing_input")
     os.environ["SOCIALCARD_DATABASE_URL"] = url
     engine = build_engine(url)
     upgrade(engine)
